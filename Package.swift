@@ -1,0 +1,51 @@
+// swift-tools-version:6.1
+//
+// PGAlloc: gVisor's page allocator over a memfd, ported to Swift.
+// Checkpoint: save and restore of that memory through zstd.
+// pgsnap: the command-line tool over both.
+
+import PackageDescription
+
+let package = Package(
+    name: "PGAlloc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PGAlloc", targets: ["PGAlloc"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .executable(name: "pgsnap", targets: ["pgsnap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // What Glibc does not expose to Swift: memfd_create, fallocate and its
+        // flags, SEEK_DATA/SEEK_HOLE, eventfd, and a raw syscall entry.
+        .target(name: "CLinuxShim"),
+        // libzstd, from Debian's libzstd-dev.
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(
+            name: "PGAlloc",
+            dependencies: ["CLinuxShim"]
+        ),
+        .target(
+            name: "Checkpoint",
+            dependencies: ["PGAlloc", "CZstd", "CLinuxShim"]
+        ),
+        .executableTarget(
+            name: "pgsnap",
+            dependencies: [
+                "PGAlloc",
+                "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "CLinuxShim"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "CLinuxShim"]),
+        .testTarget(name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "CLinuxShim"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// Save and restore of a MemoryFile; see docs/FORMAT.md.

@@ -1,0 +1,115 @@
+// Adding and removing segments.
+
+extension SegmentSet {
+    /// Adds a segment, merging it with touching neighbours where the set's
+    /// functions allow. Returns false, changing nothing, if `range` overlaps
+    /// an existing segment.
+    ///
+    /// - Precondition: `range` is non-empty and within the key space.
+    @discardableResult
+    public mutating func add(_ range: FileRange, _ value: Value) -> Bool {
+        checkNewSegment(range, "add")
+        guard let gap = findGap(containing: range.start), range.end <= end(of: gap) else {
+            return false
+        }
+        makeUnique()
+        _ = storage.insert(gap.position, range, value)
+        return true
+    }
+
+    /// Adds a segment without merging it. Returns false, changing nothing,
+    /// if `range` overlaps an existing segment.
+    ///
+    /// - Precondition: `range` is non-empty and within the key space.
+    @discardableResult
+    public mutating func addWithoutMerging(_ range: FileRange, _ value: Value) -> Bool {
+        checkNewSegment(range, "addWithoutMerging")
+        guard let gap = findGap(containing: range.start), range.end <= end(of: gap) else {
+            return false
+        }
+        makeUnique()
+        _ = storage.insertWithoutMergingUnchecked(gap.position, range, value)
+        return true
+    }
+
+    /// Inserts a segment into `gap`, merging it with touching neighbours
+    /// where the set's functions allow; returns the segment that holds it.
+    ///
+    /// - Precondition: `range` is non-empty and lies within `gap`.
+    @discardableResult
+    public mutating func insert(_ range: FileRange, _ value: Value, into gap: Gap) -> Segment {
+        checkNewSegment(range, "insert")
+        checkFits(range, gap, "insert")
+        makeUnique()
+        return Segment(storage.insert(gap.position, range, value))
+    }
+
+    /// Inserts a segment into `gap` without merging; returns it.
+    ///
+    /// - Precondition: `range` is non-empty and lies within `gap`.
+    @discardableResult
+    public mutating func insertWithoutMerging(_ range: FileRange, _ value: Value, into gap: Gap) -> Segment {
+        checkNewSegment(range, "insertWithoutMerging")
+        checkFits(range, gap, "insertWithoutMerging")
+        return insertWithoutMergingUnchecked(range, value, into: gap)
+    }
+
+    /// Inserts a segment into `gap` without merging or checking; returns it.
+    ///
+    /// - Precondition: `range` is non-empty and lies within `gap`.
+    @discardableResult
+    public mutating func insertWithoutMergingUnchecked(_ range: FileRange, _ value: Value, into gap: Gap) -> Segment {
+        makeUnique()
+        return Segment(storage.insertWithoutMergingUnchecked(gap.position, range, value))
+    }
+
+    /// Removes a segment; returns the gap it leaves.
+    @discardableResult
+    public mutating func remove(_ segment: Segment) -> Gap {
+        makeUnique()
+        return Gap(storage.remove(segment.position))
+    }
+
+    /// Removes every segment.
+    public mutating func removeAll() {
+        if isKnownUniquelyReferenced(&storage) {
+            storage.reset()
+        } else {
+            storage = SegmentSetStorage()
+        }
+    }
+
+    /// Removes every part of every segment inside `range`, splitting the
+    /// segments that straddle its ends; returns the gap left.
+    ///
+    /// - Precondition: `range` is non-empty.
+    @discardableResult
+    public mutating func removeRange(_ range: FileRange) -> Gap {
+        precondition(!range.isEmpty, "SegmentSet.removeRange(\(range)): invalid range")
+        makeUnique()
+        var (seg, gap) = storage.find(range.start)
+        if seg.ok {
+            seg = storage.isolate(seg, range)
+            gap = storage.remove(seg)
+        }
+        seg = storage.nextSegment(ofGap: gap)
+        while seg.ok && storage.key(seg.n, seg.i).start < range.end {
+            seg = storage.isolate(seg, range)
+            gap = storage.remove(seg)
+            seg = storage.nextSegment(ofGap: gap)
+        }
+        return Gap(gap)
+    }
+
+    private func checkNewSegment(_ range: FileRange, _ call: String) {
+        precondition(!range.isEmpty, "SegmentSet.\(call)(\(range)): invalid segment range")
+        precondition(
+            range.start >= Functions.minKey && range.end <= Functions.maxKey,
+            "SegmentSet.\(call)(\(range)): outside the key space [\(Functions.minKey), \(Functions.maxKey))")
+    }
+
+    private func checkFits(_ range: FileRange, _ gap: Gap, _ call: String) {
+        let g = self.range(of: gap)
+        precondition(g.isSuperset(of: range), "SegmentSet.\(call)(\(range)): does not fit gap \(g)\n\(self)")
+    }
+}

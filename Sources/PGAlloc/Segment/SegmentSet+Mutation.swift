@@ -1,0 +1,141 @@
+/// Insertion, removal, merging and splitting, on node positions. The public
+/// `SegmentSet` methods check their arguments and call these.
+extension SegmentSetStorage {
+    /// Inserts `range` into `gap` without merging; returns the new segment.
+    ///
+    /// - Precondition: `range` is non-empty and lies within `gap`.
+    @usableFromInline
+    func insertWithoutMergingUnchecked(_ gap: SegmentPosition, _ range: FileRange, _ value: Value) -> SegmentPosition {
+        let g = rebalanceBeforeInsert(gap.n, gap)
+        let n = g.n
+        let c = count(n)
+        let splitsMaxGap = Functions.tracksGaps && (c == 0 || gapRange(g).length == maxGap(n))
+        moveSegments(from: n, g.i, to: n, g.i + 1, count: c - g.i)
+        setKey(n, g.i, range)
+        setValue(n, g.i, value)
+        headers[n].count = Int32(c + 1)
+        if splitsMaxGap {
+            updateMaxGapLeaf(n)
+        }
+        return g
+    }
+
+    /// Inserts `range` into `gap`, merging with the neighbours where the
+    /// set's functions allow; returns the segment now holding `range`.
+    ///
+    /// - Precondition: `range` is non-empty and lies within `gap`.
+    @usableFromInline
+    func insert(_ gap: SegmentPosition, _ range: FileRange, _ value: Value) -> SegmentPosition {
+        let prev = previousSegment(ofGap: gap)
+        let next = nextSegment(ofGap: gap)
+        if prev.ok && key(prev.n, prev.i).end == range.start {
+            let prevRange = key(prev.n, prev.i)
+            if let merged = Functions.merge(prevRange, self.value(prev.n, prev.i), range, value) {
+                let shrinksMaxGap = Functions.tracksGaps && gapRange(gap).length == maxGap(gap.n)
+                setKey(prev.n, prev.i, FileRange(start: prevRange.start, end: range.end))
+                setValue(prev.n, prev.i, merged)
+                if shrinksMaxGap {
+                    updateMaxGapLeaf(gap.n)
+                }
+                if next.ok && key(next.n, next.i).start == range.end {
+                    let joined = key(prev.n, prev.i)
+                    let nextRange = key(next.n, next.i)
+                    if let all = Functions.merge(joined, merged, nextRange, self.value(next.n, next.i)) {
+                        setKey(prev.n, prev.i, FileRange(start: joined.start, end: nextRange.end))
+                        setValue(prev.n, prev.i, all)
+                        return previousSegment(ofGap: remove(next))
+                    }
+                }
+                return prev
+            }
+        }
+        if next.ok && key(next.n, next.i).start == range.end {
+            let nextRange = key(next.n, next.i)
+            if let merged = Functions.merge(range, value, nextRange, self.value(next.n, next.i)) {
+                let shrinksMaxGap = Functions.tracksGaps && gapRange(gap).length == maxGap(gap.n)
+                setKey(next.n, next.i, FileRange(start: range.start, end: nextRange.end))
+                setValue(next.n, next.i, merged)
+                if shrinksMaxGap {
+                    updateMaxGapLeaf(gap.n)
+                }
+                return next
+            }
+        }
+        return insertWithoutMergingUnchecked(gap, range, value)
+    }
+
+    /// Removes a segment; returns the gap it leaves.
+    @usableFromInline
+    func remove(_ seg: SegmentPosition) -> SegmentPosition {
+        if hasChildren(seg.n) {
+            // Replace the segment with its predecessor, which is in a leaf,
+            // and remove the predecessor from there instead.
+            let victim = previousSegment(ofSegment: seg)
+            setKey(seg.n, seg.i, key(victim.n, victim.i))
+            setValue(seg.n, seg.i, value(victim.n, victim.i))
+            if Functions.tracksGaps {
+                // The gap after seg now starts earlier.
+                updateMaxGapLeaf(nextSegment(ofSegment: seg).n)
+            }
+            return nextGap(ofGap: remove(victim))
+        }
+        let n = seg.n
+        let c = count(n)
+        moveSegments(from: n, seg.i + 1, to: n, seg.i, count: c - seg.i - 1)
+        headers[n].count = Int32(c - 1)
+        if Functions.tracksGaps {
+            updateMaxGapLeaf(n)
+        }
+        return rebalanceAfterRemove(n, seg)
+    }
+
+    /// Joins `first` with its successor `second` if they touch and their
+    /// values merge; returns the joined segment, or terminal.
+    @usableFromInline
+    func mergeUnchecked(_ first: SegmentPosition, _ second: SegmentPosition) -> SegmentPosition {
+        let r1 = key(first.n, first.i)
+        let r2 = key(second.n, second.i)
+        guard r1.end == r2.start,
+            let merged = Functions.merge(r1, value(first.n, first.i), r2, value(second.n, second.i))
+        else {
+            return .terminal
+        }
+        setKey(first.n, first.i, FileRange(start: r1.start, end: r2.end))
+        setValue(first.n, first.i, merged)
+        return previousSegment(ofGap: remove(second))
+    }
+
+    /// Splits a segment at `key`; returns the two halves.
+    ///
+    /// - Precondition: `key` lies strictly inside the segment.
+    @usableFromInline
+    func splitUnchecked(_ seg: SegmentPosition, at split: UInt64) -> (SegmentPosition, SegmentPosition) {
+        let r = key(seg.n, seg.i)
+        let (v1, v2) = Functions.split(r, value(seg.n, seg.i), at: split)
+        setKey(seg.n, seg.i, FileRange(start: r.start, end: split))
+        setValue(seg.n, seg.i, v1)
+        let second = insertWithoutMergingUnchecked(nextGap(ofSegment: seg), FileRange(start: split, end: r.end), v2)
+        return (previousSegment(ofSegment: second), second)
+    }
+
+    /// Splits a segment where needed so that it does not reach outside `r`;
+    /// returns the part inside.
+    @usableFromInline
+    func isolate(_ seg: SegmentPosition, _ r: FileRange) -> SegmentPosition {
+        var seg = seg
+        if key(seg.n, seg.i).canSplit(at: r.start) {
+            seg = splitUnchecked(seg, at: r.start).1
+        }
+        if key(seg.n, seg.i).canSplit(at: r.end) {
+            seg = splitUnchecked(seg, at: r.end).0
+        }
+        return seg
+    }
+
+    /// The first segment at or after `key`.
+    @usableFromInline
+    func lowerBoundSegment(_ key: UInt64) -> SegmentPosition {
+        let (seg, gap) = find(key)
+        return seg.ok ? seg : nextSegment(ofGap: gap)
+    }
+}

@@ -1,0 +1,222 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The minimum degree of the B-tree: every node but the root holds at least
+/// `minDegree - 1` segments, and every internal node but the root at least
+/// `minDegree` children. The seed's sets use 10 as well.
+@usableFromInline let segmentMinDegree = 10
+@usableFromInline let segmentMaxDegree = 2 * segmentMinDegree
+/// Segments a node can hold.
+@usableFromInline let segmentMaxKeys = segmentMaxDegree - 1
+
+/// The fixed-size part of a node; keys, values and children live in
+/// parallel arrays indexed by node number.
+@usableFromInline
+struct SegmentNodeHeader {
+    /// Segments in the node; an internal node has one more child.
+    @usableFromInline var count: Int32
+    /// Position of this node in its parent's children.
+    @usableFromInline var parentIndex: Int32
+    /// The parent node, or -1 for the root (node 0). For a free node, the
+    /// next free node.
+    @usableFromInline var parent: Int32
+    @usableFromInline var hasChildren: Bool
+    /// The longest gap in the node's subtree: for a leaf, over its
+    /// `count + 1` gaps (the outer two may be shared with ancestors); for an
+    /// internal node, over its children.
+    @usableFromInline var maxGap: UInt64
+}
+
+/// Node storage of a `SegmentSet`: an arena of nodes addressed by number,
+/// so that iterators are plain integers and moving a value costs a
+/// `memmove`. Node 0 is always the root.
+///
+/// This type and its extensions are the only code in the segment package
+/// that touches raw pointers.
+@usableFromInline
+final class SegmentSetStorage<Functions: SegmentSetFunctions> {
+    @usableFromInline typealias Value = Functions.Value
+
+    @usableFromInline var headers: UnsafeMutablePointer<SegmentNodeHeader>
+    @usableFromInline var keys: UnsafeMutablePointer<FileRange>
+    @usableFromInline var values: UnsafeMutablePointer<Value>
+    @usableFromInline var children: UnsafeMutablePointer<Int32>
+    /// Nodes the arrays have room for.
+    @usableFromInline var capacity: Int
+    /// Nodes `[0, used)` have been handed out at least once.
+    @usableFromInline var used: Int
+    /// Head of the list of free nodes below `used`, chained through
+    /// `parent`; -1 if none.
+    @usableFromInline var freeHead: Int32
+    /// Nodes in the tree.
+    @usableFromInline var liveNodes: Int
+
+    @usableFromInline
+    init(capacity: Int = 1) {
+        precondition(capacity >= 1)
+        self.capacity = capacity
+        headers = .allocate(capacity: capacity)
+        keys = .allocate(capacity: capacity * segmentMaxKeys)
+        values = .allocate(capacity: capacity * segmentMaxKeys)
+        children = .allocate(capacity: capacity * segmentMaxDegree)
+        used = 1
+        freeHead = -1
+        liveNodes = 1
+        headers[0] = SegmentNodeHeader(
+            count: 0, parentIndex: 0, parent: -1, hasChildren: false,
+            maxGap: Functions.maxKey &- Functions.minKey)
+    }
+
+    deinit {
+        headers.deallocate()
+        keys.deallocate()
+        values.deallocate()
+        children.deallocate()
+    }
+
+    /// A deep copy, for copy-on-write.
+    @usableFromInline
+    func copy() -> SegmentSetStorage {
+        let other = SegmentSetStorage(capacity: capacity)
+        memcpy(other.headers, headers, used * MemoryLayout<SegmentNodeHeader>.stride)
+        memcpy(other.keys, keys, used * segmentMaxKeys * MemoryLayout<FileRange>.stride)
+        memcpy(other.values, values, used * segmentMaxKeys * MemoryLayout<Value>.stride)
+        memcpy(other.children, children, used * segmentMaxDegree * MemoryLayout<Int32>.stride)
+        other.used = used
+        other.freeHead = freeHead
+        other.liveNodes = liveNodes
+        return other
+    }
+
+    /// Drops every node but an empty root; keeps the arrays.
+    @usableFromInline
+    func reset() {
+        used = 1
+        freeHead = -1
+        liveNodes = 1
+        headers[0] = SegmentNodeHeader(
+            count: 0, parentIndex: 0, parent: -1, hasChildren: false,
+            maxGap: Functions.maxKey &- Functions.minKey)
+    }
+
+    /// A new node with the given parent linkage and no segments.
+    @usableFromInline
+    func allocateNode(parent: Int, parentIndex: Int, hasChildren: Bool) -> Int {
+        let n: Int
+        if freeHead >= 0 {
+            n = Int(freeHead)
+            freeHead = headers[n].parent
+        } else {
+            if used == capacity {
+                grow()
+            }
+            n = used
+            used += 1
+        }
+        liveNodes += 1
+        headers[n] = SegmentNodeHeader(
+            count: 0, parentIndex: Int32(truncatingIfNeeded: parentIndex),
+            parent: Int32(truncatingIfNeeded: parent), hasChildren: hasChildren, maxGap: 0)
+        return n
+    }
+
+    @usableFromInline
+    func freeNode(_ n: Int) {
+        precondition(n != 0, "SegmentSet: the root node cannot be freed")
+        headers[n].parent = freeHead
+        headers[n].count = -1
+        freeHead = Int32(truncatingIfNeeded: n)
+        liveNodes -= 1
+    }
+
+    private func grow() {
+        let newCapacity = capacity * 2
+        precondition(newCapacity <= Int(Int32.max), "SegmentSet: more than 2^31 nodes")
+        headers = reallocate(headers, from: capacity, to: newCapacity)
+        keys = reallocate(keys, from: capacity * segmentMaxKeys, to: newCapacity * segmentMaxKeys)
+        values = reallocate(values, from: capacity * segmentMaxKeys, to: newCapacity * segmentMaxKeys)
+        children = reallocate(children, from: capacity * segmentMaxDegree, to: newCapacity * segmentMaxDegree)
+        capacity = newCapacity
+    }
+
+    private func reallocate<T>(_ old: UnsafeMutablePointer<T>, from oldCount: Int, to newCount: Int) -> UnsafeMutablePointer<T> {
+        let new = UnsafeMutablePointer<T>.allocate(capacity: newCount)
+        memcpy(new, old, oldCount * MemoryLayout<T>.stride)
+        old.deallocate()
+        return new
+    }
+
+    // MARK: Element access
+
+    @inline(__always) @usableFromInline
+    func count(_ n: Int) -> Int { Int(headers[n].count) }
+
+    @inline(__always) @usableFromInline
+    func hasChildren(_ n: Int) -> Bool { headers[n].hasChildren }
+
+    @inline(__always) @usableFromInline
+    func parent(_ n: Int) -> Int { Int(headers[n].parent) }
+
+    @inline(__always) @usableFromInline
+    func parentIndex(_ n: Int) -> Int { Int(headers[n].parentIndex) }
+
+    @inline(__always) @usableFromInline
+    func key(_ n: Int, _ i: Int) -> FileRange { keys[n &* segmentMaxKeys &+ i] }
+
+    @inline(__always) @usableFromInline
+    func setKey(_ n: Int, _ i: Int, _ k: FileRange) { keys[n &* segmentMaxKeys &+ i] = k }
+
+    @inline(__always) @usableFromInline
+    func value(_ n: Int, _ i: Int) -> Value { values[n &* segmentMaxKeys &+ i] }
+
+    @inline(__always) @usableFromInline
+    func valuePointer(_ n: Int, _ i: Int) -> UnsafeMutablePointer<Value> { values + (n &* segmentMaxKeys &+ i) }
+
+    @inline(__always) @usableFromInline
+    func setValue(_ n: Int, _ i: Int, _ v: Value) { (values + (n &* segmentMaxKeys &+ i)).initialize(to: v) }
+
+    @inline(__always) @usableFromInline
+    func child(_ n: Int, _ i: Int) -> Int { Int(children[n &* segmentMaxDegree &+ i]) }
+
+    /// Sets child `i` of `n` to `c` and links `c` back to `n`.
+    @inline(__always) @usableFromInline
+    func adopt(_ n: Int, _ i: Int, _ c: Int) {
+        children[n &* segmentMaxDegree &+ i] = Int32(truncatingIfNeeded: c)
+        headers[c].parent = Int32(truncatingIfNeeded: n)
+        headers[c].parentIndex = Int32(truncatingIfNeeded: i)
+    }
+
+    // MARK: Bulk moves within and between nodes (memmove: ranges may overlap)
+
+    /// Moves `count` keys and values from (`src`, `from`) to (`dst`, `to`).
+    @inline(__always) @usableFromInline
+    func moveSegments(from src: Int, _ from: Int, to dst: Int, _ to: Int, count: Int) {
+        guard count > 0 else { return }
+        memmove(keys + (dst &* segmentMaxKeys &+ to), keys + (src &* segmentMaxKeys &+ from),
+                count * MemoryLayout<FileRange>.stride)
+        memmove(values + (dst &* segmentMaxKeys &+ to), values + (src &* segmentMaxKeys &+ from),
+                count * MemoryLayout<Value>.stride)
+    }
+
+    /// Moves `count` child links from (`src`, `from`) to (`dst`, `to`),
+    /// without relinking the children to their new parent.
+    @inline(__always) @usableFromInline
+    func moveChildren(from src: Int, _ from: Int, to dst: Int, _ to: Int, count: Int) {
+        guard count > 0 else { return }
+        memmove(children + (dst &* segmentMaxDegree &+ to), children + (src &* segmentMaxDegree &+ from),
+                count * MemoryLayout<Int32>.stride)
+    }
+
+    /// Points children `[from, to)` of `n` back at `n` with their positions.
+    @inline(__always) @usableFromInline
+    func relinkChildren(_ n: Int, from: Int, to: Int) {
+        var i = from
+        while i < to {
+            let c = child(n, i)
+            headers[c].parent = Int32(truncatingIfNeeded: n)
+            headers[c].parentIndex = Int32(truncatingIfNeeded: i)
+            i += 1
+        }
+    }
+}
