@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // What Glibc does not expose to Swift: memfd_create, fallocate and its
@@ -29,7 +30,7 @@ let package = Package(
         ),
         .target(
             name: "PGAlloc",
-            dependencies: ["CLinuxShim"]
+            dependencies: ["CLinuxShim", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Checkpoint",

@@ -8,7 +8,7 @@ import Glibc
 /// Conditions belong to the lock. Waiting happens *between* accesses to the
 /// state, never inside one: `withLock(waitingOn:)` runs its body, and when
 /// the body answers `.wait`, sleeps on the condition and runs it again.
-final class StateLock<State>: @unchecked Sendable {
+final class StateLock<State: ~Copyable>: @unchecked Sendable {
     /// What a body passed to `withLock(waitingOn:)` decides.
     enum Step<Result> {
         /// Sleep on the condition, then run the body again.
@@ -26,7 +26,7 @@ final class StateLock<State>: @unchecked Sendable {
     private let state: UnsafeMutablePointer<State>
     private var conditions: [UnsafeMutablePointer<pthread_cond_t>] = []
 
-    init(_ initial: State) {
+    init(_ initial: consuming State) {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         state = .allocate(capacity: 1)

@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxShim
+
+// Decommitting: giving pages' memory back to the host, keeping them
+// allocated.
+
+extension MemoryFile {
+    /// Gives the memory of the pages of `fr` back to the host; they read as
+    /// zero afterwards and stay allocated.
+    ///
+    /// - Precondition: `fr` is non-empty, page-aligned and allocated.
+    /// - Throws: `HostError` if the host cannot punch the hole (or, with
+    ///   `manualZeroing`, cannot map the pages to zero them).
+    /// - Note: gVisor MemoryFile.Decommit.
+    public func decommit(_ fr: FileRange) throws {
+        try core.decommit(fr)
+    }
+}
+
+extension MemoryFileCore {
+    func decommit(_ fr: FileRange) throws {
+        checkPageRange(fr, "decommit")
+        if options.manualZeroing {
+            // Punching holes need not zero pages here.
+            try manuallyZero(fr)
+        } else {
+            try decommitFile(fr)
+        }
+        markDecommitted(fr)
+    }
+
+    /// Writes zeroes over every page of `fr`, through the mappings.
+    func manuallyZero(_ fr: FileRange) throws {
+        try forEachMappingSlice(fr) { block in
+            memset(block.baseAddress!, 0, block.count)
+        }
+    }
+
+    /// Punches a hole over `fr` (`fallocate(PUNCH_HOLE | KEEP_SIZE)`).
+    func decommitFile(_ fr: FileRange) throws(HostError) {
+        if let hook = options.fallocateFailure, let errno = hook(fr) {
+            throw HostError("fallocate", errno: errno)
+        }
+        _ = try retryingInterrupts("fallocate") {
+            pg_fallocate(
+                fd, pg_FALLOC_FL_PUNCH_HOLE | pg_FALLOC_FL_KEEP_SIZE,
+                Int64(bitPattern: fr.start), Int64(bitPattern: fr.length))
+        }
+    }
+
+    /// Records that the pages of `fr` are no longer known committed.
+    func markDecommitted(_ fr: FileRange) {
+        state.withLock { s in
+            markDecommittedLocked(&s, fr)
+        }
+    }
+
+    func markDecommittedLocked(_ s: inout MemoryFileState, _ fr: FileRange) {
+        var expectedDrop: UInt64 = 0
+        let gap = s.usage.applyContiguous(fr) { range, info in
+            if info.knownCommitted {
+                accounting.dec(range.length, info.kind)
+                expectedDrop += range.length
+                info.knownCommitted = false
+            }
+        }
+        if let gap {
+            preconditionFailure(
+                "MemoryFile.decommit(\(fr)): unallocated pages \(s.usage.range(of: gap).intersection(fr)):\n\(s.usage)")
+        }
+        s.usageExpected -= expectedDrop
+        // knownCommitted changed: the range may now merge anywhere in it.
+        s.usage.mergeRange(fr)
+    }
+}

@@ -1,0 +1,110 @@
+/// A broken invariant of a MemoryFile, found by `checkInvariants()`.
+public struct MemoryFileInvariantError: Error, CustomStringConvertible {
+    public var problem: String
+    public var usage: String
+    public var description: String { "\(problem)\nusage set:\n\(usage)" }
+}
+
+extension MemoryFile {
+    /// Checks, under the lock: both segment sets' own invariants (the usage
+    /// set maximally merged), every segment inside the file, the file size a
+    /// multiple of the chunk size, every freed segment waiting in the reclaim
+    /// set (or being reclaimed) and every reclaim range freed, the expected
+    /// usage equal to the known-committed bytes, and, when the file has an
+    /// accounting of its own, every per-kind total equal to the sum over the
+    /// usage set (plus swapped bytes for System).
+    public func checkInvariants() throws(MemoryFileInvariantError) {
+        let ownAccounting = core.options.accounting == nil
+        let problem: String? = core.state.withLock { s in
+            do throws(SegmentSetInvariantError) {
+                try s.usage.checkInvariants(requireMaximallyMerged: true)
+            } catch {
+                return "usage set: \(error.problem)"
+            }
+            do throws(SegmentSetInvariantError) {
+                try s.reclaim.checkInvariants(requireMaximallyMerged: true)
+            } catch {
+                return "reclaim set: \(error.problem)"
+            }
+            if s.fileSize % chunkSize != 0 {
+                return "file size 0x\(String(s.fileSize, radix: 16)) is not a multiple of the chunk size"
+            }
+            var committed = MemoryStats()
+            var expected: UInt64 = 0
+            for (range, info) in s.usage.segments {
+                if range.end > s.fileSize {
+                    return "segment \(range) reaches past the end of the file at 0x\(String(s.fileSize, radix: 16))"
+                }
+                if !range.isAligned(to: PageSize.base) {
+                    return "segment \(range) is not page-aligned"
+                }
+                if info.knownCommitted {
+                    committed[info.kind] += range.length
+                    expected += range.length
+                }
+                if info.refs == 0 {
+                    if info.kind != .system {
+                        return "freed segment \(range) is accounted as \(info.kind), not system"
+                    }
+                    var waiting = s.reclaim.spanRange(range)
+                    if let inFlight = s.reclaimInFlight {
+                        waiting += inFlight.intersection(range).length
+                    }
+                    if waiting != range.length {
+                        return "freed segment \(range) is not all waiting for the reclaimer"
+                    }
+                }
+            }
+            for (range, _) in s.reclaim.segments {
+                var covered: UInt64 = 0
+                var seg = s.usage.lowerBoundSegment(range.start)
+                while let current = seg, s.usage.start(of: current) < range.end {
+                    let info = s.usage[current]
+                    if info.refs != 0 || info.kind != .system {
+                        return "reclaim range \(range) overlaps segment \(s.usage.range(of: current)) in use \(info)"
+                    }
+                    covered += s.usage.range(of: current).intersection(range).length
+                    seg = s.usage.nextSegment(after: current)
+                }
+                if covered != range.length {
+                    return "reclaim range \(range) includes unallocated pages"
+                }
+            }
+            if expected != s.usageExpected {
+                return "expected usage \(s.usageExpected), but known-committed segments hold \(expected)"
+            }
+            if ownAccounting {
+                committed[.system] += s.usageSwapped
+                let actual = core.accounting.snapshot()
+                if actual != committed {
+                    return "accounting \(actual) differs from the usage set's \(committed)"
+                }
+            }
+            var evicting = 0
+            for (_, info) in s.evictable {
+                do throws(SegmentSetInvariantError) {
+                    try info.ranges.checkInvariants(requireMaximallyMerged: true)
+                } catch {
+                    return "evictable ranges: \(error.problem)"
+                }
+                if info.evicting {
+                    evicting += 1
+                } else if info.ranges.isEmpty {
+                    return "a user with no evictable range and no eviction is still registered"
+                }
+            }
+            if evicting != s.evictionsRunning {
+                return "\(s.evictionsRunning) eviction threads counted, \(evicting) users evicting"
+            }
+            return nil
+        }
+        if let problem {
+            throw MemoryFileInvariantError(problem: problem, usage: description)
+        }
+    }
+
+    /// The usage set as it is now.
+    public var usageSnapshot: UsageSet {
+        core.state.withLock { $0.usage }
+    }
+}

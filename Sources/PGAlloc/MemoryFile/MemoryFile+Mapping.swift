@@ -1,0 +1,59 @@
+// Mapping the file into this process.
+
+extension MemoryFile {
+    /// Lends the mapped bytes of `fr`: `body` gets one buffer per chunk the
+    /// range crosses (the seed's BlockSeq). The buffers must not escape
+    /// `body`. Reading an uncommitted page through them commits it.
+    ///
+    /// - Precondition: `fr` is non-empty and lies within the file.
+    /// - Throws: `MemoryFileError.executeAccessDenied` for `.execute`;
+    ///   `HostError` if a chunk cannot be mapped; what `body` throws.
+    /// - Note: gVisor MemoryFile.MapInternal.
+    public func mapInternal<R>(
+        _ fr: FileRange, access: AccessType = .readWrite,
+        _ body: ([UnsafeMutableRawBufferPointer]) throws -> R
+    ) throws -> R {
+        try core.mapInternal(fr, access: access, body)
+    }
+
+    /// Calls `body` on each mapped slice of `fr`, in order (one per chunk the
+    /// range crosses). The buffers must not escape `body`.
+    ///
+    /// - Precondition: `fr` is non-empty and lies within the file.
+    public func forEachMappedSlice(_ fr: FileRange, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        precondition(fr.isWellFormed && !fr.isEmpty, "MemoryFile.forEachMappedSlice(\(fr)): invalid range")
+        try core.forEachMappingSlice(fr, body)
+    }
+}
+
+extension MemoryFileCore {
+    func mapInternal<R>(
+        _ fr: FileRange, access: AccessType,
+        _ body: ([UnsafeMutableRawBufferPointer]) throws -> R
+    ) throws -> R {
+        precondition(fr.isWellFormed && !fr.isEmpty, "MemoryFile.mapInternal(\(fr)): invalid range")
+        if access.contains(.execute) {
+            throw MemoryFileError.executeAccessDenied(fr)
+        }
+        var blocks: [UnsafeMutableRawBufferPointer] = []
+        blocks.reserveCapacity(Int(((fr.end + chunkMask) >> chunkShift) - (fr.start >> chunkShift)))
+        try forEachMappingSlice(fr) { blocks.append($0) }
+        return try body(blocks)
+    }
+
+    /// Calls `body` on the mapped bytes of `fr`, one slice per chunk,
+    /// mapping chunks as needed. Lock-free once the chunks are mapped.
+    ///
+    /// - Note: gVisor MemoryFile.forEachMappingSlice.
+    @inline(__always)
+    func forEachMappingSlice(_ fr: FileRange, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        var chunkStart = fr.start & ~chunkMask
+        while chunkStart < fr.end {
+            let base = try mappings.address(ofChunk: Int(chunkStart >> chunkShift), fd: fd)
+            let startOff = chunkStart < fr.start ? fr.start - chunkStart : 0
+            let endOff = chunkStart + chunkSize > fr.end ? fr.end - chunkStart : chunkSize
+            try body(UnsafeMutableRawBufferPointer(start: base + Int(startOff), count: Int(endOff - startOff)))
+            chunkStart += chunkSize
+        }
+    }
+}

@@ -1,0 +1,101 @@
+// Reference counts of allocated pages.
+
+extension MemoryFile {
+    /// Takes one more reference on every page of `fr`.
+    ///
+    /// - Precondition: `fr` is non-empty, page-aligned, and every page of it
+    ///   is allocated and not yet freed.
+    /// - Note: gVisor MemoryFile.IncRef.
+    public func incRef(_ fr: FileRange) {
+        core.incRef(fr)
+    }
+
+    /// Drops one reference on every page of `fr`. Pages left with none are
+    /// accounted as `.system` and handed to the reclaimer, which decommits
+    /// them and makes them free again.
+    ///
+    /// - Precondition: `fr` is non-empty, page-aligned, and every page of it
+    ///   is allocated with at least one reference.
+    /// - Note: gVisor MemoryFile.DecRef.
+    public func decRef(_ fr: FileRange) {
+        core.decRef(fr)
+    }
+}
+
+extension MemoryFileCore {
+    func incRef(_ fr: FileRange) {
+        checkPageRange(fr, "incRef")
+        state.withLock { s in
+            checkAlive(s, "incRef")
+            var freed: FileRange?
+            let gap = s.usage.applyContiguous(fr) { range, info in
+                if info.refs == 0 && freed == nil {
+                    freed = range
+                }
+                info.refs += 1
+            }
+            if let gap {
+                preconditionFailure(
+                    "MemoryFile.incRef(\(fr)): unallocated pages \(s.usage.range(of: gap).intersection(fr)):\n\(s.usage)")
+            }
+            if let freed {
+                preconditionFailure("MemoryFile.incRef(\(fr)): pages \(freed) were already freed:\n\(s.usage)")
+            }
+            s.usage.mergeAdjacent(fr)
+        }
+    }
+
+    func decRef(_ fr: FileRange) {
+        checkPageRange(fr, "decRef")
+        let wake = state.withLock { s -> Bool in
+            checkAlive(s, "decRef")
+            var freed = false
+            var expected = fr.start
+            var seg = s.usage.findSegment(containing: fr.start)
+            while let current = seg, s.usage.start(of: current) < fr.end {
+                if s.usage.start(of: current) > expected {
+                    preconditionFailure(
+                        "MemoryFile.decRef(\(fr)): unallocated pages \(FileRange(start: expected, end: s.usage.start(of: current))):\n\(s.usage)")
+                }
+                let isolated = s.usage.isolate(current, to: fr)
+                let range = s.usage.range(of: isolated)
+                var info = s.usage[isolated]
+                if info.refs == 0 {
+                    preconditionFailure("MemoryFile.decRef(\(fr)): no references left on \(range):\n\(s.usage)")
+                }
+                info.refs -= 1
+                if info.refs == 0 {
+                    s.reclaim.add(range, ())
+                    freed = true
+                    // Freed pages count as System until the reclaimer has
+                    // taken them back.
+                    if info.knownCommitted {
+                        accounting.move(range.length, to: .system, from: info.kind)
+                    }
+                    info.kind = .system
+                }
+                s.usage[isolated] = info
+                expected = range.end
+                seg = s.usage.nextSegment(after: isolated)
+            }
+            if expected < fr.end {
+                preconditionFailure(
+                    "MemoryFile.decRef(\(fr)): unallocated pages \(FileRange(start: expected, end: fr.end)):\n\(s.usage)")
+            }
+            if freed {
+                // Freed segments of different kinds are all System now and
+                // may merge with each other.
+                s.usage.mergeRange(fr)
+            }
+            s.usage.mergeAdjacent(fr)
+            if freed && !s.reclaimable {
+                s.reclaimable = true
+                return true
+            }
+            return false
+        }
+        if wake {
+            state.signal(reclaimCond)
+        }
+    }
+}
