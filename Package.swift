@@ -22,6 +22,8 @@ let package = Package(
         // What Glibc does not expose to Swift: memfd_create, fallocate and its
         // flags, SEEK_DATA/SEEK_HOLE, eventfd, and a raw syscall entry.
         .target(name: "CLinuxShim"),
+        // CRC-32C with the SSE 4.2 instruction when the CPU has it.
+        .target(name: "CCRC32C"),
         // libzstd, from Debian's libzstd-dev.
         .systemLibrary(
             name: "CZstd",
@@ -34,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "Checkpoint",
-            dependencies: ["PGAlloc", "CZstd", "CLinuxShim"]
+            dependencies: ["PGAlloc", "CZstd", "CCRC32C", "CLinuxShim"]
         ),
         .executableTarget(
             name: "pgsnap",

@@ -23,6 +23,8 @@ const int pg_MADV_REMOVE = MADV_REMOVE;
 const int pg_MADV_POPULATE_WRITE = MADV_POPULATE_WRITE;
 const int pg_MADV_DONTNEED = MADV_DONTNEED;
 const int pg_EFD_CLOEXEC = EFD_CLOEXEC;
+const int pg_O_TMPFILE = O_TMPFILE;
+const int pg_AT_SYMLINK_FOLLOW = AT_SYMLINK_FOLLOW;
 
 int pg_memfd_create(const char *name, unsigned int flags) {
     return memfd_create(name, flags);

@@ -36,6 +36,11 @@ extern const int pg_MADV_DONTNEED;
 // eventfd(2) flags.
 extern const int pg_EFD_CLOEXEC;
 
+// open(2) flag for an unnamed file in a directory, and linkat(2)'s flag to
+// follow a /proc/self/fd link.
+extern const int pg_O_TMPFILE;
+extern const int pg_AT_SYMLINK_FOLLOW;
+
 int pg_memfd_create(const char *name, unsigned int flags);
 int pg_fallocate(int fd, int mode, int64_t offset, int64_t length);
 int64_t pg_lseek(int fd, int64_t offset, int whence);

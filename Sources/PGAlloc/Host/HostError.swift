@@ -27,7 +27,7 @@ public struct HostError: Error, Equatable, Hashable, Sendable, CustomStringConve
     }
 
     /// Captures the calling thread's current errno for `call`.
-    static func last(_ call: String) -> HostError {
+    package static func last(_ call: String) -> HostError {
         HostError(call, errno: Glibc.errno)
     }
 }
@@ -39,7 +39,7 @@ public struct HostError: Error, Equatable, Hashable, Sendable, CustomStringConve
 /// - Returns: the call's non-negative result.
 /// - Throws: `HostError` naming `name` and the errno.
 @inline(__always)
-func retryingInterrupts<T: BinaryInteger>(_ name: String, _ call: () -> T) throws(HostError) -> T {
+package func retryingInterrupts<T: BinaryInteger>(_ name: String, _ call: () -> T) throws(HostError) -> T {
     while true {
         let result = call()
         if result >= 0 {

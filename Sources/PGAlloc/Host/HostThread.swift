@@ -6,8 +6,9 @@ import CLinuxShim
 /// A host thread running one closure, which can be joined.
 ///
 /// The reclaimer, eviction workers and the memory-pressure listener run on
-/// these, as the seed runs them on goroutines.
-final class HostThread: @unchecked Sendable {
+/// these, as the seed runs them on goroutines; so do the checkpoint
+/// pipelines.
+package final class HostThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let lock = StateLock(false)
     private let finished: StateLock<Bool>.Condition
@@ -25,7 +26,7 @@ final class HostThread: @unchecked Sendable {
 
     /// Starts `body` on a new thread named `name` (at most 15 bytes are
     /// shown by the host).
-    init(name: String, _ body: @escaping @Sendable () -> Void) throws(HostError) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) throws(HostError) {
         finished = lock.makeCondition()
         let box = Unmanaged.passRetained(Box(name: name, body: body, owner: self))
         var attr = pthread_attr_t()
@@ -46,25 +47,25 @@ final class HostThread: @unchecked Sendable {
     }
 
     /// Whether the thread's body has returned.
-    var isFinished: Bool {
+    package var isFinished: Bool {
         lock.withLock { $0 }
     }
 
     /// Waits until the body returns and releases the thread. Call at most
     /// once, and not from the thread itself.
-    func join() {
+    package func join() {
         pthread_join(thread, nil)
     }
 
     /// Lets the thread release itself when it ends; it can no longer be
     /// joined.
-    func detach() {
+    package func detach() {
         pthread_detach(thread)
     }
 
     /// Waits up to `timeoutNanoseconds` for the body to return; returns
     /// whether it did.
-    func waitUntilFinished(timeoutNanoseconds: UInt64) -> Bool {
+    package func waitUntilFinished(timeoutNanoseconds: UInt64) -> Bool {
         lock.withLock(waitingOn: finished, timeoutNanoseconds: timeoutNanoseconds) { done in
             done ? .done(true) : .wait
         } ?? false

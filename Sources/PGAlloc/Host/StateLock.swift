@@ -8,9 +8,9 @@ import Glibc
 /// Conditions belong to the lock. Waiting happens *between* accesses to the
 /// state, never inside one: `withLock(waitingOn:)` runs its body, and when
 /// the body answers `.wait`, sleeps on the condition and runs it again.
-final class StateLock<State: ~Copyable>: @unchecked Sendable {
+package final class StateLock<State: ~Copyable>: @unchecked Sendable {
     /// What a body passed to `withLock(waitingOn:)` decides.
-    enum Step<Result> {
+    package enum Step<Result> {
         /// Sleep on the condition, then run the body again.
         case wait
         /// Return this result.
@@ -18,7 +18,7 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
     }
 
     /// A condition variable bound to this lock.
-    struct Condition: @unchecked Sendable {
+    package struct Condition: @unchecked Sendable {
         fileprivate let cond: UnsafeMutablePointer<pthread_cond_t>
     }
 
@@ -26,9 +26,15 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
     private let state: UnsafeMutablePointer<State>
     private var conditions: [UnsafeMutablePointer<pthread_cond_t>] = []
 
-    init(_ initial: consuming State) {
+    package init(_ initial: consuming State) {
         mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        // Adaptive: spins briefly before sleeping, which suits critical
+        // sections this short.
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
         state = .allocate(capacity: 1)
         state.initialize(to: initial)
     }
@@ -46,7 +52,7 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
 
     /// Creates a condition bound to this lock. Call during set-up only,
     /// before the lock is shared between threads.
-    func makeCondition() -> Condition {
+    package func makeCondition() -> Condition {
         let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -59,7 +65,7 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
 
     /// Runs `body` with the lock held and exclusive access to the state.
     @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state.pointee)
@@ -67,7 +73,7 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
 
     /// Runs `body` with the lock held until it answers `.done`; each time it
     /// answers `.wait`, sleeps on `condition` (releasing the lock) first.
-    func withLock<R>(waitingOn condition: Condition, _ body: (inout State) -> Step<R>) -> R {
+    package func withLock<R>(waitingOn condition: Condition, _ body: (inout State) -> Step<R>) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while true {
@@ -82,7 +88,7 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
 
     /// As `withLock(waitingOn:_:)`, but gives up after `timeout`
     /// nanoseconds, returning nil.
-    func withLock<R>(waitingOn condition: Condition, timeoutNanoseconds: UInt64, _ body: (inout State) -> Step<R>) -> R? {
+    package func withLock<R>(waitingOn condition: Condition, timeoutNanoseconds: UInt64, _ body: (inout State) -> Step<R>) -> R? {
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
         let total = UInt64(deadline.tv_nsec) + timeoutNanoseconds
@@ -107,12 +113,12 @@ final class StateLock<State: ~Copyable>: @unchecked Sendable {
 
     /// Wakes one thread waiting on `condition`. May be called with or
     /// without the lock held.
-    func signal(_ condition: Condition) {
+    package func signal(_ condition: Condition) {
         pthread_cond_signal(condition.cond)
     }
 
     /// Wakes every thread waiting on `condition`.
-    func broadcast(_ condition: Condition) {
+    package func broadcast(_ condition: Condition) {
         pthread_cond_broadcast(condition.cond)
     }
 }

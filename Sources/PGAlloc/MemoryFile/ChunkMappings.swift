@@ -12,62 +12,80 @@ let chunkMask: UInt64 = chunkSize - 1
 
 /// Where each chunk of the file is mapped.
 ///
-/// Reading is lock-free: the table of addresses is published with an
-/// atomic pointer, and each entry is read and written atomically. Growing
-/// the table or filling an entry takes the mutex (the seed's `mappingsMu`,
-/// ordered after the MemoryFile's state lock). Old tables are retired, not
-/// freed, because a reader may still hold one; they are freed with the
-/// mappings.
+/// Two levels, so that memory follows the chunks mapped rather than the
+/// file's size (a sparse file may claim exabytes): a directory, published
+/// through an atomic pointer, of blocks of `blockChunks` addresses, each
+/// allocated when one of its chunks is first mapped.
+///
+/// Reading is lock-free: the directory pointer, its entries and the
+/// addresses are read atomically. Growing the directory, adding a block or
+/// mapping a chunk takes the mutex (the seed's `mappingsMu`, ordered after
+/// the MemoryFile's state lock). Replaced directories are retired, not
+/// freed, because a reader may still hold one; everything is freed with the
+/// table.
 final class ChunkMappings: @unchecked Sendable {
-    /// A table is `[count, address of chunk 0, address of chunk 1, ...]`.
-    private let current = Atomic<UInt>(0)
-    private let lock = StateLock<[UnsafeMutablePointer<UInt>]>([])
+    /// Chunks per block: 16 TiB of file.
+    static let blockChunks = 1 << 14
+
+    /// A directory is `[chunk count, block 0, block 1, ...]`; a block is
+    /// `blockChunks` addresses, 0 where unmapped.
+    private let directory = Atomic<UInt>(0)
+    private let lock = StateLock<Owned>(Owned())
+
+    private struct Owned {
+        var directories: [UnsafeMutablePointer<UInt>] = []
+        var blocks: [UnsafeMutablePointer<UInt>] = []
+    }
 
     init() {
-        let table = ChunkMappings.makeTable(chunks: 0)
-        lock.withLock { $0.append(table) }
-        current.store(UInt(bitPattern: table), ordering: .releasing)
+        let d = ChunkMappings.makeDirectory(chunks: 0, from: nil)
+        lock.withLock { $0.directories.append(d) }
+        directory.store(UInt(bitPattern: d), ordering: .releasing)
     }
 
     deinit {
-        lock.withLock { tables in
-            for t in tables {
-                t.deallocate()
-            }
+        lock.withLock { owned in
+            owned.directories.forEach { $0.deallocate() }
+            owned.blocks.forEach { $0.deallocate() }
         }
     }
 
-    private static func makeTable(chunks: Int) -> UnsafeMutablePointer<UInt> {
-        let t = UnsafeMutablePointer<UInt>.allocate(capacity: chunks + 1)
-        t.initialize(repeating: 0, count: chunks + 1)
-        t[0] = UInt(chunks)
-        return t
+    private static func blockCount(chunks: Int) -> Int {
+        (chunks + blockChunks - 1) / blockChunks
+    }
+
+    private static func makeDirectory(chunks: Int, from old: UnsafeMutablePointer<UInt>?) -> UnsafeMutablePointer<UInt> {
+        let n = blockCount(chunks: chunks)
+        let d = UnsafeMutablePointer<UInt>.allocate(capacity: n + 1)
+        d.initialize(repeating: 0, count: n + 1)
+        d[0] = UInt(chunks)
+        if let old {
+            let oldBlocks = blockCount(chunks: Int(old[0]))
+            for i in 0..<min(oldBlocks, n) {
+                d[1 + i] = pg_atomic_load_uintptr(old + 1 + i)
+            }
+        }
+        return d
     }
 
     @inline(__always)
-    private func loadTable() -> UnsafeMutablePointer<UInt> {
-        UnsafeMutablePointer(bitPattern: current.load(ordering: .acquiring))!
+    private func loadDirectory() -> UnsafeMutablePointer<UInt> {
+        UnsafeMutablePointer(bitPattern: directory.load(ordering: .acquiring))!
     }
 
     /// The number of chunks the table covers.
     var chunkCount: Int {
-        Int(loadTable()[0])
+        Int(loadDirectory()[0])
     }
 
     /// Makes room for `chunks` chunks, keeping existing mappings.
     func grow(to chunks: Int) {
-        lock.withLock { tables in
-            let old = loadTable()
-            let oldCount = Int(old[0])
-            guard chunks > oldCount else { return }
-            let new = ChunkMappings.makeTable(chunks: chunks)
-            var i = 1
-            while i <= oldCount {
-                new[i] = pg_atomic_load_uintptr(old + i)
-                i += 1
-            }
-            tables.append(new)
-            current.store(UInt(bitPattern: new), ordering: .releasing)
+        lock.withLock { owned in
+            let old = loadDirectory()
+            guard chunks > Int(old[0]) else { return }
+            let new = ChunkMappings.makeDirectory(chunks: chunks, from: old)
+            owned.directories.append(new)
+            directory.store(UInt(bitPattern: new), ordering: .releasing)
         }
     }
 
@@ -76,56 +94,66 @@ final class ChunkMappings: @unchecked Sendable {
     /// - Precondition: `chunk` is below `chunkCount`.
     @inline(__always)
     func address(ofChunk chunk: Int, fd: Int32) throws(HostError) -> UnsafeMutableRawPointer {
-        let table = loadTable()
-        precondition(chunk < Int(table[0]), "MemoryFile: chunk \(chunk) is beyond the file (\(table[0]) chunks)")
-        let m = pg_atomic_load_uintptr(table + 1 + chunk)
-        if m != 0 {
-            return UnsafeMutableRawPointer(bitPattern: m)!
+        let d = loadDirectory()
+        precondition(chunk >= 0 && chunk < Int(d[0]), "MemoryFile: chunk \(chunk) is beyond the file (\(d[0]) chunks)")
+        let block = pg_atomic_load_uintptr(d + 1 + chunk / ChunkMappings.blockChunks)
+        if block != 0 {
+            let m = pg_atomic_load_uintptr(UnsafeMutablePointer<UInt>(bitPattern: block)! + chunk % ChunkMappings.blockChunks)
+            if m != 0 {
+                return UnsafeMutableRawPointer(bitPattern: m)!
+            }
         }
         return try mapChunk(chunk, fd: fd)
     }
 
     private func mapChunk(_ chunk: Int, fd: Int32) throws(HostError) -> UnsafeMutableRawPointer {
-        try lock.withLock { (_) throws(HostError) -> UnsafeMutableRawPointer in
-            // The table may have been replaced, or the chunk mapped, since
-            // the lock-free read.
-            let table = loadTable()
-            let m = pg_atomic_load_uintptr(table + 1 + chunk)
+        try lock.withLock { (owned: inout Owned) throws(HostError) -> UnsafeMutableRawPointer in
+            // The directory may have been replaced, or the chunk mapped,
+            // since the lock-free read.
+            let d = loadDirectory()
+            let slot = d + 1 + chunk / ChunkMappings.blockChunks
+            var block = pg_atomic_load_uintptr(slot)
+            if block == 0 {
+                let b = UnsafeMutablePointer<UInt>.allocate(capacity: ChunkMappings.blockChunks)
+                b.initialize(repeating: 0, count: ChunkMappings.blockChunks)
+                owned.blocks.append(b)
+                block = UInt(bitPattern: b)
+                pg_atomic_store_uintptr(slot, block)
+            }
+            let entry = UnsafeMutablePointer<UInt>(bitPattern: block)! + chunk % ChunkMappings.blockChunks
+            let m = pg_atomic_load_uintptr(entry)
             if m != 0 {
                 return UnsafeMutableRawPointer(bitPattern: m)!
             }
             let p = try HostMapping.mapShared(
                 fd: fd, offset: UInt64(chunk) << chunkShift, length: Int(chunkSize),
                 protection: PROT_READ | PROT_WRITE)
-            pg_atomic_store_uintptr(table + 1 + chunk, UInt(bitPattern: p))
+            pg_atomic_store_uintptr(entry, UInt(bitPattern: p))
             return p
         }
-    }
-
-    /// Whether chunk `chunk` is mapped (without mapping it).
-    func isMapped(chunk: Int) -> Bool {
-        let table = loadTable()
-        return chunk < Int(table[0]) && pg_atomic_load_uintptr(table + 1 + chunk) != 0
     }
 
     /// Unmaps every chunk and empties the table; returns the failures.
     func unmapAll() -> [HostError] {
         var failures: [HostError] = []
-        lock.withLock { tables in
-            let table = loadTable()
-            for i in 0..<Int(table[0]) {
-                let m = pg_atomic_load_uintptr(table + 1 + i)
-                if m != 0 {
+        lock.withLock { owned in
+            let d = loadDirectory()
+            for b in 0..<ChunkMappings.blockCount(chunks: Int(d[0])) {
+                guard let block = UnsafeMutablePointer<UInt>(bitPattern: pg_atomic_load_uintptr(d + 1 + b)) else { continue }
+                for i in 0..<ChunkMappings.blockChunks {
+                    let m = pg_atomic_load_uintptr(block + i)
+                    guard m != 0 else { continue }
                     do throws(HostError) {
                         try HostMapping.unmap(UnsafeMutableRawPointer(bitPattern: m)!, length: Int(chunkSize))
                     } catch {
                         failures.append(error)
                     }
+                    pg_atomic_store_uintptr(block + i, 0)
                 }
             }
-            let empty = ChunkMappings.makeTable(chunks: 0)
-            tables.append(empty)
-            current.store(UInt(bitPattern: empty), ordering: .releasing)
+            let empty = ChunkMappings.makeDirectory(chunks: 0, from: nil)
+            owned.directories.append(empty)
+            directory.store(UInt(bitPattern: empty), ordering: .releasing)
         }
         return failures
     }

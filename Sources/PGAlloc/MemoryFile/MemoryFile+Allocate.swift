@@ -61,7 +61,7 @@ extension MemoryFileCore {
         let alignment = length >= PageSize.huge ? PageSize.huge : PageSize.base
         return try state.withLock { (s: inout MemoryFileState) throws -> FileRange in
             checkAlive(s, "allocate")
-            guard let fr = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
+            guard let (fr, gap) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
                 throw MemoryFileError.outOfMemory(length: length)
             }
             if fr.end > s.fileSize {
@@ -70,9 +70,9 @@ extension MemoryFileCore {
             if options.manualZeroing {
                 try manuallyZero(fr)
             }
-            guard s.usage.add(fr, UsageInfo(kind: kind, knownCommitted: false, refs: 1)) else {
-                preconditionFailure("MemoryFile.allocate(\(fr)): cannot insert into the usage set:\n\(s.usage)")
-            }
+            // The search found the gap: insert there rather than look it up
+            // again (the seed's usage.Add).
+            s.usage.insert(fr, UsageInfo(kind: kind, knownCommitted: false, refs: 1), into: gap)
             return fr
         }
     }
@@ -85,7 +85,9 @@ extension MemoryFileCore {
         mappings.grow(to: Int(newSize >> chunkShift))
     }
 
-    func findAvailableRange(_ s: borrowing MemoryFileState, length: UInt64, alignment: UInt64, direction: AllocationDirection) -> FileRange? {
+    func findAvailableRange(
+        _ s: borrowing MemoryFileState, length: UInt64, alignment: UInt64, direction: AllocationDirection
+    ) -> (FileRange, UsageSet.Gap)? {
         switch direction {
         case .bottomUp:
             return findAvailableRangeBottomUp(s.usage, length: length, alignment: alignment)
@@ -163,7 +165,9 @@ private struct EndOfInput: Error {}
 ///
 /// - Precondition: `alignment` is a power of two.
 /// - Note: gVisor findAvailableRangeTopDown.
-func findAvailableRangeTopDown(_ usage: borrowing UsageSet, fileSize: UInt64, length: UInt64, alignment: UInt64) -> FileRange? {
+func findAvailableRangeTopDown(
+    _ usage: borrowing UsageSet, fileSize: UInt64, length: UInt64, alignment: UInt64
+) -> (FileRange, UsageSet.Gap)? {
     let mask = alignment - 1
     let lastGap = usage.lastGap
     var gap: UsageSet.Gap? = lastGap
@@ -177,7 +181,7 @@ func findAvailableRangeTopDown(_ usage: borrowing UsageSet, fileSize: UInt64, le
         }
         let start = unalignedStart & ~mask
         if start >= usage.start(of: g) {
-            return FileRange(start: start, end: start + length)
+            return (FileRange(start: start, end: start + length), g)
         }
         gap = usage.previousLargeEnoughGap(before: g, minSize: length)
     }
@@ -209,7 +213,7 @@ func findAvailableRangeTopDown(_ usage: borrowing UsageSet, fileSize: UInt64, le
         }
         let start = unalignedStart & ~mask
         if start >= minStart {
-            return FileRange(start: start, end: start + length)
+            return (FileRange(start: start, end: start + length), lastGap)
         }
     }
 }
@@ -219,7 +223,9 @@ func findAvailableRangeTopDown(_ usage: borrowing UsageSet, fileSize: UInt64, le
 ///
 /// - Precondition: `alignment` is a power of two.
 /// - Note: gVisor findAvailableRangeBottomUp.
-func findAvailableRangeBottomUp(_ usage: borrowing UsageSet, length: UInt64, alignment: UInt64) -> FileRange? {
+func findAvailableRangeBottomUp(
+    _ usage: borrowing UsageSet, length: UInt64, alignment: UInt64
+) -> (FileRange, UsageSet.Gap)? {
     let mask = alignment - 1
     var gap: UsageSet.Gap? = usage.firstGap
     while let g = gap {
@@ -230,7 +236,7 @@ func findAvailableRangeBottomUp(_ usage: borrowing UsageSet, length: UInt64, ali
             return nil
         }
         if end <= usage.end(of: g) {
-            return FileRange(start: start, end: end)
+            return (FileRange(start: start, end: end), g)
         }
         gap = usage.nextLargeEnoughGap(after: g, minSize: length)
     }

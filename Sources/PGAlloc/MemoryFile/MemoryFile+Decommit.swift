@@ -59,11 +59,13 @@ extension MemoryFileCore {
 
     func markDecommittedLocked(_ s: inout MemoryFileState, _ fr: FileRange) {
         var expectedDrop: UInt64 = 0
+        var changed = false
         let gap = s.usage.applyContiguous(fr) { range, info in
             if info.knownCommitted {
                 accounting.dec(range.length, info.kind)
                 expectedDrop += range.length
                 info.knownCommitted = false
+                changed = true
             }
         }
         if let gap {
@@ -71,7 +73,12 @@ extension MemoryFileCore {
                 "MemoryFile.decommit(\(fr)): unallocated pages \(s.usage.range(of: gap).intersection(fr)):\n\(s.usage)")
         }
         s.usageExpected -= expectedDrop
-        // knownCommitted changed: the range may now merge anywhere in it.
-        s.usage.mergeRange(fr)
+        // Where knownCommitted changed, segments may now merge anywhere in
+        // the range (and with its neighbours: applyContiguous may have
+        // split them off).
+        if changed {
+            s.usage.mergeRange(fr)
+        }
+        s.usage.mergeAdjacent(fr)
     }
 }

@@ -50,6 +50,8 @@ extension MemoryFileCore {
         let wake = state.withLock { s -> Bool in
             checkAlive(s, "decRef")
             var freed = false
+            var touched = 0
+            var last: UsageSet.Segment?
             var expected = fr.start
             var seg = s.usage.findSegment(containing: fr.start)
             while let current = seg, s.usage.start(of: current) < fr.end {
@@ -75,6 +77,8 @@ extension MemoryFileCore {
                     info.kind = .system
                 }
                 s.usage[isolated] = info
+                touched += 1
+                last = isolated
                 expected = range.end
                 seg = s.usage.nextSegment(after: isolated)
             }
@@ -82,14 +86,24 @@ extension MemoryFileCore {
                 preconditionFailure(
                     "MemoryFile.decRef(\(fr)): unallocated pages \(FileRange(start: expected, end: fr.end)):\n\(s.usage)")
             }
-            if freed {
-                // Freed segments of different kinds are all System now and
-                // may merge with each other.
-                s.usage.mergeRange(fr)
+            if touched == 1 {
+                // One segment: merge around it without looking it up again.
+                s.usage.mergeWithNeighbours(last!)
+            } else {
+                if freed {
+                    // Freed segments of different kinds are all System now
+                    // and may merge with each other.
+                    s.usage.mergeRange(fr)
+                }
+                s.usage.mergeAdjacent(fr)
             }
-            s.usage.mergeAdjacent(fr)
-            if freed && !s.reclaimable {
-                s.reclaimable = true
+            guard freed else {
+                return false
+            }
+            s.reclaimable = true
+            reclaimEvents.add(1, ordering: .releasing)
+            if s.reclaimerSleeping {
+                s.reclaimerSleeping = false
                 return true
             }
             return false

@@ -86,7 +86,7 @@ extension MemoryFileCore {
                 if changedAny {
                     s.usage.mergeAll()
                 }
-                adjustSwapLocked(&s, currentUsage: currentUsage)
+                adjustSwap(&s, currentUsage: currentUsage)
             }
         }
 
@@ -141,23 +141,11 @@ extension MemoryFileCore {
                 }
                 let committed = FileRange(
                     start: r.start + UInt64(i) * PageSize.base, end: r.start + UInt64(j) * PageSize.base)
-                while let current = seg, s.usage.end(of: current) <= committed.start {
-                    seg = s.usage.nextSegment(after: current)
+                if markCommittedLocked(&s, committed, from: seg) {
+                    changed = true
                 }
-                while let current = seg, s.usage.start(of: current) < committed.end {
-                    var next = current
-                    if s.usage[current].canCommit {
-                        next = s.usage.isolate(current, to: committed)
-                        let length = s.usage.range(of: next).length
-                        s.usage[next].knownCommitted = true
-                        accounting.inc(length, s.usage[next].kind)
-                        s.usageExpected += length
-                        changed = true
-                    }
-                    seg = s.usage.nextSegment(after: next)
-                }
-                // Step back to the segment holding the end of this run: the
-                // next run may start inside it.
+                // The segment holding the end of this run: the next run may
+                // start inside it.
                 seg = s.usage.lowerBoundSegment(committed.end)
                 i = j
             }
@@ -165,8 +153,34 @@ extension MemoryFileCore {
         return changed
     }
 
+    /// Marks the pages of `committed` that can still become committed (in
+    /// referenced segments not known committed) as known committed, and
+    /// accounts them; starts looking at `from` if given. Returns whether it
+    /// changed anything. Does not merge.
+    @discardableResult
+    func markCommittedLocked(_ s: inout MemoryFileState, _ committed: FileRange, from start: UsageSet.Segment? = nil) -> Bool {
+        var changed = false
+        var seg = start ?? s.usage.lowerBoundSegment(committed.start)
+        while let current = seg, s.usage.end(of: current) <= committed.start {
+            seg = s.usage.nextSegment(after: current)
+        }
+        while let current = seg, s.usage.start(of: current) < committed.end {
+            var next = current
+            if s.usage[current].canCommit {
+                next = s.usage.isolate(current, to: committed)
+                let length = s.usage.range(of: next).length
+                s.usage[next].knownCommitted = true
+                accounting.inc(length, s.usage[next].kind)
+                s.usageExpected += length
+                changed = true
+            }
+            seg = s.usage.nextSegment(after: next)
+        }
+        return changed
+    }
+
     /// Accounts usage the segments do not explain as swapped System memory.
-    private func adjustSwapLocked(_ s: inout MemoryFileState, currentUsage: UInt64) {
+    func adjustSwap(_ s: inout MemoryFileState, currentUsage: UInt64) {
         if s.usageExpected < currentUsage {
             // Pages cannot have been decommitted while the scan ran without
             // us noticing, so the shortfall is in pages the scan could not

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLinuxShim
 import Logging
+import Synchronization
 
 // Lock order: MemoryFileCore.state, then ChunkMappings' lock.
 
@@ -101,6 +102,9 @@ struct MemoryFileState: ~Copyable {
     var reclaim = FileRangeSet()
     /// The range the reclaimer took out of `reclaim` and is decommitting.
     var reclaimInFlight: FileRange? = nil
+    /// Whether the reclaimer sleeps on `reclaimCond` (rather than working
+    /// or spinning), so that freeing pages must wake it.
+    var reclaimerSleeping = false
 
     /// Evictable ranges, per user.
     var evictable: [ObjectIdentifier: EvictableUserInfo] = [:]
@@ -121,6 +125,9 @@ final class MemoryFileCore: @unchecked Sendable {
     let fd: Int32
     let state: StateLock<MemoryFileState>
     let mappings = ChunkMappings()
+    /// Counts frees (and destroy), so that the reclaimer can watch for work
+    /// without the lock while it spins before sleeping.
+    let reclaimEvents = Atomic<UInt64>(0)
     let logger = Logger(label: "PGAlloc.MemoryFile")
 
     /// Signaled when `reclaimable` or `destroyed` turns true.
@@ -204,6 +211,7 @@ final class MemoryFileCore: @unchecked Sendable {
         }
         guard let reclaimer else { return }
         state.withLock { $0.destroyed = true }
+        reclaimEvents.add(1, ordering: .releasing)
         state.signal(reclaimCond)
         reclaimer.join()
         // Stopped without holding the state lock: the listener's callback
@@ -224,7 +232,7 @@ final class MemoryFileCore: @unchecked Sendable {
 }
 
 /// Monotonic time in nanoseconds.
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)

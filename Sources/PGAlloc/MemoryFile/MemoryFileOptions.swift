@@ -79,6 +79,8 @@ public enum MemoryFileError: Error, Equatable, Sendable, CustomStringConvertible
     case executeAccessDenied(FileRange)
     /// Memory-pressure notification was asked for and the host offers none.
     case pressureNotificationUnavailable(String)
+    /// A save found evictable ranges: evictions must run first.
+    case evictionsPending(users: Int)
 
     public var description: String {
         switch self {
@@ -88,6 +90,8 @@ public enum MemoryFileError: Error, Equatable, Sendable, CustomStringConvertible
             "mapInternal(\(fr)): EACCES: internal mappings cannot be executable"
         case .pressureNotificationUnavailable(let why):
             "memory-pressure notification unavailable: \(why)"
+        case .evictionsPending(let users):
+            "save: evictable memory of \(users) user(s) is pending: call startEvictions() and waitForEvictions() first"
         }
     }
 }

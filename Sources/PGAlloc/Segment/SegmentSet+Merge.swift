@@ -71,6 +71,31 @@ extension SegmentSet {
         }
     }
 
+    /// Merges `segment` with its predecessor and then its successor, where
+    /// they touch and can be merged; returns the segment that holds it
+    /// now. Equivalent to `mergeAdjacent(range(of: segment))`, without
+    /// looking the segment up.
+    @discardableResult
+    public mutating func mergeWithNeighbours(_ segment: Segment) -> Segment {
+        makeUnique()
+        var seg = segment.position
+        let prev = storage.previousSegment(ofSegment: seg)
+        if prev.ok {
+            let merged = storage.mergeUnchecked(prev, seg)
+            if merged.ok {
+                seg = merged
+            }
+        }
+        let next = storage.nextSegment(ofSegment: seg)
+        if next.ok {
+            let merged = storage.mergeUnchecked(seg, next)
+            if merged.ok {
+                seg = merged
+            }
+        }
+        return Segment(seg)
+    }
+
     /// Splits a segment at `key`; returns the two halves.
     ///
     /// - Precondition: `key` lies strictly inside the segment.

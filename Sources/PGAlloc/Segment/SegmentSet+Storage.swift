@@ -33,24 +33,27 @@ struct SegmentNodeHeader {
 /// `memmove`. Node 0 is always the root.
 ///
 /// This type and its extensions are the only code in the segment package
-/// that touches raw pointers.
+/// that touches raw pointers. Its fields opt out of dynamic exclusivity
+/// checks, which cost more than the tree operations themselves: the set is
+/// a value type whose mutations go through `makeUnique()`, so overlapping
+/// accesses cannot happen.
 @usableFromInline
 final class SegmentSetStorage<Functions: SegmentSetFunctions> {
     @usableFromInline typealias Value = Functions.Value
 
-    @usableFromInline var headers: UnsafeMutablePointer<SegmentNodeHeader>
-    @usableFromInline var keys: UnsafeMutablePointer<FileRange>
-    @usableFromInline var values: UnsafeMutablePointer<Value>
-    @usableFromInline var children: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) @usableFromInline var headers: UnsafeMutablePointer<SegmentNodeHeader>
+    @exclusivity(unchecked) @usableFromInline var keys: UnsafeMutablePointer<FileRange>
+    @exclusivity(unchecked) @usableFromInline var values: UnsafeMutablePointer<Value>
+    @exclusivity(unchecked) @usableFromInline var children: UnsafeMutablePointer<Int32>
     /// Nodes the arrays have room for.
-    @usableFromInline var capacity: Int
+    @exclusivity(unchecked) @usableFromInline var capacity: Int
     /// Nodes `[0, used)` have been handed out at least once.
-    @usableFromInline var used: Int
+    @exclusivity(unchecked) @usableFromInline var used: Int
     /// Head of the list of free nodes below `used`, chained through
     /// `parent`; -1 if none.
-    @usableFromInline var freeHead: Int32
+    @exclusivity(unchecked) @usableFromInline var freeHead: Int32
     /// Nodes in the tree.
-    @usableFromInline var liveNodes: Int
+    @exclusivity(unchecked) @usableFromInline var liveNodes: Int
 
     @usableFromInline
     init(capacity: Int = 1) {

@@ -1,0 +1,106 @@
+/// Appends little-endian integers to a byte array.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 0) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+
+    mutating func u32(_ v: UInt32) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func u64(_ v: UInt64) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
+
+    mutating func zeros(_ n: Int) { bytes.append(contentsOf: repeatElement(0, count: n)) }
+
+    /// Appends the CRC-32C of every byte so far from `start`.
+    mutating func crc(from start: Int) {
+        let c = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        u32(c)
+    }
+}
+
+/// Reads little-endian integers from bytes taken from a checkpoint, checking
+/// bounds: running out is a `.truncated` error of `section`, never a trap.
+struct ByteReader {
+    let bytes: [UInt8]
+    /// Offset of `bytes[0]` in the checkpoint, for error messages.
+    let base: UInt64
+    let section: CheckpointSection
+    private(set) var position = 0
+
+    init(_ bytes: [UInt8], base: UInt64, section: CheckpointSection) {
+        self.bytes = bytes
+        self.base = base
+        self.section = section
+    }
+
+    /// Checkpoint offset of the next byte.
+    var offset: UInt64 { base + UInt64(position) }
+
+    private mutating func take(_ n: Int) throws(CheckpointError) -> Int {
+        guard bytes.count - position >= n else {
+            throw CheckpointError(.truncated, section, offset: offset, "needs \(n) more bytes, \(bytes.count - position) left")
+        }
+        let p = position
+        position += n
+        return p
+    }
+
+    mutating func u8() throws(CheckpointError) -> UInt8 {
+        bytes[try take(1)]
+    }
+
+    mutating func u32() throws(CheckpointError) -> UInt32 {
+        let p = try take(4)
+        var v: UInt32 = 0
+        for i in 0..<4 {
+            v |= UInt32(bytes[p + i]) << (8 * i)
+        }
+        return v
+    }
+
+    mutating func u64() throws(CheckpointError) -> UInt64 {
+        let p = try take(8)
+        var v: UInt64 = 0
+        for i in 0..<8 {
+            v |= UInt64(bytes[p + i]) << (8 * i)
+        }
+        return v
+    }
+
+    mutating func raw(_ n: Int) throws(CheckpointError) -> ArraySlice<UInt8> {
+        let p = try take(n)
+        return bytes[p..<p + n]
+    }
+
+    /// Reads `n` bytes that must be zero; `field` names them in the error.
+    mutating func zeros(_ n: Int, field: String) throws(CheckpointError) {
+        let at = offset
+        let slice = try raw(n)
+        if slice.contains(where: { $0 != 0 }) {
+            throw CheckpointError.field(section, at, field, expected: "zero", found: slice.map { String($0, radix: 16) }.joined(separator: " "))
+        }
+    }
+
+    /// Reads a CRC-32C and checks it against the bytes from `start` up to
+    /// the CRC field.
+    mutating func checkCRC(from start: Int, what: String) throws(CheckpointError) {
+        let end = position
+        let at = offset
+        let stored = try u32()
+        let actual = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        if stored != actual {
+            throw CheckpointError(
+                .checksumMismatch, section, offset: at,
+                "\(what): stored \(hex(UInt64(stored))), computed \(hex(UInt64(actual)))")
+        }
+    }
+}

@@ -1,0 +1,312 @@
+import CLinuxShim
+import PGAlloc
+
+extension MemoryFile {
+    /// Saves the file to a checkpoint at `path`, atomically: the path holds
+    /// either its old contents or the whole new checkpoint, never a part.
+    ///
+    /// The caller must keep other threads from changing the file while it
+    /// is saved (as gVisor pauses the sandbox): save waits until reclaim is
+    /// idle, refuses pending evictions, and decommits committed pages it
+    /// finds all zero.
+    ///
+    /// - Throws: `MemoryFileError.evictionsPending` (call
+    ///   `startEvictions()` and `waitForEvictions()` first);
+    ///   `CheckpointUsageError` for bad options; `HostError` for failed
+    ///   reads, writes or syscalls (`ENOSPC` included); `ZstdError`.
+    public func save(to path: String, options: SaveOptions = SaveOptions()) throws -> SaveReport {
+        let options = try options.validated()
+        let output = try CheckpointOutput(atomicPath: path)
+        do {
+            let report = try CheckpointWriter(file: self, options: options).write(to: output)
+            try output.finish()
+            return report
+        } catch {
+            output.abandon()
+            throw error
+        }
+    }
+
+    /// Saves the file to a checkpoint written in order to `descriptor` (a
+    /// pipe, stdout, an open file), which stays the caller's. Never seeks.
+    /// See `save(to:options:)`.
+    public func save(toDescriptor descriptor: Int32, options: SaveOptions = SaveOptions()) throws -> SaveReport {
+        let options = try options.validated()
+        let output = CheckpointOutput(descriptor: descriptor, name: "descriptor \(descriptor)")
+        let report = try CheckpointWriter(file: self, options: options).write(to: output)
+        try output.finish()
+        return report
+    }
+}
+
+/// A worker's own compression context and gather buffer.
+final class SaveWorkerContext {
+    var compressor: ZstdCompressor
+    let gather: UnsafeMutableRawBufferPointer
+
+    init(level: Int32, frameSize: Int) throws {
+        compressor = try ZstdCompressor(level: level)
+        gather = .allocate(byteCount: frameSize, alignment: 4096)
+    }
+
+    deinit {
+        gather.deallocate()
+    }
+}
+
+/// A compressed frame's payload buffer, reused across frames: there are as
+/// many as frames in flight.
+final class PayloadBuffer: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(capacity: Int) {
+        bytes = .allocate(byteCount: capacity, alignment: 64)
+    }
+
+    deinit {
+        bytes.deallocate()
+    }
+}
+
+/// What a worker made of one unit of committed runs.
+struct SaveUnitResult {
+    /// Runs of pages with data: the frame's runs. Empty if every page was
+    /// zero.
+    var runs: [FileRange]
+    var uncompressedLength: Int
+    var compressedLength: Int
+    var payloadCRC: UInt32
+    var payload: PayloadBuffer
+    var unitBytes: UInt64
+    var zeroBytes: UInt64
+}
+
+/// Writes one checkpoint of one MemoryFile.
+struct CheckpointWriter {
+    let file: MemoryFile
+    let options: SaveOptions
+
+    func write(to output: CheckpointOutput) throws -> SaveReport {
+        let (fileSize, segments, scan) = try file.prepareForSave()
+        let total = file.knownCommittedBytes
+
+        // Header and metadata: all known before any page is read.
+        var header = CheckpointHeader(
+            frameLimit: UInt32(options.frameSize), fileSize: fileSize, segmentCount: UInt64(segments.count))
+        try output.write(header.encoded())
+        var metadataCRC: UInt32 = 0
+        var start = 0
+        while start < segments.count {
+            let end = min(segments.count, start + 65536)
+            var w = ByteWriter(capacity: (end - start) * Int(CheckpointFormat.segmentRecordLength))
+            for s in segments[start..<end] {
+                SegmentRecord(range: s.range, refs: s.refs, kind: s.kind).encode(into: &w)
+            }
+            metadataCRC = w.bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: metadataCRC) }
+            try output.write(w.bytes)
+            start = end
+        }
+        var tail = ByteWriter(capacity: 8)
+        tail.u32(metadataCRC)
+        tail.u32(0)
+        try output.write(tail.bytes)
+
+        // Frames: units of at most frameSize committed bytes, compressed by
+        // the workers, written in order.
+        let frameSize = options.frameSize
+        let level = options.level
+        let maxInFlight = options.threads + 2
+        let queue = try WorkQueue<SaveWorkerContext, SaveUnitResult>(
+            threads: options.threads, maxInFlight: maxInFlight, name: "pgsnap-save"
+        ) {
+            try SaveWorkerContext(level: level, frameSize: frameSize)
+        }
+        defer { queue.shutDown() }
+        var freeBuffers = (0..<maxInFlight).map { _ in
+            PayloadBuffer(capacity: ZstdCompressor.compressBound(frameSize))
+        }
+
+        var cursor: UInt64 = 0
+        var producing = true
+        var sequence: UInt64 = 0
+        var entries: [IndexEntry] = []
+        var totals = IndexTotals()
+        var kinds = KindCursor(segments: segments)
+        var done: UInt64 = 0
+        var zeroBytes: UInt64 = 0
+        do {
+            while true {
+                while producing && !queue.isFull {
+                    let runs = file.committedRuns(from: cursor, maxBytes: UInt64(frameSize))
+                    guard let last = runs.last else {
+                        producing = false
+                        break
+                    }
+                    cursor = last.end
+                    let buffer = freeBuffers.removeLast()
+                    let file = self.file
+                    queue.submit { context in
+                        try compressUnit(runs, of: file, into: buffer, context: context)
+                    }
+                }
+                guard let result = try queue.nextResult() else { break }
+                if !result.runs.isEmpty {
+                    var frame = FrameHeader(
+                        sequence: sequence, uncompressedLength: UInt32(result.uncompressedLength),
+                        compressedLength: UInt32(result.compressedLength), payloadCRC: result.payloadCRC,
+                        runs: result.runs)
+                    let offset = output.bytesWritten
+                    let headerBytes = frame.encoded()
+                    try output.write(headerBytes)
+                    try output.write(UnsafeRawBufferPointer(rebasing: result.payload.bytes[..<result.compressedLength]))
+                    try output.zeros(CheckpointFormat.padding(after: UInt64(headerBytes.count + result.compressedLength)))
+                    entries.append(frame.indexEntry(offset: offset))
+                    for run in result.runs {
+                        kinds.account(run, into: &totals.storedPerKind)
+                    }
+                    totals.storedBytes += UInt64(result.uncompressedLength)
+                    sequence += 1
+                }
+                freeBuffers.append(result.payload)
+                done += result.unitBytes
+                zeroBytes += result.zeroBytes
+                options.progress?(CheckpointProgress(bytesDone: done, bytesTotal: total))
+            }
+        } catch {
+            _ = queue.drain()
+            throw error
+        }
+
+        // Index and trailer.
+        totals.frameCount = sequence
+        totals.accounting = file.accounting.snapshot()
+        let indexOffset = output.bytesWritten
+        var w = ByteWriter(capacity: Int(CheckpointFormat.indexLength(frameCount: sequence)))
+        totals.encode(into: &w)
+        for e in entries {
+            e.encode(into: &w)
+        }
+        w.crc(from: 0)
+        w.u32(0)
+        try output.write(w.bytes)
+        let indexLength = UInt64(w.bytes.count)
+        let trailer = CheckpointTrailer(
+            indexOffset: indexOffset, indexLength: indexLength,
+            checkpointLength: indexOffset + indexLength + UInt64(CheckpointFormat.trailerLength),
+            frameCount: sequence, storedBytes: totals.storedBytes, headerCRC: header.crc)
+        try output.write(trailer.encoded())
+
+        return SaveReport(
+            fileSize: fileSize, segments: segments.count, storedBytes: totals.storedBytes,
+            zeroBytesDropped: zeroBytes, frames: sequence, checkpointBytes: output.bytesWritten,
+            scan: scan.rawValue)
+    }
+}
+
+/// Finds the data pages of a unit's runs, compresses them as one frame into
+/// `buffer`, and decommits the pages found all zero in the source.
+private func compressUnit(
+    _ runs: [FileRange], of file: MemoryFile, into buffer: PayloadBuffer, context: SaveWorkerContext
+) throws -> SaveUnitResult {
+    let page = Int(CheckpointFormat.pageSize)
+    var data: [FileRange] = []
+    var zeros: [FileRange] = []
+    var unitBytes: UInt64 = 0
+    var slices = 0
+
+    // Which pages hold data.
+    for run in runs {
+        unitBytes += run.length
+        var address = run.start
+        try file.forEachMappedSlice(run) { slice in
+            slices += 1
+            var off = 0
+            while off < slice.count {
+                let isZero = pg_is_zero(slice.baseAddress! + off, page) != 0
+                let range = FileRange(start: address, end: address + UInt64(page))
+                if isZero {
+                    append(range, to: &zeros)
+                } else {
+                    append(range, to: &data)
+                }
+                off += page
+                address += UInt64(page)
+            }
+        }
+    }
+
+    var result = SaveUnitResult(
+        runs: data, uncompressedLength: 0, compressedLength: 0, payloadCRC: 0, payload: buffer,
+        unitBytes: unitBytes, zeroBytes: 0)
+    if !data.isEmpty {
+        let length = data.reduce(0) { $0 + Int($1.length) }
+        var compressed = 0
+        if zeros.isEmpty && slices == 1 {
+            // One contiguous slice of data: compress it where it lies.
+            try file.forEachMappedSlice(runs[0]) { slice in
+                compressed = try context.compressor.compress(UnsafeRawBufferPointer(slice), into: buffer.bytes)
+            }
+        } else {
+            var filled = 0
+            for run in data {
+                try file.forEachMappedSlice(run) { slice in
+                    (context.gather.baseAddress! + filled).copyMemory(from: slice.baseAddress!, byteCount: slice.count)
+                    filled += slice.count
+                }
+            }
+            compressed = try context.compressor.compress(
+                UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
+        }
+        result.uncompressedLength = length
+        result.compressedLength = compressed
+        result.payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<compressed]))
+    }
+
+    // Committed pages with nothing in them go back to the host, as gVisor's
+    // save does.
+    for z in zeros {
+        try file.decommit(z)
+        result.zeroBytes += z.length
+    }
+    return result
+}
+
+/// Appends `range` to `runs`, joining it to the last run if they touch.
+@inline(__always)
+func append(_ range: FileRange, to runs: inout [FileRange]) {
+    if let last = runs.last, last.end == range.start {
+        runs[runs.count - 1].end = range.end
+    } else {
+        runs.append(range)
+    }
+}
+
+/// Walks the saved segments alongside runs in address order, to add each
+/// run's bytes to the kind of the segments it lies in.
+struct KindCursor {
+    let segments: [SavedSegment]
+    var index = 0
+
+    init(segments: [SavedSegment]) {
+        self.segments = segments
+    }
+
+    /// Adds the bytes of `run` per kind to `stats`; returns false if part of
+    /// the run lies outside every segment or in one without references.
+    @discardableResult
+    mutating func account(_ run: FileRange, into stats: inout MemoryStats) -> Bool {
+        var at = run.start
+        while at < run.end {
+            while index < segments.count && segments[index].range.end <= at {
+                index += 1
+            }
+            guard index < segments.count, segments[index].range.start <= at, segments[index].refs > 0 else {
+                return false
+            }
+            let end = min(run.end, segments[index].range.end)
+            stats[segments[index].kind] += end - at
+            at = end
+        }
+        return true
+    }
+}

@@ -1,0 +1,271 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxShim
+import Synchronization
+
+// What save and restore (the Checkpoint module) need from the allocator.
+// `package` access: part of this package's contract, not of the library's.
+
+/// The usage set as a checkpoint stores it: segments with kind and
+/// references, merged where those are equal (committed-ness is carried by
+/// the stored pages instead).
+package struct SavedSegment: Hashable, Sendable {
+    package var range: FileRange
+    package var kind: MemoryKind
+    package var refs: UInt64
+
+    package init(range: FileRange, kind: MemoryKind, refs: UInt64) {
+        self.range = range
+        self.kind = kind
+        self.refs = refs
+    }
+}
+
+/// How a save found the pages that hold data.
+package enum CommittedScan: String, Sendable {
+    /// The file's block count equalled the known-committed bytes: no scan.
+    case none
+    /// mincore over the allocated ranges not known committed.
+    case mincore
+    /// SEEK_DATA/SEEK_HOLE over those ranges.
+    case seekData
+    /// mincore, then SEEK_DATA for pages mincore cannot see (swapped).
+    case mincoreThenSeekData
+}
+
+extension MemoryFile {
+    /// Gets the file ready to be saved and describes it: waits until reclaim
+    /// is idle, refuses pending evictions, and makes every page that holds
+    /// data known committed, so that the known-committed pages are exactly
+    /// the ones to store.
+    ///
+    /// Which pages are committed is learnt as `updateUsage` does (mincore),
+    /// or with SEEK_DATA when the ranges to scan are much larger than the
+    /// data they can hold; and if the file's block count still exceeds the
+    /// known-committed bytes (mincore cannot see swapped pages), SEEK_DATA
+    /// finds the rest. Pages that were never touched are never read.
+    ///
+    /// - Throws: `MemoryFileError.evictionsPending`; `HostError`.
+    package func prepareForSave() throws -> (fileSize: UInt64, segments: [SavedSegment], scan: CommittedScan) {
+        try core.prepareForSave()
+    }
+
+    /// Bytes known to be committed.
+    package var knownCommittedBytes: UInt64 {
+        core.state.withLock { $0.usageExpected }
+    }
+
+    /// Known-committed ranges of referenced pages at or after `cursor`, in
+    /// order, touching ones joined, totalling at most `maxBytes` (the last
+    /// one cut to fit).
+    package func committedRuns(from cursor: UInt64, maxBytes: UInt64) -> [FileRange] {
+        core.state.withLock { s in
+            var out: [FileRange] = []
+            var total: UInt64 = 0
+            var seg = s.usage.lowerBoundSegment(cursor)
+            while let current = seg, total < maxBytes {
+                let info = s.usage[current]
+                if info.knownCommitted && info.refs > 0 {
+                    var r = s.usage.range(of: current)
+                    r.start = max(r.start, cursor)
+                    if r.length > maxBytes - total {
+                        r.end = r.start + (maxBytes - total)
+                    }
+                    if let last = out.last, last.end == r.start {
+                        out[out.count - 1].end = r.end
+                    } else {
+                        out.append(r)
+                    }
+                    total += r.length
+                }
+                seg = s.usage.nextSegment(after: current)
+            }
+            return out
+        }
+    }
+
+    /// Sets up a new, empty MemoryFile as a restored one: sizes the file,
+    /// installs the usage set (nothing known committed yet), and hands
+    /// segments without references to the reclaimer.
+    ///
+    /// - Precondition: nothing has been allocated from this file.
+    /// - Throws: `HostError` if the file cannot be sized;
+    ///   `SegmentImportError` if the segments are not sorted and disjoint.
+    package func installRestoredLayout(fileSize: UInt64, segments: [SavedSegment]) throws {
+        try core.installRestoredLayout(fileSize: fileSize, segments: segments)
+    }
+
+    /// Marks restored pages as known committed and accounts them.
+    package func markRestoredCommitted(_ runs: [FileRange]) {
+        core.state.withLock { s in
+            for run in runs {
+                var seg = s.usage.findSegment(containing: run.start)
+                while let current = seg, s.usage.start(of: current) < run.end {
+                    let isolated = s.usage.isolate(current, to: run)
+                    let length = s.usage.range(of: isolated).length
+                    precondition(!s.usage[isolated].knownCommitted, "MemoryFile restore: \(run) restored twice")
+                    s.usage[isolated].knownCommitted = true
+                    core.accounting.inc(length, s.usage[isolated].kind)
+                    s.usageExpected += length
+                    seg = s.usage.nextSegment(after: isolated)
+                }
+            }
+            s.usage.mergeAll()
+        }
+    }
+}
+
+extension MemoryFileCore {
+    func prepareForSave() throws -> (fileSize: UInt64, segments: [SavedSegment], scan: CommittedScan) {
+        waitForReclaim()
+        let pending = state.withLock { s in
+            checkAlive(s, "save")
+            return s.evictable.count
+        }
+        if pending != 0 {
+            throw MemoryFileError.evictionsPending(users: pending)
+        }
+
+        // What the block count says is committed but not known to be.
+        let (current, expected, canCommitBytes) = try state.withLock { (s: inout MemoryFileState) throws -> (UInt64, UInt64, UInt64) in
+            var bytes: UInt64 = 0
+            for (range, info) in s.usage.segments where info.canCommit {
+                bytes += range.length
+            }
+            return (try totalUsage(), s.usageExpected, bytes)
+        }
+        var scan = CommittedScan.none
+        if current > expected && canCommitBytes > 0 {
+            // mincore costs per page of the range, SEEK_DATA per extent of
+            // data: prefer SEEK_DATA when the range dwarfs the data.
+            if canCommitBytes / 16 > current - expected {
+                try markDataCommittedBySeeking()
+                scan = .seekData
+            } else {
+                state.withLock { $0.usageLast = monotonicNanoseconds() }
+                try updateUsageLocked(currentUsage: current) { slice, committed in
+                    try HostMapping.residency(slice.baseAddress!, length: slice.count, into: committed)
+                }
+                scan = .mincore
+                let (after, known) = try state.withLock { (s: inout MemoryFileState) throws -> (UInt64, UInt64) in
+                    (try totalUsage(), s.usageExpected)
+                }
+                if after > known {
+                    // Pages mincore cannot see: swapped ones.
+                    try markDataCommittedBySeeking()
+                    scan = .mincoreThenSeekData
+                }
+            }
+            // Account whatever is still unexplained as swapped system
+            // memory, as updateUsage does.
+            let now = try totalUsage()
+            state.withLock { s in adjustSwap(&s, currentUsage: now) }
+        }
+
+        let layout = state.withLock { s -> (UInt64, [SavedSegment]) in
+            var segments: [SavedSegment] = []
+            for (range, info) in s.usage.segments {
+                if let last = segments.last, last.range.end == range.start, last.kind == info.kind, last.refs == info.refs {
+                    segments[segments.count - 1].range.end = range.end
+                } else {
+                    segments.append(SavedSegment(range: range, kind: info.kind, refs: info.refs))
+                }
+            }
+            return (s.fileSize, segments)
+        }
+        return (layout.0, layout.1, scan)
+    }
+
+    /// Finds the data extents (SEEK_DATA/SEEK_HOLE) of every allocated range
+    /// not known committed, and marks them known committed.
+    private func markDataCommittedBySeeking() throws {
+        var cursor: UInt64 = 0
+        while true {
+            let next: FileRange? = state.withLock { s in
+                var seg = s.usage.lowerBoundSegment(cursor)
+                while let current = seg {
+                    if s.usage[current].canCommit {
+                        return s.usage.range(of: current).intersection(FileRange(start: cursor, end: .max))
+                    }
+                    seg = s.usage.nextSegment(after: current)
+                }
+                return nil
+            }
+            guard let r = next else { return }
+            var extents: [FileRange] = []
+            var offset = r.start
+            while offset < r.end {
+                guard let data = try nextData(from: offset), data < r.end else { break }
+                let hole = try nextHole(from: data) ?? r.end
+                extents.append(FileRange(start: data, end: min(hole, r.end)))
+                offset = hole
+            }
+            if !extents.isEmpty {
+                state.withLock { s in
+                    for e in extents {
+                        markCommittedLocked(&s, e)
+                    }
+                    s.usage.mergeRange(r)
+                }
+            }
+            cursor = r.end
+        }
+    }
+
+    private func nextData(from offset: UInt64) throws(HostError) -> UInt64? {
+        try seek(offset, whence: pg_SEEK_DATA, name: "lseek(SEEK_DATA)")
+    }
+
+    private func nextHole(from offset: UInt64) throws(HostError) -> UInt64? {
+        try seek(offset, whence: pg_SEEK_HOLE, name: "lseek(SEEK_HOLE)")
+    }
+
+    private func seek(_ offset: UInt64, whence: Int32, name: String) throws(HostError) -> UInt64? {
+        while true {
+            let r = pg_lseek(fd, Int64(bitPattern: offset), whence)
+            if r >= 0 {
+                return UInt64(r)
+            }
+            switch errno {
+            case EINTR: continue
+            case ENXIO: return nil
+            case let code: throw HostError(name, errno: code)
+            }
+        }
+    }
+
+    func installRestoredLayout(fileSize: UInt64, segments: [SavedSegment]) throws {
+        let slices = SegmentDataSlices(
+            starts: segments.map(\.range.start), ends: segments.map(\.range.end),
+            values: segments.map { UsageInfo(kind: $0.kind, knownCommitted: false, refs: $0.refs) })
+        let usage = try UsageSet(importing: slices)
+        let wake = try state.withLock { (s: inout MemoryFileState) throws -> Bool in
+            checkAlive(s, "restore")
+            precondition(s.usage.isEmpty && s.fileSize == 0, "MemoryFile restore: the file is not new")
+            if fileSize > 0 {
+                try growFile(&s, toCover: fileSize)
+            }
+            s.usage = usage
+            s.usage.mergeAll()
+            var freed = false
+            for segment in segments where segment.refs == 0 {
+                s.reclaim.add(segment.range, ())
+                freed = true
+            }
+            guard freed else {
+                return false
+            }
+            s.reclaimable = true
+            reclaimEvents.add(1, ordering: .releasing)
+            if s.reclaimerSleeping {
+                s.reclaimerSleeping = false
+                return true
+            }
+            return false
+        }
+        if wake {
+            state.signal(reclaimCond)
+        }
+    }
+}
