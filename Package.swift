@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "PGAlloc", targets: ["PGAlloc"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .executable(name: "pgsnap", targets: ["pgsnap"]),
+        .library(name: "Workloads", targets: ["Workloads"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,17 +39,21 @@ let package = Package(
             name: "Checkpoint",
             dependencies: ["PGAlloc", "CZstd", "CCRC32C", "CLinuxShim"]
         ),
+        // The reference workloads of ../shared/bench/WORKLOADS.md (page
+        // contents, W-save), shared by the demo, the benchmarks and tests.
+        .target(name: "Workloads", dependencies: ["PGAlloc"]),
         .executableTarget(
             name: "pgsnap",
             dependencies: [
                 "PGAlloc",
                 "Checkpoint",
+                "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "CLinuxShim"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "CLinuxShim"]),
-        .testTarget(name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "CLinuxShim"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
+        .testTarget(name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,15 +4,19 @@ public struct CheckpointHeader: Hashable, Sendable {
     public var frameLimit: UInt32
     /// The size of the saved MemoryFile.
     public var fileSize: UInt64
+    /// The saved memory's own length: `fileSize` for a MemoryFile, the
+    /// image's length for a raw image.
+    public var dataSize: UInt64
     /// Segments in the metadata.
     public var segmentCount: UInt64
     /// The header's CRC, which the trailer repeats. Set by `encoded()` and
     /// `decode(_:)`.
     public internal(set) var crc: UInt32 = 0
 
-    public init(frameLimit: UInt32, fileSize: UInt64, segmentCount: UInt64) {
+    public init(frameLimit: UInt32, fileSize: UInt64, dataSize: UInt64, segmentCount: UInt64) {
         self.frameLimit = frameLimit
         self.fileSize = fileSize
+        self.dataSize = dataSize
         self.segmentCount = segmentCount
     }
 
@@ -36,8 +40,8 @@ public struct CheckpointHeader: Hashable, Sendable {
         w.u32(frameLimit)
         w.u32(UInt32(CheckpointFormat.kindCount))
         w.u64(fileSize)
+        w.u64(dataSize)
         w.u64(segmentCount)
-        w.u64(metadataLength)
         w.u32(0)  // reserved
         w.crc(from: 0)
         crc = w.bytes.withUnsafeBytes { $0.load(fromByteOffset: 60, as: UInt32.self).littleEndian }
@@ -97,17 +101,17 @@ public struct CheckpointHeader: Hashable, Sendable {
                 .header, 32, "fileSize", expected: "a multiple of 1 GiB up to \(hex(CheckpointFormat.maxFileSize))",
                 found: hex(fileSize))
         }
+        let dataSize = try r.u64()
+        if dataSize > fileSize {
+            throw .field(.header, 40, "dataSize", expected: "at most fileSize \(hex(fileSize))", found: hex(dataSize))
+        }
         let segmentCount = try r.u64()
         if segmentCount > fileSize / CheckpointFormat.pageSize {
             throw .field(
-                .header, 40, "segmentCount", expected: "at most \(fileSize / CheckpointFormat.pageSize) (one per page)",
+                .header, 48, "segmentCount", expected: "at most \(fileSize / CheckpointFormat.pageSize) (one per page)",
                 found: segmentCount)
         }
-        var header = CheckpointHeader(frameLimit: frameLimit, fileSize: fileSize, segmentCount: segmentCount)
-        let metadataLength = try r.u64()
-        if metadataLength != header.metadataLength {
-            throw .field(.header, 48, "metadataLength", expected: "\(header.metadataLength)", found: metadataLength)
-        }
+        var header = CheckpointHeader(frameLimit: frameLimit, fileSize: fileSize, dataSize: dataSize, segmentCount: segmentCount)
         try r.zeros(4, field: "reserved")
         header.crc = try r.u32()
         return header

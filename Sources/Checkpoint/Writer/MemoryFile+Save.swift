@@ -18,7 +18,7 @@ extension MemoryFile {
         let options = try options.validated()
         let output = try CheckpointOutput(atomicPath: path)
         do {
-            let report = try CheckpointWriter(file: self, options: options).write(to: output)
+            let report = try CheckpointWriter(source: MemoryFileSource(self), options: options).write(to: output)
             try output.finish()
             return report
         } catch {
@@ -33,24 +33,29 @@ extension MemoryFile {
     public func save(toDescriptor descriptor: Int32, options: SaveOptions = SaveOptions()) throws -> SaveReport {
         let options = try options.validated()
         let output = CheckpointOutput(descriptor: descriptor, name: "descriptor \(descriptor)")
-        let report = try CheckpointWriter(file: self, options: options).write(to: output)
+        let report = try CheckpointWriter(source: MemoryFileSource(self), options: options).write(to: output)
         try output.finish()
         return report
     }
 }
 
-/// A worker's own compression context and gather buffer.
+/// A worker's own compression context and buffers.
 final class SaveWorkerContext {
     var compressor: ZstdCompressor
+    /// The data pages of a unit, gathered.
     let gather: UnsafeMutableRawBufferPointer
+    /// Where sources that cannot lend their memory read it.
+    let read: UnsafeMutableRawBufferPointer
 
     init(level: Int32, frameSize: Int) throws {
         compressor = try ZstdCompressor(level: level)
         gather = .allocate(byteCount: frameSize, alignment: 4096)
+        read = .allocate(byteCount: 1 << 20, alignment: 4096)
     }
 
     deinit {
         gather.deallocate()
+        read.deallocate()
     }
 }
 
@@ -81,18 +86,20 @@ struct SaveUnitResult {
     var zeroBytes: UInt64
 }
 
-/// Writes one checkpoint of one MemoryFile.
+/// Writes one checkpoint of one source.
 struct CheckpointWriter {
-    let file: MemoryFile
+    let source: SaveSource
     let options: SaveOptions
 
     func write(to output: CheckpointOutput) throws -> SaveReport {
-        let (fileSize, segments, scan) = try file.prepareForSave()
-        let total = file.knownCommittedBytes
+        let layout = try source.prepare()
+        let segments = layout.segments
+        let total = layout.committedBytes
 
         // Header and metadata: all known before any page is read.
         var header = CheckpointHeader(
-            frameLimit: UInt32(options.frameSize), fileSize: fileSize, segmentCount: UInt64(segments.count))
+            frameLimit: UInt32(options.frameSize), fileSize: layout.fileSize, dataSize: layout.dataSize,
+            segmentCount: UInt64(segments.count))
         try output.write(header.encoded())
         var metadataCRC: UInt32 = 0
         var start = 0
@@ -137,16 +144,16 @@ struct CheckpointWriter {
         do {
             while true {
                 while producing && !queue.isFull {
-                    let runs = file.committedRuns(from: cursor, maxBytes: UInt64(frameSize))
+                    let runs = try source.committedRuns(from: cursor, maxBytes: UInt64(frameSize))
                     guard let last = runs.last else {
                         producing = false
                         break
                     }
                     cursor = last.end
                     let buffer = freeBuffers.removeLast()
-                    let file = self.file
+                    let source = self.source
                     queue.submit { context in
-                        try compressUnit(runs, of: file, into: buffer, context: context)
+                        try compressUnit(runs, of: source, into: buffer, context: context)
                     }
                 }
                 guard let result = try queue.nextResult() else { break }
@@ -179,7 +186,7 @@ struct CheckpointWriter {
 
         // Index and trailer.
         totals.frameCount = sequence
-        totals.accounting = file.accounting.snapshot()
+        totals.accounting = source.accountingSnapshot()
         let indexOffset = output.bytesWritten
         var w = ByteWriter(capacity: Int(CheckpointFormat.indexLength(frameCount: sequence)))
         totals.encode(into: &w)
@@ -197,77 +204,60 @@ struct CheckpointWriter {
         try output.write(trailer.encoded())
 
         return SaveReport(
-            fileSize: fileSize, segments: segments.count, storedBytes: totals.storedBytes,
+            fileSize: layout.fileSize, segments: segments.count, storedBytes: totals.storedBytes,
             zeroBytesDropped: zeroBytes, frames: sequence, checkpointBytes: output.bytesWritten,
-            scan: scan.rawValue)
+            scan: layout.scan)
     }
 }
 
-/// Finds the data pages of a unit's runs, compresses them as one frame into
-/// `buffer`, and decommits the pages found all zero in the source.
+/// Finds the data pages of a unit's runs and gathers them, compresses them
+/// as one frame into `buffer`, and tells the source which pages were zero.
 private func compressUnit(
-    _ runs: [FileRange], of file: MemoryFile, into buffer: PayloadBuffer, context: SaveWorkerContext
+    _ runs: [FileRange], of source: SaveSource, into buffer: PayloadBuffer, context: SaveWorkerContext
 ) throws -> SaveUnitResult {
     let page = Int(CheckpointFormat.pageSize)
     var data: [FileRange] = []
     var zeros: [FileRange] = []
     var unitBytes: UInt64 = 0
-    var slices = 0
+    var filled = 0
+    let gather = context.gather.baseAddress!
 
-    // Which pages hold data.
     for run in runs {
         unitBytes += run.length
         var address = run.start
-        try file.forEachMappedSlice(run) { slice in
-            slices += 1
+        try source.forEachSlice(of: run, buffer: context.read) { slice in
             var off = 0
             while off < slice.count {
-                let isZero = pg_is_zero(slice.baseAddress! + off, page) != 0
-                let range = FileRange(start: address, end: address + UInt64(page))
-                if isZero {
+                // A stretch of pages that are all zero or all not.
+                let zero = pg_is_zero(slice.baseAddress! + off, page) != 0
+                var end = off + page
+                while end < slice.count && (pg_is_zero(slice.baseAddress! + end, page) != 0) == zero {
+                    end += page
+                }
+                let range = FileRange(start: address, end: address + UInt64(end - off))
+                if zero {
                     append(range, to: &zeros)
                 } else {
                     append(range, to: &data)
+                    (gather + filled).copyMemory(from: slice.baseAddress! + off, byteCount: end - off)
+                    filled += end - off
                 }
-                off += page
-                address += UInt64(page)
+                address += UInt64(end - off)
+                off = end
             }
         }
     }
 
     var result = SaveUnitResult(
-        runs: data, uncompressedLength: 0, compressedLength: 0, payloadCRC: 0, payload: buffer,
-        unitBytes: unitBytes, zeroBytes: 0)
-    if !data.isEmpty {
-        let length = data.reduce(0) { $0 + Int($1.length) }
-        var compressed = 0
-        if zeros.isEmpty && slices == 1 {
-            // One contiguous slice of data: compress it where it lies.
-            try file.forEachMappedSlice(runs[0]) { slice in
-                compressed = try context.compressor.compress(UnsafeRawBufferPointer(slice), into: buffer.bytes)
-            }
-        } else {
-            var filled = 0
-            for run in data {
-                try file.forEachMappedSlice(run) { slice in
-                    (context.gather.baseAddress! + filled).copyMemory(from: slice.baseAddress!, byteCount: slice.count)
-                    filled += slice.count
-                }
-            }
-            compressed = try context.compressor.compress(
-                UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
-        }
-        result.uncompressedLength = length
+        runs: data, uncompressedLength: filled, compressedLength: 0, payloadCRC: 0, payload: buffer,
+        unitBytes: unitBytes, zeroBytes: zeros.reduce(0) { $0 + $1.length })
+    if filled > 0 {
+        let compressed = try context.compressor.compress(
+            UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
         result.compressedLength = compressed
         result.payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<compressed]))
     }
-
-    // Committed pages with nothing in them go back to the host, as gVisor's
-    // save does.
-    for z in zeros {
-        try file.decommit(z)
-        result.zeroBytes += z.length
-    }
+    try source.dropZeroPages(zeros)
     return result
 }
 

@@ -140,18 +140,34 @@ public struct FileDescriptor: ~Copyable, Sendable {
     /// The start of the first data extent at or after `offset`
     /// (`lseek(SEEK_DATA)`), or nil if there is no data after it.
     public func nextData(from offset: UInt64) throws(HostError) -> UInt64? {
-        try seek(offset, whence: pg_SEEK_DATA, name: "lseek(SEEK_DATA)")
+        try SparseFile.nextData(rawValue, from: offset)
     }
 
     /// The start of the first hole at or after `offset` (`lseek(SEEK_HOLE)`);
     /// the end of the file counts as a hole.
     public func nextHole(from offset: UInt64) throws(HostError) -> UInt64? {
-        try seek(offset, whence: pg_SEEK_HOLE, name: "lseek(SEEK_HOLE)")
+        try SparseFile.nextHole(rawValue, from: offset)
+    }
+}
+
+/// Finding the data and the holes of a sparse file. Unlike mincore, this
+/// sees pages of a memfd that the host swapped out.
+package enum SparseFile {
+    /// The start of the first data extent of `fd` at or after `offset`, or
+    /// nil if none.
+    package static func nextData(_ fd: Int32, from offset: UInt64, name: String = "") throws(HostError) -> UInt64? {
+        try seek(fd, offset, whence: pg_SEEK_DATA, call: "lseek(SEEK_DATA)" + (name.isEmpty ? "" : " \(name)"))
     }
 
-    private func seek(_ offset: UInt64, whence: Int32, name: String) throws(HostError) -> UInt64? {
+    /// The start of the first hole of `fd` at or after `offset` (the end of
+    /// the file counts as one), or nil if `offset` is past the end.
+    package static func nextHole(_ fd: Int32, from offset: UInt64, name: String = "") throws(HostError) -> UInt64? {
+        try seek(fd, offset, whence: pg_SEEK_HOLE, call: "lseek(SEEK_HOLE)" + (name.isEmpty ? "" : " \(name)"))
+    }
+
+    private static func seek(_ fd: Int32, _ offset: UInt64, whence: Int32, call: String) throws(HostError) -> UInt64? {
         while true {
-            let r = pg_lseek(rawValue, Int64(bitPattern: offset), whence)
+            let r = pg_lseek(fd, Int64(bitPattern: offset), whence)
             if r >= 0 {
                 return UInt64(r)
             }
@@ -161,7 +177,7 @@ public struct FileDescriptor: ~Copyable, Sendable {
             case ENXIO:
                 return nil
             case let code:
-                throw HostError(name, errno: code)
+                throw HostError(call, errno: code)
             }
         }
     }

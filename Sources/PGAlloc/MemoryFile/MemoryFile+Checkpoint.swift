@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinuxShim
 import Synchronization
 
 // What save and restore (the Checkpoint module) need from the allocator.
@@ -196,8 +195,8 @@ extension MemoryFileCore {
             var extents: [FileRange] = []
             var offset = r.start
             while offset < r.end {
-                guard let data = try nextData(from: offset), data < r.end else { break }
-                let hole = try nextHole(from: data) ?? r.end
+                guard let data = try SparseFile.nextData(fd, from: offset), data < r.end else { break }
+                let hole = try SparseFile.nextHole(fd, from: data) ?? r.end
                 extents.append(FileRange(start: data, end: min(hole, r.end)))
                 offset = hole
             }
@@ -210,28 +209,6 @@ extension MemoryFileCore {
                 }
             }
             cursor = r.end
-        }
-    }
-
-    private func nextData(from offset: UInt64) throws(HostError) -> UInt64? {
-        try seek(offset, whence: pg_SEEK_DATA, name: "lseek(SEEK_DATA)")
-    }
-
-    private func nextHole(from offset: UInt64) throws(HostError) -> UInt64? {
-        try seek(offset, whence: pg_SEEK_HOLE, name: "lseek(SEEK_HOLE)")
-    }
-
-    private func seek(_ offset: UInt64, whence: Int32, name: String) throws(HostError) -> UInt64? {
-        while true {
-            let r = pg_lseek(fd, Int64(bitPattern: offset), whence)
-            if r >= 0 {
-                return UInt64(r)
-            }
-            switch errno {
-            case EINTR: continue
-            case ENXIO: return nil
-            case let code: throw HostError(name, errno: code)
-            }
         }
     }
 

@@ -1,1 +1,0 @@
-// Save and restore of a MemoryFile; see docs/FORMAT.md.

@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import PGAlloc
+
+/// What a save reads: a MemoryFile of this process, or memory it did not
+/// allocate (a raw memory image, another process's memfd).
+protocol SaveSource: AnyObject, Sendable {
+    /// Gets ready and describes the memory; called once, first.
+    func prepare() throws -> SaveLayout
+    /// Runs of pages that may hold data, at or after `cursor`, in order,
+    /// totalling at most `maxBytes`.
+    func committedRuns(from cursor: UInt64, maxBytes: UInt64) throws -> [FileRange]
+    /// Calls `body` on the bytes of `run`, in order, in one or more slices;
+    /// `buffer` is the caller's scratch space, for sources that must copy.
+    func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// Pages of `runs` were found all zero and were not stored.
+    func dropZeroPages(_ runs: [FileRange]) throws
+    /// The memory's accounting at the end of the save.
+    func accountingSnapshot() -> MemoryStats
+}
+
+/// What a source looks like to a save.
+struct SaveLayout {
+    var fileSize: UInt64
+    var dataSize: UInt64
+    var segments: [SavedSegment]
+    /// How the pages holding data were found.
+    var scan: String
+    /// Bytes in the runs `committedRuns` will return (for progress).
+    var committedBytes: UInt64
+}
+
+/// A MemoryFile of this process, read through its mappings.
+final class MemoryFileSource: SaveSource, @unchecked Sendable {
+    let file: MemoryFile
+
+    init(_ file: MemoryFile) {
+        self.file = file
+    }
+
+    func prepare() throws -> SaveLayout {
+        let (fileSize, segments, scan) = try file.prepareForSave()
+        return SaveLayout(
+            fileSize: fileSize, dataSize: fileSize, segments: segments, scan: scan.rawValue,
+            committedBytes: file.knownCommittedBytes)
+    }
+
+    func committedRuns(from cursor: UInt64, maxBytes: UInt64) -> [FileRange] {
+        file.committedRuns(from: cursor, maxBytes: maxBytes)
+    }
+
+    func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try file.forEachMappedSlice(run) { try body(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Committed pages with nothing in them go back to the host, as gVisor's
+    /// save does.
+    func dropZeroPages(_ runs: [FileRange]) throws {
+        for run in runs {
+            try file.decommit(run)
+        }
+    }
+
+    func accountingSnapshot() -> MemoryStats {
+        file.accounting.snapshot()
+    }
+}
+
+/// Memory this process did not allocate: a raw memory image (a sparse
+/// regular file) or a memfd of another process (`/proc/PID/fd/N`). Its data
+/// extents (SEEK_DATA/SEEK_HOLE), rounded out to whole pages, become
+/// allocated segments of one kind; its holes stay holes. It is read with
+/// `pread`, which neither changes it nor commits its holes.
+final class RawMemorySource: SaveSource, @unchecked Sendable {
+    private let fd: Int32
+    private let name: String
+    private let kind: MemoryKind
+    private var extents: [FileRange] = []
+    private var dataSize: UInt64 = 0
+
+    /// Reads from `fd`, which must stay open until the save ends.
+    init(descriptor fd: Int32, name: String, kind: MemoryKind) {
+        self.fd = fd
+        self.name = name
+        self.kind = kind
+    }
+
+    func prepare() throws -> SaveLayout {
+        var st = stat()
+        _ = try retryingInterrupts("fstat \(name)") { fstat(fd, &st) }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            throw CheckpointUsageError("\(name) is not a regular file or memfd (a device, pipe or directory cannot be saved)")
+        }
+        dataSize = UInt64(st.st_size)
+        let page = CheckpointFormat.pageSize
+        let chunk = CheckpointFormat.chunkSize
+        guard dataSize <= CheckpointFormat.maxFileSize else {
+            throw CheckpointUsageError("\(name) is \(dataSize) bytes, larger than a checkpoint can hold")
+        }
+        let fileSize = (dataSize + chunk - 1) / chunk * chunk
+        var offset: UInt64 = 0
+        while offset < dataSize {
+            guard let start = try SparseFile.nextData(fd, from: offset, name: name), start < dataSize else { break }
+            let end = try SparseFile.nextHole(fd, from: start, name: name) ?? dataSize
+            let range = FileRange(start: start / page * page, end: (min(end, dataSize) + page - 1) / page * page)
+            append(range, to: &extents)
+            offset = max(end, start + 1)
+        }
+        let segments = extents.map { SavedSegment(range: $0, kind: kind, refs: 1) }
+        let bytes = extents.reduce(0) { $0 + $1.length }
+        return SaveLayout(fileSize: fileSize, dataSize: dataSize, segments: segments, scan: "seekData", committedBytes: bytes)
+    }
+
+    func committedRuns(from cursor: UInt64, maxBytes: UInt64) -> [FileRange] {
+        var out: [FileRange] = []
+        var total: UInt64 = 0
+        // Extents are sorted: find the first one ending after the cursor.
+        var lo = 0
+        var hi = extents.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if extents[mid].end <= cursor { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        while i < extents.count && total < maxBytes {
+            var r = extents[i]
+            r.start = max(r.start, cursor)
+            if r.length > maxBytes - total {
+                r.end = r.start + (maxBytes - total)
+            }
+            out.append(r)
+            total += r.length
+            i += 1
+        }
+        return out
+    }
+
+    func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var at = run.start
+        while at < run.end {
+            let want = Int(min(UInt64(buffer.count), run.end - at))
+            var done = 0
+            while done < want {
+                let n = try retryingInterrupts("pread \(name)") {
+                    pread(fd, buffer.baseAddress! + done, want - done, off_t(Int64(bitPattern: at) + Int64(done)))
+                }
+                if n == 0 {
+                    // Past the end of the image (its last, partial page):
+                    // zeros, as a memory file would read.
+                    memset(buffer.baseAddress! + done, 0, want - done)
+                    break
+                }
+                done += n
+            }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[..<want]))
+            at += UInt64(want)
+        }
+    }
+
+    /// The source is never modified.
+    func dropZeroPages(_ runs: [FileRange]) throws {}
+
+    func accountingSnapshot() -> MemoryStats {
+        var stats = MemoryStats()
+        stats[kind] = extents.reduce(0) { $0 + $1.length }
+        return stats
+    }
+}
