@@ -18,20 +18,22 @@ final class MemoryPressureNotifier: @unchecked Sendable {
     /// The pressure worth reacting to.
     enum Level: String {
         /// The host is reclaiming memory (v1 "low"; v2: tasks stalled on
-        /// memory for 70 ms within a second).
+        /// memory for 7% of the time).
         case low
-        /// The host is swapping or reclaiming hard (v1 "medium"; v2: 150 ms
-        /// of a second).
+        /// The host is swapping or reclaiming hard (v1 "medium"; v2: 15%).
         case medium
-        /// The host is close to OOM (v1 "critical"; v2: 500 ms of a second,
-        /// all tasks stalled).
+        /// The host is close to OOM (v1 "critical"; v2: 50%, all tasks
+        /// stalled).
         case critical
 
+        /// Over a 2 s window: without CAP_SYS_RESOURCE (in most
+        /// containers, even as root) the kernel only accepts windows that
+        /// are multiples of 2 s, and rejects others with EINVAL.
         var psiTrigger: String {
             switch self {
-            case .low: "some 70000 1000000"
-            case .medium: "some 150000 1000000"
-            case .critical: "full 500000 1000000"
+            case .low: "some 140000 2000000"
+            case .medium: "some 300000 2000000"
+            case .critical: "full 1000000 2000000"
             }
         }
     }

@@ -232,7 +232,9 @@ func findAvailableRangeBottomUp(
         let (startRaw, o1) = usage.start(of: g).addingReportingOverflow(mask)
         let start = startRaw & ~mask
         let (end, o2) = start.addingReportingOverflow(length)
-        if o1 || o2 || end > UInt64(Int64.max) {
+        // The file grows to whole chunks and its size is a signed 64-bit
+        // offset: the end must lie below the last chunk boundary that fits.
+        if o1 || o2 || end > UInt64(Int64.max) & ~chunkMask {
             return nil
         }
         if end <= usage.end(of: g) {

@@ -22,6 +22,8 @@ extension MemoryFile {
 extension MemoryFileCore {
     func decommit(_ fr: FileRange) throws {
         checkPageRange(fr, "decommit")
+        // After destroy the descriptor number may name another file.
+        state.withLock { checkAlive($0, "decommit") }
         if options.manualZeroing {
             // Punching holes need not zero pages here.
             try manuallyZero(fr)

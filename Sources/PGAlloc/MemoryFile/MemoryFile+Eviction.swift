@@ -22,7 +22,7 @@ public typealias EvictableRange = FileRange
 struct EvictableUserInfo {
     let user: any EvictableMemoryUser
     /// The user's evictable ranges.
-    var ranges = FileRangeSet()
+    var ranges = UntrackedFileRangeSet()
     /// Whether a thread is evicting this user's ranges.
     var evicting = false
 }

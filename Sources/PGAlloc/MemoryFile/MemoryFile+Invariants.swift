@@ -47,7 +47,7 @@ extension MemoryFile {
                         return "freed segment \(range) is accounted as \(info.kind), not system"
                     }
                     var waiting = s.reclaim.spanRange(range)
-                    if let inFlight = s.reclaimInFlight {
+                    for inFlight in s.reclaimInFlight {
                         waiting += inFlight.intersection(range).length
                     }
                     if waiting != range.length {

@@ -53,7 +53,9 @@ extension MemoryFileCore {
             var touched = 0
             var last: UsageSet.Segment?
             var expected = fr.start
-            var seg = s.usage.findSegment(containing: fr.start)
+            // From the first segment ending after fr.start, so that a gap at
+            // the start of fr is reported as precisely as one in its middle.
+            var seg = s.usage.lowerBoundSegment(fr.start)
             while let current = seg, s.usage.start(of: current) < fr.end {
                 if s.usage.start(of: current) > expected {
                     preconditionFailure(

@@ -22,7 +22,9 @@ extension MemoryFile {
     ///
     /// - Note: gVisor MemoryFile.TotalUsage.
     public func totalUsage() throws -> UInt64 {
-        try core.totalUsage()
+        // After destroy the descriptor number may name another file.
+        core.state.withLock { core.checkAlive($0, "totalUsage") }
+        return try core.totalUsage()
     }
 
     /// The size of the file: an upper bound on what can be allocated
@@ -63,9 +65,17 @@ extension MemoryFileCore {
             return current
         }
         guard let currentUsage else { return }
-        try updateUsageLocked(currentUsage: currentUsage) { slice, committed in
-            try HostMapping.residency(slice.baseAddress!, length: slice.count, into: committed)
+        try updateUsageLocked(currentUsage: currentUsage, checkCommitted: residency)
+    }
+
+    /// mincore over a mapped slice (or, under the `hideResidency` test
+    /// hook, nothing resident).
+    func residency(_ slice: UnsafeMutableRawBufferPointer, _ committed: UnsafeMutablePointer<UInt8>) throws {
+        if options.hideResidency {
+            committed.initialize(repeating: 0, count: slice.count / Int(PageSize.base))
+            return
         }
+        try HostMapping.residency(slice.baseAddress!, length: slice.count, into: committed)
     }
 
     /// Scans every allocated segment that may have become committed: for
@@ -148,6 +158,12 @@ extension MemoryFileCore {
                 // start inside it.
                 seg = s.usage.lowerBoundSegment(committed.end)
                 i = j
+            }
+            // Merge before the lock is dropped: other threads must never
+            // see the set less than maximally merged.
+            if changed {
+                s.usage.mergeRange(r)
+                s.usage.mergeAdjacent(r)
             }
         }
         return changed

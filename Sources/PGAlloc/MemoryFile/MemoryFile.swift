@@ -99,9 +99,9 @@ struct MemoryFileState: ~Copyable {
     /// True if `reclaim` may hold ranges to reclaim.
     var reclaimable = false
     /// Freed ranges (refs 0) waiting for the reclaimer.
-    var reclaim = FileRangeSet()
-    /// The range the reclaimer took out of `reclaim` and is decommitting.
-    var reclaimInFlight: FileRange? = nil
+    var reclaim = UntrackedFileRangeSet()
+    /// The ranges the reclaimer took out of `reclaim` and is decommitting.
+    var reclaimInFlight: [FileRange] = []
     /// Whether the reclaimer sleeps on `reclaimCond` (rather than working
     /// or spinning), so that freeing pages must wake it.
     var reclaimerSleeping = false

@@ -42,6 +42,10 @@ public struct MemoryFileOptions: Sendable {
     /// a non-nil errno makes that call fail with it.
     var fallocateFailure: (@Sendable (FileRange) -> Int32?)? = nil
 
+    /// Test hook: mincore reports no page resident, as if the host had
+    /// swapped every page out.
+    var hideResidency = false
+
     public init() {}
 }
 

@@ -43,3 +43,22 @@ public enum RangeSetFunctions: SegmentSetFunctions {
 
 /// A set of ranges with no values, merged wherever they touch.
 public typealias FileRangeSet = SegmentSet<RangeSetFunctions>
+
+/// As `RangeSetFunctions`, without gap tracking: for sets that are never
+/// searched for gaps (the seed's reclaim and evictable sets), whose
+/// mutations then skip the bookkeeping.
+public enum UntrackedRangeSetFunctions: SegmentSetFunctions {
+    public typealias Value = Void
+
+    @inlinable
+    public static var tracksGaps: Bool { false }
+
+    @inlinable
+    public static func merge(_: FileRange, _: Void, _: FileRange, _: Void) -> Void? { () }
+
+    @inlinable
+    public static func split(_: FileRange, _: Void, at _: UInt64) -> (Void, Void) { ((), ()) }
+}
+
+/// A set of ranges merged wherever they touch, without gap tracking.
+public typealias UntrackedFileRangeSet = SegmentSet<UntrackedRangeSetFunctions>
