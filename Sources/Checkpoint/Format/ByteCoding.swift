@@ -18,6 +18,17 @@ struct ByteWriter {
 
     mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
 
+    /// Appends `v` as unsigned LEB128: 7 bits per byte, least significant
+    /// first, the high bit set on every byte but the last.
+    mutating func leb128(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
     mutating func zeros(_ n: Int) { bytes.append(contentsOf: repeatElement(0, count: n)) }
 
     /// Appends the CRC-32C of every byte so far from `start`.
@@ -74,6 +85,33 @@ struct ByteReader {
             v |= UInt64(bytes[p + i]) << (8 * i)
         }
         return v
+    }
+
+    /// Reads an unsigned LEB128 number that must end before `limit` (a
+    /// position), fit 64 bits and use its shortest encoding.
+    mutating func leb128(field: String, limit: Int) throws(CheckpointError) -> UInt64 {
+        let at = offset
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < limit else {
+                throw CheckpointError.field(section, at, field, expected: "a LEB128 number inside the run table", found: "the table's end")
+            }
+            let byte = bytes[position]
+            position += 1
+            let bits = UInt64(byte & 0x7F)
+            if shift == 63 && bits > 1 || shift > 63 {
+                throw CheckpointError.field(section, at, field, expected: "a LEB128 number that fits 64 bits", found: "more bits")
+            }
+            value |= bits << shift
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    throw CheckpointError.field(section, at, field, expected: "the shortest LEB128 encoding", found: "a trailing zero byte")
+                }
+                return value
+            }
+            shift += 7
+        }
     }
 
     mutating func raw(_ n: Int) throws(CheckpointError) -> ArraySlice<UInt8> {

@@ -18,8 +18,10 @@ public enum CheckpointFormat {
     /// Memory kinds counted in version 1.
     static let kindCount = 6
     static let segmentRecordLength: UInt64 = 32
-    static let runRecordLength = 16
-    static let frameFixedLength = 32
+    static let frameFixedLength = 40
+    /// The smallest frame record: one run of two one-byte numbers, a
+    /// one-byte payload, padding.
+    static let minFrameRecordLength: UInt64 = 48
     static let indexFixedLength = 24
     static let indexEntryLength = 40
     /// "FRM1" and "IDX1", as read little-endian.
@@ -31,11 +33,6 @@ public enum CheckpointFormat {
     /// The largest compressed payload a frame of `frameLimit` bytes may have.
     static func maxCompressedLength(frameLimit: UInt32) -> UInt64 {
         UInt64(ZSTD_compressBound(Int(frameLimit)))
-    }
-
-    /// Length of a frame record's header for `runCount` runs.
-    static func frameHeaderLength(runCount: Int) -> Int {
-        frameFixedLength + runRecordLength * runCount + 8
     }
 
     /// Length of the index for `frameCount` frames.

@@ -236,10 +236,9 @@ struct CheckpointTrailer: Hashable {
         }
         // The frame count must leave room for at least a minimal record per
         // frame between the metadata and the index.
-        let minFrame = UInt64(CheckpointFormat.frameHeaderLength(runCount: 1) + 8)
         let framesOffset = header.framesOffset
         if t.indexOffset < framesOffset || t.indexOffset % 8 != 0
-            || (t.indexOffset - framesOffset) / minFrame < t.frameCount
+            || (t.indexOffset - framesOffset) / CheckpointFormat.minFrameRecordLength < t.frameCount
             || (t.frameCount == 0) != (t.indexOffset == framesOffset)
         {
             throw .field(

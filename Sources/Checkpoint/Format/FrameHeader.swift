@@ -11,6 +11,9 @@ public struct FrameHeader: Hashable, Sendable {
     public var runs: [FileRange]
     /// Set by `encoded()` and by decoding.
     public internal(set) var headerCRC: UInt32 = 0
+    /// Bytes of the header (tag to headerCRC). Set by `encoded()` and by
+    /// decoding.
+    public internal(set) var headerLength: Int = 0
 
     public init(sequence: UInt64, uncompressedLength: UInt32, compressedLength: UInt32, payloadCRC: UInt32, runs: [FileRange]) {
         self.sequence = sequence
@@ -22,28 +25,37 @@ public struct FrameHeader: Hashable, Sendable {
 
     /// Bytes of the record: header, payload and padding.
     var recordLength: UInt64 {
-        let n = UInt64(CheckpointFormat.frameHeaderLength(runCount: runs.count)) + UInt64(compressedLength)
+        let n = UInt64(headerLength) + UInt64(compressedLength)
         return n + UInt64(CheckpointFormat.padding(after: n))
     }
 
     /// The header bytes (the payload follows them).
+    ///
+    /// - Precondition: at least one run; runs page-aligned and in order.
     mutating func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: CheckpointFormat.frameHeaderLength(runCount: runs.count))
+        precondition(!runs.isEmpty, "FrameHeader: a frame holds at least one run")
+        var table = ByteWriter(capacity: 4 * runs.count)
+        var previousEnd = runs[0].start
+        for run in runs {
+            precondition(run.start >= previousEnd && run.end > run.start, "FrameHeader: runs out of order: \(runs)")
+            table.leb128((run.start - previousEnd) / CheckpointFormat.pageSize)
+            table.leb128(run.length / CheckpointFormat.pageSize)
+            previousEnd = run.end
+        }
+        var w = ByteWriter(capacity: CheckpointFormat.frameFixedLength + table.bytes.count + 4)
         w.u32(CheckpointFormat.frameTag)
         w.u32(UInt32(runs.count))
         w.u64(sequence)
+        w.u64(runs[0].start)
         w.u32(uncompressedLength)
         w.u32(compressedLength)
         w.u32(payloadCRC)
-        w.u32(0)
-        for run in runs {
-            w.u64(run.start)
-            w.u64(run.length)
-        }
+        w.u32(UInt32(table.bytes.count))
+        w.raw(table.bytes)
         let crcAt = w.bytes.count
         w.crc(from: 0)
         headerCRC = w.bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: crcAt, as: UInt32.self).littleEndian }
-        w.u32(0)
+        headerLength = w.bytes.count
         return w.bytes
     }
 
@@ -55,19 +67,22 @@ public struct FrameHeader: Hashable, Sendable {
     }
 }
 
-/// The fixed first 32 bytes of a frame record, checked against the limits
+/// The fixed first 40 bytes of a frame record, checked against the limits
 /// before anything else of the frame is read.
 struct FrameHeaderPrefix {
     var runCount: Int
     var sequence: UInt64
+    var firstAddress: UInt64
     var uncompressedLength: UInt32
     var compressedLength: UInt32
     var payloadCRC: UInt32
+    var runTableLength: Int
     var bytes: [UInt8]
 
-    /// Decodes the prefix of frame `expectedSequence` found at `offset`.
+    /// Decodes the prefix of frame `expectedSequence` found at `offset`;
+    /// `previousEnd` is where the previous frame's last run ends.
     static func decode(
-        _ bytes: [UInt8], offset: UInt64, expectedSequence: UInt64, header: CheckpointHeader
+        _ bytes: [UInt8], offset: UInt64, expectedSequence: UInt64, previousEnd: UInt64, header: CheckpointHeader
     ) throws(CheckpointError) -> FrameHeaderPrefix {
         let section = CheckpointSection.frame(expectedSequence)
         var r = ByteReader(bytes, base: offset, section: section)
@@ -80,10 +95,17 @@ struct FrameHeaderPrefix {
         if sequence != expectedSequence {
             throw .field(section, offset + 8, "sequence", expected: "\(expectedSequence)", found: sequence)
         }
+        let firstAddress = try r.u64()
+        if firstAddress % CheckpointFormat.pageSize != 0 || firstAddress < previousEnd || firstAddress >= header.fileSize {
+            throw .field(
+                section, offset + 16, "firstAddress",
+                expected: "page-aligned, from \(hex(previousEnd)) (the end of the previous run) to below fileSize \(hex(header.fileSize))",
+                found: hex(firstAddress))
+        }
         let uncompressed = try r.u32()
         if uncompressed == 0 || UInt64(uncompressed) % CheckpointFormat.pageSize != 0 || uncompressed > header.frameLimit {
             throw .field(
-                section, offset + 16, "uncompressedLength",
+                section, offset + 24, "uncompressedLength",
                 expected: "a multiple of 4096 from 4096 to frameLimit \(header.frameLimit)", found: uncompressed)
         }
         if runCount == 0 || UInt64(runCount) > UInt64(uncompressed) / CheckpointFormat.pageSize {
@@ -94,63 +116,68 @@ struct FrameHeaderPrefix {
         let compressed = try r.u32()
         let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)
         if compressed == 0 || UInt64(compressed) > maxCompressed {
-            throw .field(section, offset + 20, "compressedLength", expected: "1 to \(maxCompressed)", found: compressed)
+            throw .field(section, offset + 28, "compressedLength", expected: "1 to \(maxCompressed)", found: compressed)
         }
         let payloadCRC = try r.u32()
-        try r.zeros(4, field: "reserved")
+        let tableLength = try r.u32()
+        if UInt64(tableLength) < 2 * UInt64(runCount) || UInt64(tableLength) > 20 * UInt64(runCount) {
+            throw .field(
+                section, offset + 36, "runTableLength", expected: "\(2 * UInt64(runCount)) to \(20 * UInt64(runCount)) for \(runCount) runs",
+                found: tableLength)
+        }
         return FrameHeaderPrefix(
-            runCount: Int(runCount), sequence: sequence, uncompressedLength: uncompressed,
-            compressedLength: compressed, payloadCRC: payloadCRC, bytes: bytes)
+            runCount: Int(runCount), sequence: sequence, firstAddress: firstAddress, uncompressedLength: uncompressed,
+            compressedLength: compressed, payloadCRC: payloadCRC, runTableLength: Int(tableLength), bytes: bytes)
     }
 
-    /// Bytes that follow the prefix in the header: the runs, the CRC and
-    /// the reserved word.
-    var restLength: Int {
-        CheckpointFormat.frameHeaderLength(runCount: runCount) - CheckpointFormat.frameFixedLength
-    }
+    /// Bytes that follow the prefix in the header: the run table and the
+    /// CRC.
+    var restLength: Int { runTableLength + 4 }
 
-    /// Decodes the rest of the header and checks the runs: aligned,
-    /// non-empty, inside the file, in address order from `previousEnd`,
-    /// adding up to the uncompressed length.
-    func complete(
-        _ rest: [UInt8], offset: UInt64, previousEnd: UInt64, header: CheckpointHeader
-    ) throws(CheckpointError) -> FrameHeader {
+    /// Decodes the rest of the header and checks the runs: non-empty,
+    /// inside the file, adding up to the uncompressed length.
+    func complete(_ rest: [UInt8], offset: UInt64, header: CheckpointHeader) throws(CheckpointError) -> FrameHeader {
         let section = CheckpointSection.frame(sequence)
         let all = bytes + rest
         var r = ByteReader(all, base: offset, section: section)
         _ = try r.raw(CheckpointFormat.frameFixedLength)
+        let tableEnd = CheckpointFormat.frameFixedLength + runTableLength
         var runs: [FileRange] = []
         runs.reserveCapacity(runCount)
-        var end = previousEnd
+        let page = CheckpointFormat.pageSize
+        let maxPages = header.fileSize / page
+        var end = firstAddress
         var total: UInt64 = 0
         for i in 0..<runCount {
             let at = r.offset
-            let start = try r.u64()
-            let length = try r.u64()
-            let page = CheckpointFormat.pageSize
-            let (runEnd, overflow) = start.addingReportingOverflow(length)
-            if start % page != 0 || length % page != 0 || length == 0 || overflow || runEnd > header.fileSize {
+            let gap = try r.leb128(field: "run \(i) gap", limit: tableEnd)
+            let length = try r.leb128(field: "run \(i) length", limit: tableEnd)
+            // In pages: no multiplication can overflow past these checks.
+            let startPage = end / page
+            if length == 0 || gap > maxPages || length > maxPages || startPage + gap + length > maxPages {
                 throw .field(
-                    section, at, "run \(i)", expected: "a page-aligned non-empty range inside the file (size \(hex(header.fileSize)))",
-                    found: "start \(hex(start)) length \(hex(length))")
+                    section, at, "run \(i)", expected: "a non-empty page range inside the file (\(maxPages) pages)",
+                    found: "gap \(gap) pages, length \(length) pages after \(hex(end))")
             }
-            if start < end {
-                throw .field(section, at, "run \(i) order", expected: "start >= \(hex(end)) (end of the previous run)", found: hex(start))
-            }
-            end = runEnd
-            total += length
-            runs.append(FileRange(start: start, end: runEnd))
+            let start = end + gap * page
+            end = start + length * page
+            total += length * page
+            runs.append(FileRange(start: start, end: end))
+        }
+        if r.position != tableEnd {
+            throw .field(
+                section, r.offset, "runTableLength", expected: "\(r.position - CheckpointFormat.frameFixedLength) bytes for \(runCount) runs",
+                found: runTableLength)
         }
         if total != UInt64(uncompressedLength) {
-            throw .field(section, offset + 16, "uncompressedLength", expected: "\(total) (the sum of the runs)", found: uncompressedLength)
+            throw .field(section, offset + 24, "uncompressedLength", expected: "\(total) (the sum of the runs)", found: uncompressedLength)
         }
-        let crcAt = r.position
         try r.checkCRC(from: 0, what: "headerCRC")
-        try r.zeros(4, field: "reserved")
         var frame = FrameHeader(
             sequence: sequence, uncompressedLength: uncompressedLength, compressedLength: compressedLength,
             payloadCRC: payloadCRC, runs: runs)
-        frame.headerCRC = all.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: crcAt, as: UInt32.self).littleEndian }
+        frame.headerCRC = all.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: tableEnd, as: UInt32.self).littleEndian }
+        frame.headerLength = all.count
         return frame
     }
 }

@@ -131,15 +131,16 @@ struct CheckpointScanner {
                     break
                 }
                 let prefixBytes = tagBytes + (try input.read(CheckpointFormat.frameFixedLength - 4, section: .frame(sequence)))
-                let prefix = try FrameHeaderPrefix.decode(prefixBytes, offset: at, expectedSequence: sequence, header: header)
+                let prefix = try FrameHeaderPrefix.decode(
+                    prefixBytes, offset: at, expectedSequence: sequence, previousEnd: previousEnd, header: header)
                 let rest = try input.read(prefix.restLength, section: .frame(sequence))
-                let frame = try prefix.complete(rest, offset: at, previousEnd: previousEnd, header: header)
+                let frame = try prefix.complete(rest, offset: at, header: header)
                 for (i, run) in frame.runs.enumerated() where !kinds.account(run, into: &stored) {
                     throw CheckpointError.field(
-                        .frame(sequence), at + UInt64(CheckpointFormat.frameFixedLength + 16 * i), "run \(i)",
+                        .frame(sequence), at + UInt64(CheckpointFormat.frameFixedLength), "run \(i)",
                         expected: "pages inside segments with references", found: run)
                 }
-                let payloadAt = at + UInt64(CheckpointFormat.frameHeaderLength(runCount: frame.runs.count))
+                let payloadAt = at + UInt64(frame.headerLength)
                 let padding = CheckpointFormat.padding(after: payloadAt + UInt64(frame.compressedLength) - at)
                 if let queue, let sink {
                     let payload = PayloadBuffer(capacity: Int(frame.compressedLength))

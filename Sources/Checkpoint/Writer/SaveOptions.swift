@@ -22,7 +22,7 @@ public struct SaveOptions: Sendable {
     /// Largest uncompressed size of a frame, a multiple of 4096 up to
     /// 64 MiB. Larger frames compress a little better and cost more memory
     /// per thread; see BENCHMARKS.md for the default's measurement.
-    public var frameSize: Int = 4 << 20
+    public var frameSize: Int = 8 << 20
     /// Called from the saving thread as frames are written.
     public var progress: (@Sendable (CheckpointProgress) -> Void)? = nil
 
