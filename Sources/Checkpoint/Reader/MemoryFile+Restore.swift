@@ -62,6 +62,12 @@ extension MemoryFile {
 }
 
 /// Writes restored frames into a new MemoryFile.
+///
+/// Each worker decompresses a frame into its own buffer and writes the
+/// runs into the memfd with pwrite, rather than copying them through the
+/// file's mappings: the kernel then fills each new page in one go instead of
+/// taking a page fault per page. Measured on the dense W-save restore:
+/// 0.74 s of CPU with pwrite against 1.1-1.6 s through the mappings.
 final class RestoreSink: FrameSink, @unchecked Sendable {
     let options: MemoryFileOptions
     private(set) var file: MemoryFile?

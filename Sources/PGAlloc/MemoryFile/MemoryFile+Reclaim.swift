@@ -30,6 +30,9 @@ extension MemoryFileCore {
                 for fr in batch {
                     markReclaimedLocked(&s, fr)
                 }
+                // No longer in flight: the pages may be allocated and freed
+                // again before the next batch is taken.
+                s.reclaimInFlight.removeAll(keepingCapacity: true)
             }
         }
         releaseAfterDestroy()
