@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: every test of every module (unit, model-based,
+# round trips, crash safety, CLI, fixtures), the allocator's tests again
+# under ThreadSanitizer, and a short fuzz run of the checkpoint reader.
+# Installs what it needs first (see setup.sh). CI runs exactly this.
+#
+#   ./scripts/test.sh            everything
+#   SKIP_TSAN=1 SKIP_FUZZ=1 ./scripts/test.sh   the plain test suite only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+started=$(date +%s)
+
+step "build and run every test (debug)"
+swift build --build-tests 2>&1 | grep -E 'error|warning: unre|Compiling|Build complete' | grep -v Compiling || true
+swift test --skip-build 2>&1 | tee .test-output.log | grep -E '^(Test Suite|Test Case .* (failed|skipped)|.*error:|.* seed)' || true
+# swift test's own exit status, not grep's.
+if grep -qE 'with [1-9][0-9]* failures|error: ' .test-output.log || ! grep -q 'Executed' .test-output.log; then
+    echo "test.sh: the test suite failed (full output in .test-output.log)" >&2
+    exit 1
+fi
+
+if [ -z "${SKIP_TSAN:-}" ]; then
+    step "the allocator's tests under ThreadSanitizer"
+    make tsan
+fi
+
+if [ -z "${SKIP_FUZZ:-}" ] && [ -d Fuzz ]; then
+    step "a short fuzz run of the checkpoint reader"
+    make fuzz-short
+fi
+
+step "all passed in $(( $(date +%s) - started )) s"
