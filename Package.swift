@@ -53,7 +53,9 @@ let package = Package(
         ),
         .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "CLinuxShim"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
-        .testTarget(name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
+        .testTarget(
+            name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"],
+            exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,8 +22,11 @@ final class CheckpointInput {
     /// Checkpoint offset of the next sequential read.
     private(set) var offset: UInt64 = 0
 
-    private var buffer: [UInt8] = []
+    /// Read-ahead: bytes `[bufferStart, bufferEnd)` of `buffer` are the
+    /// next bytes of the input.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     private var bufferStart = 0
+    private var bufferEnd = 0
 
     /// Opens `path` for reading.
     convenience init(path: String) throws {
@@ -57,24 +60,20 @@ final class CheckpointInput {
         }
     }
 
+    deinit {
+        buffer.deallocate()
+    }
+
     var isSeekable: Bool { seekableLength != nil }
 
-    private var buffered: Int { buffer.count - bufferStart }
+    private var buffered: Int { bufferEnd - bufferStart }
 
-    /// Fills the buffer with up to 1 MiB more; returns false at end of input.
+    /// Refills the empty buffer; returns false at end of input.
     private func fill() throws -> Bool {
-        if bufferStart > 0 {
-            buffer.removeFirst(bufferStart)
-            bufferStart = 0
-        }
-        let want = 1 << 20
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: want))
-        let n = try buffer.withUnsafeMutableBytes { (p: UnsafeMutableRawBufferPointer) -> Int in
-            try rawRead(into: UnsafeMutableRawBufferPointer(rebasing: p[old...]), at: offset + UInt64(old))
-        }
-        buffer.removeLast(want - n)
-        return n > 0
+        precondition(buffered == 0)
+        bufferStart = 0
+        bufferEnd = try rawRead(into: buffer, at: offset)
+        return bufferEnd > 0
     }
 
     /// One read(2) or pread(2) into `into`; returns the bytes read (0 at
@@ -102,9 +101,7 @@ final class CheckpointInput {
             let remaining = p.count - done
             if buffered > 0 {
                 let n = min(buffered, remaining)
-                buffer.withUnsafeBytes { b in
-                    (p.baseAddress! + done).copyMemory(from: b.baseAddress! + bufferStart, byteCount: n)
-                }
+                (p.baseAddress! + done).copyMemory(from: buffer.baseAddress! + bufferStart, byteCount: n)
                 bufferStart += n
                 done += n
                 offset += UInt64(n)
@@ -137,7 +134,7 @@ final class CheckpointInput {
                 }
             }
             let n = min(buffered, count - out.count)
-            out += buffer[bufferStart..<bufferStart + n]
+            out += UnsafeRawBufferPointer(rebasing: buffer[bufferStart..<bufferStart + n])
             bufferStart += n
             offset += UInt64(n)
         }
@@ -154,8 +151,8 @@ final class CheckpointInput {
             if count <= UInt64(buffered) {
                 bufferStart += Int(count)
             } else {
-                buffer.removeAll(keepingCapacity: true)
                 bufferStart = 0
+                bufferEnd = 0
             }
             offset += count
             return

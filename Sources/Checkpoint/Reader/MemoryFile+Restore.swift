@@ -31,6 +31,14 @@ extension MemoryFile {
     ///   section, the offset, what was expected and found); `HostError`
     ///   for failed reads or memory; `CheckpointUsageError`.
     public static func restore(from path: String, options: RestoreOptions = RestoreOptions()) throws -> MemoryFile {
+        try restore(from: CheckpointInput(path: path), options: options).file
+    }
+
+    /// As `restore(from:options:)`, also returning what the checkpoint says
+    /// about itself (its header, segments, totals).
+    public static func restoreWithMetadata(
+        from path: String, options: RestoreOptions = RestoreOptions()
+    ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
         try restore(from: CheckpointInput(path: path), options: options)
     }
 
@@ -40,10 +48,20 @@ extension MemoryFile {
     /// before its pages are written, and the end of the stream last.
     /// See `restore(from:options:)`.
     public static func restore(fromDescriptor descriptor: Int32, options: RestoreOptions = RestoreOptions()) throws -> MemoryFile {
+        try restore(from: CheckpointInput(descriptor: descriptor, name: "descriptor \(descriptor)"), options: options).file
+    }
+
+    /// As `restore(fromDescriptor:options:)`, also returning what the
+    /// checkpoint says about itself.
+    public static func restoreWithMetadata(
+        fromDescriptor descriptor: Int32, options: RestoreOptions = RestoreOptions()
+    ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
         try restore(from: CheckpointInput(descriptor: descriptor, name: "descriptor \(descriptor)"), options: options)
     }
 
-    private static func restore(from input: CheckpointInput, options: RestoreOptions) throws -> MemoryFile {
+    private static func restore(
+        from input: CheckpointInput, options: RestoreOptions
+    ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
         guard options.threads >= 1 && options.threads <= 1024 else {
             throw CheckpointUsageError("thread count \(options.threads) must be from 1 to 1024")
         }
@@ -51,13 +69,14 @@ extension MemoryFile {
         var scanner = CheckpointScanner(input: input)
         scanner.threads = options.threads
         scanner.progress = options.progress
+        let metadata: CheckpointMetadata
         do {
-            _ = try scanner.scan(.decompress(sink))
+            metadata = try scanner.scan(.decompress(sink))
         } catch {
             sink.abandon()
             throw error
         }
-        return sink.file!
+        return (sink.file!, metadata)
     }
 }
 

@@ -204,7 +204,7 @@ struct CheckpointWriter {
         try output.write(trailer.encoded())
 
         return SaveReport(
-            fileSize: layout.fileSize, segments: segments.count, storedBytes: totals.storedBytes,
+            fileSize: layout.fileSize, dataSize: layout.dataSize, segments: segments.count, storedBytes: totals.storedBytes,
             zeroBytesDropped: zeroBytes, frames: sequence, checkpointBytes: output.bytesWritten,
             scan: layout.scan)
     }

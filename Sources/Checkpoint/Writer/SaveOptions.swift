@@ -8,8 +8,14 @@ public struct CheckpointProgress: Sendable {
     /// Bytes of page data processed so far.
     public var bytesDone: UInt64
     /// Bytes of page data in all (an upper bound while saving: zero pages
-    /// are found on the way and not stored).
+    /// are found on the way and not stored); 0 if unknown (a restore from a
+    /// stream).
     public var bytesTotal: UInt64
+
+    public init(bytesDone: UInt64, bytesTotal: UInt64) {
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+    }
 }
 
 /// Options of a save.
@@ -43,6 +49,9 @@ public struct SaveOptions: Sendable {
 public struct SaveReport: Sendable, Hashable {
     /// Size of the saved file.
     public var fileSize: UInt64
+    /// The saved memory's own length: `fileSize` for a MemoryFile, the
+    /// image's length for a raw image.
+    public var dataSize: UInt64
     /// Segments of the usage set stored.
     public var segments: Int
     /// Bytes of page data stored.

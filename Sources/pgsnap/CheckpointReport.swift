@@ -1,0 +1,134 @@
+import Checkpoint
+import PGAlloc
+
+/// What `pgsnap inspect` says about a checkpoint, as text for people and
+/// as JSON for scripts.
+struct CheckpointReport {
+    let metadata: CheckpointMetadata
+    /// Checkpoint offset of each frame record.
+    let frameOffsets: [UInt64]
+
+    init(_ metadata: CheckpointMetadata) {
+        self.metadata = metadata
+        // Frame records are contiguous from the end of the metadata
+        // (docs/FORMAT.md): header, payload, padding to 8 bytes.
+        var offsets: [UInt64] = []
+        offsets.reserveCapacity(metadata.frames.count)
+        var at = metadata.header.framesOffset
+        for frame in metadata.frames {
+            offsets.append(at)
+            let length = UInt64(frame.headerLength) + UInt64(frame.compressedLength)
+            at += (length + 7) / 8 * 8
+        }
+        frameOffsets = offsets
+    }
+
+    var header: CheckpointHeader { metadata.header }
+    var totals: IndexTotals { metadata.totals }
+
+    /// Bytes of segments with references (freed pages awaiting reclaim,
+    /// which have none, are not allocated).
+    var allocatedBytes: UInt64 {
+        metadata.segments.reduce(0) { $0 + ($1.refs > 0 ? $1.range.length : 0) }
+    }
+
+    /// Stored bytes per checkpoint byte.
+    var compressionRatio: Double {
+        ratio(totals.storedBytes, metadata.checkpointLength)
+    }
+
+    // MARK: JSON
+
+    func json(includeSegments: Bool) -> String {
+        var members: [String: JSON] = [
+            "accounting": .kinds(totals.accounting),
+            "allocatedBytes": .integer(allocatedBytes),
+            "checkpointBytes": .integer(metadata.checkpointLength),
+            "compressionRatio": .ratio(compressionRatio),
+            "dataSize": .integer(header.dataSize),
+            "fileSize": .integer(header.fileSize),
+            "formatVersion": .integer(UInt64(CheckpointFormat.version)),
+            "frameCount": .integer(totals.frameCount),
+            "frameLimit": .integer(UInt64(header.frameLimit)),
+            "frames": .array(
+                zip(metadata.frames, frameOffsets).map { frame, offset in
+                    .object([
+                        "compressedLength": .integer(UInt64(frame.compressedLength)),
+                        "endAddress": .integer(frame.runs.last?.end ?? 0),
+                        "firstAddress": .integer(frame.runs.first?.start ?? 0),
+                        "headerLength": .integer(UInt64(frame.headerLength)),
+                        "offset": .integer(offset),
+                        "runCount": .integer(UInt64(frame.runs.count)),
+                        "uncompressedLength": .integer(UInt64(frame.uncompressedLength)),
+                    ])
+                }),
+            "segmentCount": .integer(header.segmentCount),
+            "storedBytes": .integer(totals.storedBytes),
+            "storedPerKind": .kinds(totals.storedPerKind),
+        ]
+        if includeSegments {
+            members["segments"] = .array(
+                metadata.segments.map { s in
+                    .object([
+                        "end": .integer(s.range.end),
+                        "kind": .string(s.kind.description),
+                        "length": .integer(s.range.length),
+                        "refs": .integer(s.refs),
+                        "start": .integer(s.range.start),
+                    ])
+                })
+        }
+        return JSON.object(members).rendered
+    }
+
+    // MARK: Text
+
+    func text(name: String, includeSegments: Bool) -> String {
+        func sized(_ n: UInt64) -> String {
+            n < 1024 ? "\(n) bytes" : "\(humanBytes(n)) (\(n) bytes)"
+        }
+        var lines: [String] = []
+        let rows: [(String, String)] = [
+            ("checkpoint", name),
+            ("format", "version \(CheckpointFormat.version), frame limit \(humanBytes(UInt64(header.frameLimit)))"),
+            ("file size", sized(header.fileSize)),
+            ("data size", sized(header.dataSize)),
+            ("checkpoint bytes", sized(metadata.checkpointLength)),
+            ("stored bytes", sized(totals.storedBytes)),
+            ("compression", "\(fixed(compressionRatio, digits: 2)) (stored bytes / checkpoint bytes)"),
+            ("segments", "\(header.segmentCount), allocated \(sized(allocatedBytes))"),
+            ("frames", "\(totals.frameCount)"),
+        ]
+        for (label, value) in rows {
+            lines.append(rightPad(label, 18) + value)
+        }
+
+        lines.append("")
+        lines.append(rightPad("kind", 12) + leftPad("accounted", 14) + leftPad("stored", 14))
+        for kind in MemoryKind.allCases {
+            lines.append(
+                rightPad(kind.description, 12) + leftPad(humanBytes(totals.accounting[kind]), 14)
+                    + leftPad(humanBytes(totals.storedPerKind[kind]), 14))
+        }
+        lines.append(
+            rightPad("total", 12) + leftPad(humanBytes(totals.accounting.total), 14)
+                + leftPad(humanBytes(totals.storedPerKind.total), 14))
+
+        lines.append("")
+        lines += MemoryMap(metadata).lines()
+
+        if includeSegments {
+            lines.append("")
+            let width = max(8, String(header.fileSize, radix: 16).count)
+            lines.append(
+                "segments\n" + rightPad("  start", width + 4) + rightPad("  end", width + 4) + leftPad("length", 16)
+                    + "  " + rightPad("kind", 12) + "refs")
+            for s in metadata.segments {
+                lines.append(
+                    "  " + hex(s.range.start, width: width) + "  " + hex(s.range.end, width: width)
+                        + leftPad(String(s.range.length), 16) + "  " + rightPad(s.kind.description, 12) + String(s.refs))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Checkpoint
+import PGAlloc
+
+/// pgsnap's exit statuses. They are part of its interface: the root
+/// command's help and docs/CLI.md list them, and the tests check each.
+enum ExitStatus {
+    static let success: Int32 = 0
+    /// A bad option, argument or combination of them (`EX_USAGE`).
+    static let usage: Int32 = 64
+    /// A bad, corrupt or truncated checkpoint, or a file that is not one
+    /// (`EX_DATAERR`).
+    static let dataError: Int32 = 65
+    /// Anything else: a failure inside pgsnap or its libraries
+    /// (`EX_SOFTWARE`).
+    static let software: Int32 = 70
+    /// A file or descriptor could not be opened, read or written
+    /// (`EX_IOERR`).
+    static let ioError: Int32 = 74
+    /// `restore --exec`: the command exists but could not be executed
+    /// (as env(1) and the shells report it).
+    static let cannotExecute: Int32 = 126
+    /// `restore --exec`: the command was not found.
+    static let commandNotFound: Int32 = 127
+
+    /// The status for a failure of a library call.
+    static func of(_ error: any Error) -> Int32 {
+        switch error {
+        case is CheckpointError:
+            return dataError
+        case is HostError:
+            return ioError
+        case is CheckpointUsageError, is ValidationError:
+            return usage
+        case let zstd as ZstdError:
+            if case .invalidLevel = zstd { return usage }
+            return software
+        case let failure as CommandFailure:
+            return failure.status
+        default:
+            // ZstdError, MemoryFileError, PartialFillError, and pgsnap's
+            // own checks (the demo's page comparison).
+            return software
+        }
+    }
+}
+
+/// A command that failed: what it was doing, and why.
+///
+/// Printed as exactly one line on stderr, `pgsnap: <subject>: <why>`. The
+/// subject names the file at fault: the checkpoint for a bad checkpoint,
+/// the whole operation (source and destination) otherwise; the library's
+/// description of a host failure names the call and often the path too.
+struct CommandFailure: Error {
+    var subject: String
+    var error: any Error
+    /// Overrides the status derived from `error`.
+    var explicitStatus: Int32?
+
+    init(_ subject: String, _ error: any Error, status: Int32? = nil) {
+        self.subject = subject
+        self.error = error
+        self.explicitStatus = status
+    }
+
+    var status: Int32 { explicitStatus ?? ExitStatus.of(error) }
+
+    var line: String { "pgsnap: \(subject): \(oneLine(describe(error)))" }
+}
+
+/// A failure of pgsnap's own making, described by its message.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What is being done to which files, to name them in an error.
+struct Subject {
+    /// The operation, e.g. `restore ckpt.pgsnap to out.img`.
+    var action: String
+    /// The checkpoint read, named when it is what is wrong.
+    var checkpoint: String?
+
+    init(_ action: String, checkpoint: String? = nil) {
+        self.action = action
+        self.checkpoint = checkpoint
+    }
+
+    func failure(_ error: any Error) -> CommandFailure {
+        if error is CheckpointError, let checkpoint {
+            return CommandFailure(checkpoint, error)
+        }
+        return CommandFailure(action, error)
+    }
+}
+
+/// Runs `body`, turning what it throws into a `CommandFailure` about
+/// `subject`.
+func perform<T>(_ subject: Subject, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let failure as CommandFailure {
+        throw failure
+    } catch {
+        throw subject.failure(error)
+    }
+}
+
+/// The text of an error, as the libraries describe it.
+func describe(_ error: any Error) -> String {
+    switch error {
+    case let e as ValidationError: return e.message
+    case let e as CustomStringConvertible: return e.description
+    default: return String(describing: error)
+    }
+}
+
+/// `text` on one line: line breaks become "; ".
+func oneLine(_ text: String) -> String {
+    guard text.contains(where: { $0.isNewline }) else { return text }
+    return text.split(whereSeparator: { $0.isNewline }).joined(separator: "; ")
+}
+
+/// Writes one line to stderr.
+func printError(_ line: String) {
+    writeStandardError(line + "\n")
+}
+
+/// Writes `text` to descriptor 2, unbuffered, whole.
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 && errno == EINTR {
+            continue
+        }
+        if n <= 0 {
+            return
+        }
+        done += n
+    }
+}

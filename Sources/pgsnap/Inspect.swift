@@ -1,0 +1,42 @@
+import ArgumentParser
+import Checkpoint
+import PGAlloc
+
+/// `pgsnap inspect CHECKPOINT`: what a checkpoint holds, without
+/// decompressing it.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a checkpoint: sizes, accounting, segments and a map, without decompressing it.",
+        discussion: """
+            Reads and checks everything but the page data: header, segment table, \
+            every frame's header, index and trailer (a payload's checksum is checked \
+            by verify and restore, not here). Prints the sizes, the compression \
+            ratio, the accounting per memory kind, and a map of the saved memory in \
+            at most 16 lines of 64 cells. CHECKPOINT may be - for stdin.
+            """)
+
+    @Argument(help: ArgumentHelp("The checkpoint to inspect, or - for stdin.", valueName: "checkpoint"))
+    var checkpoint: String
+
+    @Flag(help: "List every segment: start, end, length, kind and references.")
+    var segments = false
+
+    @Flag(help: "Print the description as JSON on stdout (fields in docs/CLI.md).")
+    var json = false
+
+    func run() throws {
+        let name = displayName(checkpoint, stdio: "stdin")
+        let metadata = try perform(Subject("inspect \(name)", checkpoint: name)) {
+            if checkpoint == "-" {
+                return try CheckpointReader.readMetadata(descriptor: 0, includeFrames: true)
+            }
+            return try CheckpointReader.readMetadata(path: checkpoint, includeFrames: true)
+        }
+        let report = CheckpointReport(metadata)
+        if json {
+            print(report.json(includeSegments: segments), terminator: "")
+        } else {
+            print(report.text(name: name, includeSegments: segments), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Checkpoint
+import PGAlloc
+
+/// `pgsnap restore CHECKPOINT OUTPUT` and
+/// `pgsnap restore CHECKPOINT --exec -- CMD ARGS...`.
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a checkpoint to a sparse raw image, or into a memfd handed to a command.",
+        discussion: """
+            With OUTPUT, writes a sparse raw image of the saved memory's exact \
+            length: the stored pages, and holes wherever nothing was stored. OUTPUT \
+            is written atomically: a restore that fails leaves it as it was.
+
+            With --exec, restores into a new memfd (a MemoryFile, accounting \
+            included) and replaces pgsnap with CMD, which inherits the memfd: its \
+            descriptor number is in the environment variable PGSNAP_MEMFD and the \
+            memfd's size in bytes in PGSNAP_MEMFD_SIZE. CMD is looked up in PATH.
+
+            CHECKPOINT may be - for stdin. Give OUTPUT or --exec, not both.
+            """)
+
+    @Argument(help: ArgumentHelp("The checkpoint to restore, or - for stdin.", valueName: "checkpoint"))
+    var checkpoint: String
+
+    @Argument(help: ArgumentHelp("The raw image to write (a path).", valueName: "output"))
+    var output: String?
+
+    @Flag(help: "Restore into a memfd and run the command after --, which inherits it.")
+    var exec = false
+
+    @Argument(
+        parsing: .postTerminator,
+        help: ArgumentHelp("With --exec: the command and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    @OptionGroup
+    var threads: ThreadOptions
+
+    @OptionGroup
+    var outputOptions: OutputOptions
+
+    func validate() throws {
+        if exec {
+            if output != nil {
+                throw ValidationError("give OUTPUT or --exec, not both")
+            }
+            if command.isEmpty {
+                throw ValidationError("--exec needs a command after --: pgsnap restore CHECKPOINT --exec -- CMD ARGS...")
+            }
+            if outputOptions.json {
+                throw ValidationError("--json cannot be used with --exec: pgsnap is replaced by the command")
+            }
+        } else {
+            if !command.isEmpty {
+                throw ValidationError("a command after -- needs --exec")
+            }
+            guard let output else {
+                throw ValidationError("give OUTPUT (a raw image path) or --exec -- CMD")
+            }
+            if output == "-" {
+                throw ValidationError("OUTPUT must be a path: a sparse image cannot be written to stdout")
+            }
+        }
+    }
+
+    func run() throws {
+        let checkpointName = displayName(checkpoint, stdio: "stdin")
+        let display = ProgressDisplay.make("restoring", quiet: outputOptions.quiet)
+        if exec {
+            try restoreAndExec(checkpointName: checkpointName, display: display)
+        }
+        let output = output!
+        if isSameFile(checkpoint, output) {
+            throw CommandFailure(
+                "restore \(checkpointName) to \(output)", ValidationError("OUTPUT is CHECKPOINT: the image would replace the checkpoint it reads"))
+        }
+        let subject = Subject("restore \(checkpointName) to \(output)", checkpoint: checkpointName)
+        let started = ContinuousClock.now
+        let metadata = try perform(subject) {
+            defer { display?.finish() }
+            if checkpoint == "-" {
+                return try RawImage.restore(fromDescriptor: 0, toImage: output, threads: threads.count, progress: display?.callback)
+            }
+            return try RawImage.restore(from: checkpoint, toImage: output, threads: threads.count, progress: display?.callback)
+        }
+        let elapsed = seconds(started.duration(to: .now))
+
+        if outputOptions.json {
+            print(Restore.json(metadata), terminator: "")
+        }
+        if !outputOptions.quiet {
+            let stored = metadata.totals.storedBytes
+            printError(
+                "restored \(checkpointName) to \(output): \(humanBytes(metadata.header.dataSize)) image, "
+                    + "\(humanBytes(stored)) stored in \(metadata.totals.frameCount) frame\(metadata.totals.frameCount == 1 ? "" : "s"), "
+                    + "\(fixed(elapsed, digits: 2)) s, \(humanRate(stored, seconds: elapsed))")
+        }
+    }
+
+    /// What a restore read, as `pgsnap restore --json` prints it.
+    static func json(_ m: CheckpointMetadata) -> String {
+        JSON.object([
+            "checkpointBytes": .integer(m.checkpointLength),
+            "dataSize": .integer(m.header.dataSize),
+            "fileSize": .integer(m.header.fileSize),
+            "frameCount": .integer(m.totals.frameCount),
+            "segmentCount": .integer(m.header.segmentCount),
+            "storedBytes": .integer(m.totals.storedBytes),
+            "storedPerKind": .kinds(m.totals.storedPerKind),
+        ]).rendered
+    }
+}

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Checkpoint
+import PGAlloc
+
+/// `pgsnap save SOURCE OUTPUT`: a checkpoint of memory pgsnap did not
+/// allocate.
+struct Save: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Save a raw memory image or another process's memfd to a checkpoint.",
+        discussion: """
+            SOURCE is memory pgsnap did not allocate: a raw (sparse) memory image \
+            file, or a memfd of another process opened through /proc/PID/fd/N. Its \
+            data extents (SEEK_DATA/SEEK_HOLE), rounded out to whole pages, become \
+            allocated segments of one kind; its holes stay holes; pages found all \
+            zero are not stored. SOURCE is only read, never changed.
+
+            OUTPUT is a path, written atomically (it keeps its old contents unless \
+            the whole checkpoint was written), or - for stdout, which must not be a \
+            terminal.
+
+            A one-line summary goes to stderr (progress too, when stderr is a \
+            terminal); --json also prints the result on stdout.
+            """)
+
+    @Argument(help: ArgumentHelp("The memory to save: a raw image file or /proc/PID/fd/N.", valueName: "source"))
+    var source: String
+
+    @Argument(help: ArgumentHelp("Where to write the checkpoint: a path, or - for stdout.", valueName: "output"))
+    var output: String
+
+    @Option(
+        help: ArgumentHelp(
+            "Memory kind of the saved segments: system, anonymous, page-cache, tmpfs, ramdiskfs or mapped. (default: anonymous)",
+            valueName: "kind"),
+        completion: .list(MemoryKind.allCases.map(\.description)),
+        transform: parseKind)
+    var kind = MemoryKind.anonymous
+
+    @OptionGroup(title: "Compression")
+    var compression: CompressionOptions
+
+    @OptionGroup
+    var threads: ThreadOptions
+
+    @OptionGroup
+    var outputOptions: OutputOptions
+
+    func validate() throws {
+        if source == "-" {
+            throw ValidationError("SOURCE must be a file or /proc/PID/fd/N: a checkpoint cannot be saved from stdin")
+        }
+        if output == "-" {
+            if outputOptions.json {
+                throw ValidationError("--json prints on stdout: it cannot be used with OUTPUT - (the checkpoint goes there)")
+            }
+            if isatty(1) == 1 {
+                throw ValidationError("stdout is a terminal: redirect it, or give OUTPUT a path")
+            }
+        }
+    }
+
+    func run() throws {
+        if isSameFile(source, output) {
+            throw CommandFailure(
+                "save \(source) to \(output)", ValidationError("OUTPUT is SOURCE: the checkpoint would replace the memory it saves"))
+        }
+        var options = compression.saveOptions(threads: threads)
+        let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
+        options.progress = display?.callback
+        let outputName = displayName(output, stdio: "stdout")
+        let subject = Subject("save \(source) to \(outputName)")
+        let started = ContinuousClock.now
+        let report = try perform(subject) {
+            defer { display?.finish() }
+            if output == "-" {
+                return try RawImage.save(source: source, kind: kind, toDescriptor: 1, options: options)
+            }
+            return try RawImage.save(source: source, kind: kind, to: output, options: options)
+        }
+        let elapsed = seconds(started.duration(to: .now))
+
+        if outputOptions.json {
+            print(Save.json(report), terminator: "")
+        }
+        if !outputOptions.quiet {
+            printError(
+                "saved \(source) to \(outputName): \(humanBytes(report.storedBytes)) stored in \(report.frames) "
+                    + "frame\(report.frames == 1 ? "" : "s"), checkpoint \(humanBytes(report.checkpointBytes)) "
+                    + "(ratio \(fixed(ratio(report.storedBytes, report.checkpointBytes), digits: 2))), "
+                    + "\(fixed(elapsed, digits: 2)) s, \(humanRate(report.storedBytes, seconds: elapsed))")
+        }
+    }
+
+    /// The report of a save, as `pgsnap save --json` prints it.
+    static func json(_ report: SaveReport) -> String {
+        JSON.object([
+            "checkpointBytes": .integer(report.checkpointBytes),
+            "compressionRatio": .ratio(ratio(report.storedBytes, report.checkpointBytes)),
+            "fileSize": .integer(report.fileSize),
+            "frameCount": .integer(report.frames),
+            "scan": .string(report.scan),
+            "segmentCount": .integer(UInt64(report.segments)),
+            "storedBytes": .integer(report.storedBytes),
+            "zeroBytesDropped": .integer(report.zeroBytesDropped),
+        ]).rendered
+    }
+}

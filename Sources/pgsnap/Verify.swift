@@ -1,0 +1,56 @@
+import ArgumentParser
+import Checkpoint
+import PGAlloc
+
+/// `pgsnap verify CHECKPOINT`: every check a restore makes, without
+/// creating memory.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every rule and checksum of a checkpoint and decompress every frame.",
+        discussion: """
+            Checks what a restore would check, on every core, without keeping the \
+            data: the format's rules, every checksum, and that every frame \
+            decompresses to its declared size. Exits 0 only if every check passes, \
+            printing "OK: N frames, X bytes stored"; a bad checkpoint exits 65 with \
+            one line on stderr naming the problem. CHECKPOINT may be - for stdin.
+            """)
+
+    @Argument(help: ArgumentHelp("The checkpoint to verify, or - for stdin.", valueName: "checkpoint"))
+    var checkpoint: String
+
+    @OptionGroup
+    var threads: ThreadOptions
+
+    @OptionGroup
+    var outputOptions: OutputOptions
+
+    func run() throws {
+        let name = displayName(checkpoint, stdio: "stdin")
+        let display = ProgressDisplay.make("verifying", quiet: outputOptions.quiet)
+        let metadata = try perform(Subject("verify \(name)", checkpoint: name)) {
+            defer { display?.finish() }
+            if checkpoint == "-" {
+                return try CheckpointReader.verify(descriptor: 0, threads: threads.count, progress: display?.callback)
+            }
+            return try CheckpointReader.verify(path: checkpoint, threads: threads.count, progress: display?.callback)
+        }
+        if outputOptions.json {
+            print(Verify.json(metadata), terminator: "")
+        } else if !outputOptions.quiet {
+            print("OK: \(metadata.totals.frameCount) frames, \(metadata.totals.storedBytes) bytes stored")
+        }
+    }
+
+    /// A passed verification, as `pgsnap verify --json` prints it.
+    static func json(_ m: CheckpointMetadata) -> String {
+        JSON.object([
+            "checkpointBytes": .integer(m.checkpointLength),
+            "dataSize": .integer(m.header.dataSize),
+            "fileSize": .integer(m.header.fileSize),
+            "frameCount": .integer(m.totals.frameCount),
+            "ok": .bool(true),
+            "segmentCount": .integer(m.header.segmentCount),
+            "storedBytes": .integer(m.totals.storedBytes),
+        ]).rendered
+    }
+}
