@@ -22,12 +22,12 @@ extension Restore {
         let subject = Subject("restore \(checkpointName) --exec \(command[0])", checkpoint: checkpointName)
         // Find the command first: a missing one should not cost a restore.
         let path = try resolveCommand(command[0], checkpointName: checkpointName)
-        let file = try perform(subject) {
+        let (file, metadata) = try perform(subject) {
             defer { display?.finish() }
             if checkpoint == "-" {
-                return try MemoryFile.restore(fromDescriptor: 0, options: options)
+                return try MemoryFile.restoreWithMetadata(fromDescriptor: 0, options: options)
             }
-            return try MemoryFile.restore(from: checkpoint, options: options)
+            return try MemoryFile.restoreWithMetadata(from: checkpoint, options: options)
         }
 
         // A descriptor without close-on-exec, above the standard three.
@@ -41,6 +41,9 @@ extension Restore {
         }
         setenv("PGSNAP_MEMFD", String(fd), 1)
         setenv("PGSNAP_MEMFD_SIZE", String(size), 1)
+        // The saved memory's own length: a raw image's, which the memfd's
+        // size (whole 1 GiB chunks) rounds up.
+        setenv("PGSNAP_DATA_SIZE", String(metadata.header.dataSize), 1)
         if !outputOptions.quiet {
             printError("restored \(checkpointName) into memfd \(fd) (\(humanBytes(size))); running \(command[0])")
         }

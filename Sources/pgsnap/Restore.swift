@@ -17,8 +17,10 @@ struct Restore: ParsableCommand {
 
             With --exec, restores into a new memfd (a MemoryFile, accounting \
             included) and replaces pgsnap with CMD, which inherits the memfd: its \
-            descriptor number is in the environment variable PGSNAP_MEMFD and the \
-            memfd's size in bytes in PGSNAP_MEMFD_SIZE. CMD is looked up in PATH.
+            descriptor number is in the environment variable PGSNAP_MEMFD, the \
+            memfd's size in bytes in PGSNAP_MEMFD_SIZE, and the saved memory's own \
+            length (a raw image's exact size) in PGSNAP_DATA_SIZE. CMD is looked up \
+            in PATH.
 
             CHECKPOINT may be - for stdin. Give OUTPUT or --exec, not both.
             """)
