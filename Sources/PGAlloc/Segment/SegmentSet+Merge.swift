@@ -54,6 +54,7 @@ extension SegmentSet {
     /// the segment holding `range.end - 1` with its successor, where they can
     /// be merged.
     public mutating func mergeAdjacent(_ range: FileRange) {
+        guard !range.isEmpty else { return }
         makeUnique()
         let first = storage.find(range.start).segment
         if first.ok {
@@ -144,9 +145,10 @@ extension SegmentSet {
     ///
     /// `body` receives each segment's range and its value to change. It
     /// does not merge: call `mergeRange(_:)` after it if the values may
-    /// now merge.
+    /// now merge. An empty `range` changes nothing and returns nil.
     @discardableResult
     public mutating func applyContiguous(_ range: FileRange, _ body: (FileRange, inout Value) -> Void) -> Gap? {
+        guard !range.isEmpty else { return nil }
         let (found, gap) = storage.find(range.start)
         guard found.ok else {
             return Gap(gap)
