@@ -571,6 +571,8 @@ struct SegmentModel<F: SegmentModelFunctions> {
     }
 
     mutating func mergeAdjacent(_ r: FileRange) {
+        // An empty range has no first or last key: nothing to merge.
+        guard !r.isEmpty else { return }
         if let first = segmentIndex(containing: r.start), first > 0 {
             _ = mergePair(first - 1)
         }
@@ -607,8 +609,10 @@ struct SegmentModel<F: SegmentModelFunctions> {
 
     /// The contiguous run from `r.start`, each segment isolated to `r` and
     /// passed to `body`; returns the gap that stopped the run (or the gap
-    /// holding `r.start`), nil if the run covered `r`.
+    /// holding `r.start`), nil if the run covered `r` (an empty `r` is
+    /// covered by nothing and changes nothing).
     mutating func applyContiguous(_ r: FileRange, _ body: (FileRange, inout Value) -> Void) -> Int? {
+        guard !r.isEmpty else { return nil }
         guard var i = segmentIndex(containing: r.start) else {
             return gapIndex(containing: r.start)
         }

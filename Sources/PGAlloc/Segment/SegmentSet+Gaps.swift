@@ -29,13 +29,13 @@ extension SegmentSetStorage {
     /// The longest of the children's longest gaps, for internal node `n`.
     @usableFromInline
     func calculateMaxGapInternal(_ n: Int) -> UInt64 {
-        var best = maxGap(child(n, 0))
+        let gaps = childGaps + n &* segmentMaxDegree
+        var best = gaps[0]
         var i = 1
         let c = count(n)
         while i <= c {
-            let g = maxGap(child(n, i))
-            if g > best {
-                best = g
+            if gaps[i] > best {
+                best = gaps[i]
             }
             i += 1
         }
@@ -52,14 +52,14 @@ extension SegmentSetStorage {
         if newMax == oldMax {
             return
         }
-        headers[n].maxGap = newMax
+        setMaxGap(n, newMax)
         if newMax > oldMax {
             var p = parent(n)
             while p >= 0 {
                 if maxGap(p) >= newMax {
                     break
                 }
-                headers[p].maxGap = newMax
+                setMaxGap(p, newMax)
                 p = parent(p)
             }
             return
@@ -75,7 +75,7 @@ extension SegmentSetStorage {
             if maxGap(p) == parentMax {
                 break
             }
-            headers[p].maxGap = parentMax
+            setMaxGap(p, parentMax)
             p = parent(p)
         }
     }
@@ -84,7 +84,17 @@ extension SegmentSetStorage {
     /// touching ancestors.
     @usableFromInline
     func updateMaxGapLocal(_ n: Int) {
-        headers[n].maxGap = hasChildren(n) ? calculateMaxGapInternal(n) : calculateMaxGapLeaf(n)
+        setMaxGap(n, hasChildren(n) ? calculateMaxGapInternal(n) : calculateMaxGapLeaf(n))
+    }
+
+    /// The length of gap `i` of leaf `n`: inner gaps straight from the
+    /// neighbouring keys, the outer two through the ancestors.
+    @inline(__always) @usableFromInline
+    func leafGapLength(_ n: Int, _ i: Int, count c: Int) -> UInt64 {
+        if i > 0 && i < c {
+            return key(n, i).start &- key(n, i - 1).end
+        }
+        return gapRange(SegmentPosition(n, i)).length
     }
 
     /// The first gap of at least `minSize` in the subtree of `n`.
@@ -95,14 +105,11 @@ extension SegmentSetStorage {
         }
         let c = count(n)
         if hasChildren(n) {
-            for i in 0...c {
-                let found = searchFirstLargeEnoughGap(under: child(n, i), minSize: minSize)
-                if found.ok {
-                    return found
-                }
+            for i in 0...c where childGap(n, i) >= minSize {
+                return searchFirstLargeEnoughGap(under: child(n, i), minSize: minSize)
             }
         } else {
-            for i in 0...c where gapRange(SegmentPosition(n, i)).length >= minSize {
+            for i in 0...c where leafGapLength(n, i, count: c) >= minSize {
                 return SegmentPosition(n, i)
             }
         }
@@ -117,14 +124,11 @@ extension SegmentSetStorage {
         }
         let c = count(n)
         if hasChildren(n) {
-            for i in stride(from: c, through: 0, by: -1) {
-                let found = searchLastLargeEnoughGap(under: child(n, i), minSize: minSize)
-                if found.ok {
-                    return found
-                }
+            for i in stride(from: c, through: 0, by: -1) where childGap(n, i) >= minSize {
+                return searchLastLargeEnoughGap(under: child(n, i), minSize: minSize)
             }
         } else {
-            for i in stride(from: c, through: 0, by: -1) where gapRange(SegmentPosition(n, i)).length >= minSize {
+            for i in stride(from: c, through: 0, by: -1) where leafGapLength(n, i, count: c) >= minSize {
                 return SegmentPosition(n, i)
             }
         }
@@ -149,16 +153,20 @@ extension SegmentSetStorage {
             }
             g.i += 1
             let c = count(g.n)
-            while g.i <= c {
-                if hasChildren(g.n) {
-                    let found = searchFirstLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
-                    if found.ok {
-                        return found
+            if hasChildren(g.n) {
+                while g.i <= c {
+                    if childGap(g.n, g.i) >= minSize {
+                        return searchFirstLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
                     }
-                } else if gapRange(g).length >= minSize {
-                    return g
+                    g.i += 1
                 }
-                g.i += 1
+            } else {
+                while g.i <= c {
+                    if leafGapLength(g.n, g.i, count: c) >= minSize {
+                        return g
+                    }
+                    g.i += 1
+                }
             }
             g = SegmentPosition(parent(g.n), parentIndex(g.n))
             if g.ok && g.i == count(g.n) {
@@ -183,16 +191,21 @@ extension SegmentSetStorage {
                 return .terminal
             }
             g.i -= 1
-            while g.i >= 0 {
-                if hasChildren(g.n) {
-                    let found = searchLastLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
-                    if found.ok {
-                        return found
+            if hasChildren(g.n) {
+                while g.i >= 0 {
+                    if childGap(g.n, g.i) >= minSize {
+                        return searchLastLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
                     }
-                } else if gapRange(g).length >= minSize {
-                    return g
+                    g.i -= 1
                 }
-                g.i -= 1
+            } else {
+                let c = count(g.n)
+                while g.i >= 0 {
+                    if leafGapLength(g.n, g.i, count: c) >= minSize {
+                        return g
+                    }
+                    g.i -= 1
+                }
             }
             g = SegmentPosition(parent(g.n), parentIndex(g.n))
             if g.ok && g.i == 0 {

@@ -47,6 +47,9 @@ extension SegmentSet {
                     if storage.parent(ch) != n || storage.parentIndex(ch) != i {
                         fail("node \(ch) links to parent (\(storage.parent(ch)), \(storage.parentIndex(ch))), expected (\(n), \(i))")
                     }
+                    if Functions.tracksGaps && storage.childGap(n, i) != storage.maxGap(ch) {
+                        fail("node \(n) copies child \(i)'s longest gap as 0x\(String(storage.childGap(n, i), radix: 16)), the child records 0x\(String(storage.maxGap(ch), radix: 16))")
+                    }
                     best = max(best, walk(ch, depth: depth + 1))
                 } else {
                     if leafDepth < 0 {

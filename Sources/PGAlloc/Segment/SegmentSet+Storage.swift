@@ -45,6 +45,11 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
     @exclusivity(unchecked) @usableFromInline var keys: UnsafeMutablePointer<FileRange>
     @exclusivity(unchecked) @usableFromInline var values: UnsafeMutablePointer<Value>
     @exclusivity(unchecked) @usableFromInline var children: UnsafeMutablePointer<Int32>
+    /// For each child position of an internal node, that child's longest
+    /// gap (a copy of its header's `maxGap`), so that a search scans one
+    /// contiguous array per level rather than every child's header. Kept
+    /// only when the set tracks gaps.
+    @exclusivity(unchecked) @usableFromInline var childGaps: UnsafeMutablePointer<UInt64>
     /// Nodes the arrays have room for.
     @exclusivity(unchecked) @usableFromInline var capacity: Int
     /// Nodes `[0, used)` have been handed out at least once.
@@ -63,6 +68,7 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         keys = .allocate(capacity: capacity * segmentMaxKeys)
         values = .allocate(capacity: capacity * segmentMaxKeys)
         children = .allocate(capacity: capacity * segmentMaxDegree)
+        childGaps = .allocate(capacity: capacity * segmentMaxDegree)
         used = 1
         freeHead = -1
         liveNodes = 1
@@ -76,6 +82,7 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         keys.deallocate()
         values.deallocate()
         children.deallocate()
+        childGaps.deallocate()
     }
 
     /// A deep copy, for copy-on-write.
@@ -86,6 +93,7 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         memcpy(other.keys, keys, used * segmentMaxKeys * MemoryLayout<FileRange>.stride)
         memcpy(other.values, values, used * segmentMaxKeys * MemoryLayout<Value>.stride)
         memcpy(other.children, children, used * segmentMaxDegree * MemoryLayout<Int32>.stride)
+        memcpy(other.childGaps, childGaps, used * segmentMaxDegree * MemoryLayout<UInt64>.stride)
         other.used = used
         other.freeHead = freeHead
         other.liveNodes = liveNodes
@@ -140,6 +148,7 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         keys = reallocate(keys, from: capacity * segmentMaxKeys, to: newCapacity * segmentMaxKeys)
         values = reallocate(values, from: capacity * segmentMaxKeys, to: newCapacity * segmentMaxKeys)
         children = reallocate(children, from: capacity * segmentMaxDegree, to: newCapacity * segmentMaxDegree)
+        childGaps = reallocate(childGaps, from: capacity * segmentMaxDegree, to: newCapacity * segmentMaxDegree)
         capacity = newCapacity
     }
 
@@ -188,6 +197,23 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         children[n &* segmentMaxDegree &+ i] = Int32(truncatingIfNeeded: c)
         headers[c].parent = Int32(truncatingIfNeeded: n)
         headers[c].parentIndex = Int32(truncatingIfNeeded: i)
+        if Functions.tracksGaps {
+            childGaps[n &* segmentMaxDegree &+ i] = headers[c].maxGap
+        }
+    }
+
+    /// The longest gap under child `i` of internal node `n`.
+    @inline(__always) @usableFromInline
+    func childGap(_ n: Int, _ i: Int) -> UInt64 { childGaps[n &* segmentMaxDegree &+ i] }
+
+    /// Sets the longest gap recorded for `n`, and its copy in the parent.
+    @inline(__always) @usableFromInline
+    func setMaxGap(_ n: Int, _ gap: UInt64) {
+        headers[n].maxGap = gap
+        let p = Int(headers[n].parent)
+        if p >= 0 {
+            childGaps[p &* segmentMaxDegree &+ Int(headers[n].parentIndex)] = gap
+        }
     }
 
     // MARK: Bulk moves within and between nodes (memmove: ranges may overlap)
@@ -211,7 +237,8 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
                 count * MemoryLayout<Int32>.stride)
     }
 
-    /// Points children `[from, to)` of `n` back at `n` with their positions.
+    /// Points children `[from, to)` of `n` back at `n` with their
+    /// positions, and copies their longest gaps into `n`.
     @inline(__always) @usableFromInline
     func relinkChildren(_ n: Int, from: Int, to: Int) {
         var i = from
@@ -219,6 +246,9 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
             let c = child(n, i)
             headers[c].parent = Int32(truncatingIfNeeded: n)
             headers[c].parentIndex = Int32(truncatingIfNeeded: i)
+            if Functions.tracksGaps {
+                childGaps[n &* segmentMaxDegree &+ i] = headers[c].maxGap
+            }
             i += 1
         }
     }
