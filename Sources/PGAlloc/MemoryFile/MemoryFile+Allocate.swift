@@ -61,8 +61,18 @@ extension MemoryFileCore {
         let alignment = length >= PageSize.huge ? PageSize.huge : PageSize.base
         return try state.withLock { (s: inout MemoryFileState) throws -> FileRange in
             checkAlive(s, "allocate")
-            guard let (fr, gap) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
+            guard var (fr, gap) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
                 throw MemoryFileError.outOfMemory(length: length)
+            }
+            if fr.end > s.fileSize && !s.reclaim.isEmpty {
+                // Freed ranges the reclaimer has not got to yet (it may be
+                // starved of CPU) are free memory: take them back here
+                // rather than grow the file past them.
+                reclaimPendingLocked(&s)
+                guard let found = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
+                    throw MemoryFileError.outOfMemory(length: length)
+                }
+                (fr, gap) = found
             }
             if fr.end > s.fileSize {
                 try growFile(&s, toCover: fr.end)

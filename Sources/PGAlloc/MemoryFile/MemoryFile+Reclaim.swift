@@ -38,6 +38,18 @@ extension MemoryFileCore {
         releaseAfterDestroy()
     }
 
+    /// Reclaims, on the calling thread and under the lock, every range
+    /// waiting in the reclaim set (not those the reclaimer already took).
+    /// Allocation does this before it grows the file.
+    func reclaimPendingLocked(_ s: inout MemoryFileState) {
+        while let seg = s.reclaim.lastSegment {
+            let fr = s.reclaim.range(of: seg)
+            s.reclaim.remove(seg)
+            decommitForReclaim(fr)
+            markReclaimedLocked(&s, fr)
+        }
+    }
+
     /// Gives the memory of a freed range back to the host, or at least
     /// makes it read as zero when allocated again.
     private func decommitForReclaim(_ fr: FileRange) {
