@@ -1,0 +1,42 @@
+# Developer shortcuts. Each target builds in its own scratch directory, so
+# that sanitizer and plain builds do not invalidate each other.
+
+SWIFT ?= swift
+
+.PHONY: tsan test-memoryfile
+
+# The multi-threaded tests under ThreadSanitizer; any report fails the run:
+# the MemoryFile suite (reclaimer, evictions, pressure listener, stress) and
+# the checkpoint round trips (save and restore pipelines). The segment set is
+# single-threaded; its long model tests gain nothing here.
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests
+tsan:
+	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
+
+# The MemoryFile tests alone, in a debug build.
+test-memoryfile:
+	$(SWIFT) test --scratch-path .build-mftests --filter PGAllocTests.MemoryFile
+
+# Fuzzing the checkpoint reader (Fuzz/, libFuzzer + AddressSanitizer, a
+# release build in its own scratch directory). `fuzz` runs FUZZ_MINUTES
+# minutes (default 5); `fuzz-short`, one minute, is what scripts/test.sh
+# runs. Seeds come from fixtures/; see fixtures/README.md.
+FUZZ_MINUTES ?= 5
+FUZZ_SCRATCH = Fuzz/.build-fuzz
+
+.PHONY: fuzz fuzz-short fuzz-build fixtures
+
+fuzz-build:
+	$(SWIFT) build -c release --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) --product CheckpointFuzzer --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
+
+fuzz: fuzz-build
+	scripts/fixtures/fuzz.sh $$(( $(FUZZ_MINUTES) * 60 ))
+
+fuzz-short: fuzz-build
+	scripts/fixtures/fuzz.sh 60
+
+# Writes the fixtures of fixtures/v1 that are missing (never rewrites a
+# committed one: it fails instead if one would change).
+fixtures:
+	PGSNAP_REGENERATE_FIXTURES=1 $(SWIFT) test --scratch-path .build-fix --filter FixtureGeneratorTests/testRegenerateFixtures
+
