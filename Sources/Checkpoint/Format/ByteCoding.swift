@@ -128,6 +128,19 @@ struct ByteReader {
         }
     }
 
+    /// Reads a section's closing 8 bytes, a CRC-32C (named `what`) that must
+    /// equal `computed` and 4 reserved zero bytes.
+    mutating func checkClosingCRC(_ computed: UInt32, what: String) throws(CheckpointError) {
+        let at = offset
+        let stored = try u32()
+        if stored != computed {
+            throw CheckpointError(
+                .checksumMismatch, section, offset: at,
+                "\(what): stored \(hex(UInt64(stored))), computed \(hex(UInt64(computed)))")
+        }
+        try zeros(4, field: "reserved")
+    }
+
     /// Reads a CRC-32C and checks it against the bytes from `start` up to
     /// the CRC field.
     mutating func checkCRC(from start: Int, what: String) throws(CheckpointError) {

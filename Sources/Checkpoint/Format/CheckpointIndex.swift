@@ -174,13 +174,7 @@ struct IndexDecoder {
     func finish(_ tail: [UInt8]) throws(CheckpointError) {
         precondition(remaining == 0)
         var r = ByteReader(tail, base: offset, section: .index)
-        let stored = try r.u32()
-        if stored != recordCRC {
-            throw CheckpointError(
-                .checksumMismatch, .index, offset: offset,
-                "indexCRC: stored \(hex(UInt64(stored))), computed \(hex(UInt64(recordCRC)))")
-        }
-        try r.zeros(4, field: "reserved")
+        try r.checkClosingCRC(recordCRC, what: "indexCRC")
     }
 }
 

@@ -98,12 +98,6 @@ struct SegmentTableDecoder {
     func finish(_ tail: [UInt8]) throws(CheckpointError) {
         precondition(remaining == 0)
         var r = ByteReader(tail, base: offset, section: .metadata)
-        let stored = try r.u32()
-        if stored != crc {
-            throw CheckpointError(
-                .checksumMismatch, .metadata, offset: offset,
-                "metadataCRC: stored \(hex(UInt64(stored))), computed \(hex(UInt64(crc)))")
-        }
-        try r.zeros(4, field: "reserved")
+        try r.checkClosingCRC(crc, what: "metadataCRC")
     }
 }

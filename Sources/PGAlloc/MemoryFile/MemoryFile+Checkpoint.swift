@@ -179,17 +179,7 @@ extension MemoryFileCore {
     private func markDataCommittedBySeeking() throws {
         var cursor: UInt64 = 0
         while true {
-            let next: FileRange? = state.withLock { s in
-                var seg = s.usage.lowerBoundSegment(cursor)
-                while let current = seg {
-                    if s.usage[current].canCommit {
-                        return s.usage.range(of: current).intersection(FileRange(start: cursor, end: .max))
-                    }
-                    seg = s.usage.nextSegment(after: current)
-                }
-                return nil
-            }
-            guard let r = next else { return }
+            guard let r = nextCommittableRange(from: cursor) else { return }
             var extents: [FileRange] = []
             var offset = r.start
             while offset < r.end {
@@ -228,16 +218,7 @@ extension MemoryFileCore {
                 s.reclaim.add(segment.range, ())
                 freed = true
             }
-            guard freed else {
-                return false
-            }
-            s.reclaimable = true
-            reclaimEvents.add(1, ordering: .releasing)
-            if s.reclaimerSleeping {
-                s.reclaimerSleeping = false
-                return true
-            }
-            return false
+            return freed && noteFreedLocked(&s)
         }
         if wake {
             state.signal(reclaimCond)

@@ -1,3 +1,5 @@
+import Synchronization
+
 // Reference counts of allocated pages.
 
 extension MemoryFile {
@@ -99,19 +101,23 @@ extension MemoryFileCore {
                 }
                 s.usage.mergeAdjacent(fr)
             }
-            guard freed else {
-                return false
-            }
-            s.reclaimable = true
-            reclaimEvents.add(1, ordering: .releasing)
-            if s.reclaimerSleeping {
-                s.reclaimerSleeping = false
-                return true
-            }
-            return false
+            return freed && noteFreedLocked(&s)
         }
         if wake {
             state.signal(reclaimCond)
         }
+    }
+
+    /// Records that ranges were added to the reclaim set; returns whether
+    /// the reclaimer sleeps and must be woken (by signaling `reclaimCond`
+    /// once the lock is released).
+    func noteFreedLocked(_ s: inout MemoryFileState) -> Bool {
+        s.reclaimable = true
+        reclaimEvents.add(1, ordering: .releasing)
+        if s.reclaimerSleeping {
+            s.reclaimerSleeping = false
+            return true
+        }
+        return false
     }
 }

@@ -106,18 +106,7 @@ extension MemoryFileCore {
 
         var cursor: UInt64 = 0
         while true {
-            // The next segment that can become committed.
-            let next: FileRange? = state.withLock { s in
-                var seg = s.usage.lowerBoundSegment(cursor)
-                while let current = seg {
-                    if s.usage[current].canCommit {
-                        return s.usage.range(of: current).intersection(FileRange(start: cursor, end: .max))
-                    }
-                    seg = s.usage.nextSegment(after: current)
-                }
-                return nil
-            }
-            guard let r = next else { break }
+            guard let r = nextCommittableRange(from: cursor) else { break }
             var sliceStart = r.start
             try forEachMappingSlice(r) { slice in
                 let pages = slice.count / Int(PageSize.base)
@@ -129,6 +118,21 @@ extension MemoryFileCore {
                 }
             }
             cursor = r.end
+        }
+    }
+
+    /// The part at or after `cursor` of the first segment there that can
+    /// still become committed (referenced, not known committed), if any.
+    func nextCommittableRange(from cursor: UInt64) -> FileRange? {
+        state.withLock { s in
+            var seg = s.usage.lowerBoundSegment(cursor)
+            while let current = seg {
+                if s.usage[current].canCommit {
+                    return s.usage.range(of: current).intersection(FileRange(start: cursor, end: .max))
+                }
+                seg = s.usage.nextSegment(after: current)
+            }
+            return nil
         }
     }
 
