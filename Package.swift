@@ -51,7 +51,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "CLinuxShim"]),
+        .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "Workloads", "CLinuxShim"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
         .testTarget(
             name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"],

@@ -206,3 +206,20 @@ func writeCheckpoint(path: String, fileSize: UInt64, segments: [SegmentRecord], 
     out.raw(trailer.encoded())
     try Data(out.bytes).write(to: URL(fileURLWithPath: path))
 }
+
+extension SplitMix64 {
+    /// `count` bytes from the generator, eight per output, little-endian.
+    mutating func bytes(_ count: Int) -> [UInt8] {
+        var result = [UInt8](repeating: 0, count: count)
+        var index = 0
+        while index < count {
+            var word = next()
+            for offset in index..<min(index + 8, count) {
+                result[offset] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
+            index += 8
+        }
+        return result
+    }
+}

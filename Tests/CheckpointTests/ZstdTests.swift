@@ -1,5 +1,6 @@
 import CZstd
 import XCTest
+import Workloads
 
 @testable import Checkpoint
 
@@ -510,31 +511,3 @@ private func mixedData(_ count: Int, seed: UInt64) -> [UInt8] {
     return Array(data[..<count])
 }
 
-/// A small, fast, seedable generator (SplitMix64), so failures reproduce.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var result = [UInt8](repeating: 0, count: count)
-        for index in result.indices where index % 8 == 0 {
-            var word = next()
-            for offset in index..<min(index + 8, count) {
-                result[offset] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-            }
-        }
-        return result
-    }
-}

@@ -11,6 +11,7 @@ import Foundation
 import XCTest
 
 @testable import PGAlloc
+import Workloads
 
 #if canImport(Glibc)
 import Glibc
@@ -45,18 +46,14 @@ func mfPages(_ n: UInt64) -> UInt64 { n * mfPage }
 /// splitmix64, as the SegmentSet tests use: the same sequence everywhere, so
 /// a printed seed replays a run.
 struct MFRandom {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     init(seed: UInt64) {
-        state = seed
+        generator = SplitMix64(seed: seed)
     }
 
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        generator.next()
     }
 
     /// A number in `[0, bound)`; `bound` must be positive.

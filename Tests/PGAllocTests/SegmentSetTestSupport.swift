@@ -6,6 +6,7 @@ import Foundation
 import XCTest
 
 @testable import PGAlloc
+import Workloads
 
 // MARK: - Random numbers
 
@@ -14,18 +15,14 @@ import XCTest
 /// standard library's `random(in:using:)`, whose algorithm is not promised
 /// to stay fixed.
 struct SegmentTestRandom {
-    private var state: UInt64
+    private var generator: SplitMix64
 
     init(seed: UInt64) {
-        state = seed
+        generator = SplitMix64(seed: seed)
     }
 
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        generator.next()
     }
 
     /// A number in `[0, bound)`; `bound` must be positive.
