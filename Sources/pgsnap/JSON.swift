@@ -1,3 +1,4 @@
+import Checkpoint
 import PGAlloc
 
 /// The JSON pgsnap prints with `--json`, written by hand so that its text
@@ -111,5 +112,19 @@ enum JSON {
             }
         }
         return out + "\""
+    }
+}
+
+extension JSON {
+    /// The fields every command's JSON gives about a checkpoint it read.
+    static func checkpointSummary(_ m: CheckpointMetadata) -> [String: JSON] {
+        [
+            "checkpointBytes": .integer(m.checkpointLength),
+            "dataSize": .integer(m.header.dataSize),
+            "fileSize": .integer(m.header.fileSize),
+            "frameCount": .integer(m.totals.frameCount),
+            "segmentCount": .integer(m.header.segmentCount),
+            "storedBytes": .integer(m.totals.storedBytes),
+        ]
     }
 }

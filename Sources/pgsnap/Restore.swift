@@ -105,14 +105,8 @@ struct Restore: ParsableCommand {
 
     /// What a restore read, as `pgsnap restore --json` prints it.
     static func json(_ m: CheckpointMetadata) -> String {
-        JSON.object([
-            "checkpointBytes": .integer(m.checkpointLength),
-            "dataSize": .integer(m.header.dataSize),
-            "fileSize": .integer(m.header.fileSize),
-            "frameCount": .integer(m.totals.frameCount),
-            "segmentCount": .integer(m.header.segmentCount),
-            "storedBytes": .integer(m.totals.storedBytes),
-            "storedPerKind": .kinds(m.totals.storedPerKind),
-        ]).rendered
+        var fields = JSON.checkpointSummary(m)
+        fields["storedPerKind"] = .kinds(m.totals.storedPerKind)
+        return JSON.object(fields).rendered
     }
 }

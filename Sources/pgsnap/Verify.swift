@@ -43,14 +43,8 @@ struct Verify: ParsableCommand {
 
     /// A passed verification, as `pgsnap verify --json` prints it.
     static func json(_ m: CheckpointMetadata) -> String {
-        JSON.object([
-            "checkpointBytes": .integer(m.checkpointLength),
-            "dataSize": .integer(m.header.dataSize),
-            "fileSize": .integer(m.header.fileSize),
-            "frameCount": .integer(m.totals.frameCount),
-            "ok": .bool(true),
-            "segmentCount": .integer(m.header.segmentCount),
-            "storedBytes": .integer(m.totals.storedBytes),
-        ]).rendered
+        var fields = JSON.checkpointSummary(m)
+        fields["ok"] = .bool(true)
+        return JSON.object(fields).rendered
     }
 }
