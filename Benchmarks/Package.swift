@@ -1,8 +1,18 @@
 // swift-tools-version:6.1
 //
-// Benchmarks of PGAlloc, run with ordo-one's package-benchmark:
+// Benchmarks of PGAlloc:
+//
+// - SegmentSetBenchmarks: micro-benchmarks run with ordo-one's
+//   package-benchmark:
 //
 //     swift package --package-path Benchmarks --scratch-path Benchmarks/.build-bench benchmark
+//
+// - pgallocbench: a plain program that runs the reference workloads of
+//   shared/bench/WORKLOADS.md (W-churn, W-frag, W-save) and prints one line
+//   per run in the format of gVisor's harness; Benchmarks/compare.sh runs it
+//   side by side with gVisor and the cp/zstd baselines:
+//
+//     swift build -c release --package-path Benchmarks --scratch-path Benchmarks/.build-exec --product pgallocbench
 //
 // A package of its own so that the library does not depend on the benchmark
 // tooling. See BENCHMARKS.md at the root for the recorded figures.
@@ -23,12 +33,22 @@ let package = Package(
             name: "SegmentSetBenchmarks",
             dependencies: [
                 .product(name: "PGAlloc", package: "PGAlloc"),
+                .product(name: "Workloads", package: "PGAlloc"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/SegmentSetBenchmarks",
             plugins: [
                 .plugin(name: "BenchmarkPlugin", package: "benchmark"),
             ]
+        ),
+        .executableTarget(
+            name: "pgallocbench",
+            dependencies: [
+                .product(name: "PGAlloc", package: "PGAlloc"),
+                .product(name: "Checkpoint", package: "PGAlloc"),
+                .product(name: "Workloads", package: "PGAlloc"),
+            ],
+            path: "Sources/pgallocbench"
         ),
     ],
     swiftLanguageModes: [.v6]

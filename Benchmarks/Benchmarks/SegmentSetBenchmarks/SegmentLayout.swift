@@ -1,4 +1,5 @@
 import PGAlloc
+import Workloads
 
 let pageSize: UInt64 = 4096
 

@@ -1,5 +1,6 @@
 import Benchmark
 import PGAlloc
+import Workloads
 
 /// The large-enough-gap searches, all asked for the large gap from as far
 /// away as possible: `next` starts at the first gap, `previous` at the last.

@@ -1,20 +1,10 @@
-/// The workloads' generator, splitmix64, as defined bit for bit in
-/// shared/bench/WORKLOADS.md, so that every figure here is reproducible.
-struct SplitMix64 {
-    var state: UInt64
+// The workloads' generator, splitmix64 (shared/bench/WORKLOADS.md), comes
+// from the root package's Workloads product; these are the helpers the
+// benchmarks add to it, so that every figure here is reproducible.
 
-    init(seed: UInt64) {
-        state = seed
-    }
+import Workloads
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// A number in `0..<bound`, by modulo (the bias is negligible for the
     /// small bounds used here).
     mutating func next(below bound: Int) -> Int {
@@ -35,8 +25,7 @@ struct SplitMix64 {
 
     /// The check from WORKLOADS.md: `first(0) == 0xE220A8397B1DCDAF`.
     static func selfCheck() {
-        var g = SplitMix64(seed: 0)
-        let first = g.next()
+        let first = SplitMix64.first(0)
         precondition(first == 0xE220_A839_7B1D_CDAF, "splitmix64: first(0) is 0x\(String(first, radix: 16))")
     }
 }

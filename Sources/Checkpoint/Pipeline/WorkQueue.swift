@@ -12,7 +12,10 @@ final class WorkQueue<Context: AnyObject, Output>: @unchecked Sendable {
     typealias Job = (Context) throws -> Output
 
     private struct State {
-        var jobs: [(Int, Job)] = []
+        /// Jobs waiting for a worker, oldest first from `jobsHead`. A taken
+        /// job's slot is emptied at once: its closure may hold a large
+        /// buffer (a restore's compressed frame).
+        var jobs: [(Int, Job)?] = []
         var jobsHead = 0
         var results: [Int: Result<Output, any Error>] = [:]
         var stopping = false
@@ -119,10 +122,11 @@ final class WorkQueue<Context: AnyObject, Output>: @unchecked Sendable {
         while true {
             let next = lock.withLock(waitingOn: jobAvailable) { s -> StateLock<State>.Step<(Int, Job, Bool)?> in
                 if s.jobsHead < s.jobs.count {
-                    let job = s.jobs[s.jobsHead]
+                    let job = s.jobs[s.jobsHead]!
+                    s.jobs[s.jobsHead] = nil
                     s.jobsHead += 1
-                    if s.jobsHead > 64 && s.jobsHead * 2 > s.jobs.count {
-                        s.jobs.removeFirst(s.jobsHead)
+                    if s.jobsHead == s.jobs.count {
+                        s.jobs.removeAll(keepingCapacity: true)
                         s.jobsHead = 0
                     }
                     return .done((job.0, job.1, s.failed))

@@ -33,15 +33,13 @@ public struct CheckpointMetadata: Sendable {
 /// A decompression worker's context.
 final class DecodeContext {
     var decompressor: ZstdDecompressor
-    let scratch: UnsafeMutableRawBufferPointer
+    let scratchBuffer: PageBuffer
+
+    var scratch: UnsafeMutableRawBufferPointer { scratchBuffer.bytes }
 
     init(frameLimit: Int) throws {
         decompressor = try ZstdDecompressor(windowLogMax: CheckpointFormat.windowLogMax)
-        scratch = .allocate(byteCount: frameLimit, alignment: 4096)
-    }
-
-    deinit {
-        scratch.deallocate()
+        scratchBuffer = try PageBuffer(capacity: frameLimit)
     }
 }
 
@@ -80,7 +78,14 @@ struct CheckpointScanner {
             if trailer.checkpointLength != length {
                 throw CheckpointError.field(.trailer, trailerAt + 32, "checkpointLength", expected: "\(length) (the file's length)", found: trailer.checkpointLength)
             }
-            knownIndex = try readIndex(header: header, at: trailer.indexOffset, frameCount: trailer.frameCount, sequentially: false)
+            let index = try readIndex(header: header, at: trailer.indexOffset, frameCount: trailer.frameCount, sequentially: false)
+            // The trailer repeats the index's storedBytes: a stream compares
+            // every trailer field at the end, a file must too.
+            if trailer.storedBytes != index.totals.storedBytes {
+                throw CheckpointError.field(
+                    .trailer, trailerAt + 48, "storedBytes", expected: "\(index.totals.storedBytes) (the index's)", found: trailer.storedBytes)
+            }
+            knownIndex = index
             knownTrailer = trailer
         }
 
@@ -95,8 +100,13 @@ struct CheckpointScanner {
         try table.finish(try input.read(8, section: .metadata))
         let segments = records.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) }
 
-        var queue: WorkQueue<DecodeContext, Void>?
+        var queue: WorkQueue<DecodeContext, PageBuffer>?
         var sink: FrameSink?
+        // Compressed frames in flight, each in a buffer of its own, reused:
+        // allocated as needed up to the queue's limit, large enough for the
+        // largest frame the header allows.
+        var freePayloads: [PageBuffer] = []
+        let payloadCapacity = Int(CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit))
         if case .decompress(let s) = mode {
             try s.begin(header: header, segments: segments)
             sink = s
@@ -143,14 +153,21 @@ struct CheckpointScanner {
                 let payloadAt = at + UInt64(frame.headerLength)
                 let padding = CheckpointFormat.padding(after: payloadAt + UInt64(frame.compressedLength) - at)
                 if let queue, let sink {
-                    let payload = PayloadBuffer(capacity: Int(frame.compressedLength))
-                    try input.read(into: payload.bytes, section: .frame(sequence))
-                    try readPadding(padding, section: .frame(sequence))
                     while queue.isFull {
-                        _ = try queue.nextResult()
+                        freePayloads.append(try queue.nextResult()!)
                     }
+                    let payload: PageBuffer
+                    if let reused = freePayloads.popLast() {
+                        payload = reused
+                    } else {
+                        payload = try PageBuffer(capacity: payloadCapacity)
+                    }
+                    let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(frame.compressedLength)])
+                    try input.read(into: compressed, section: .frame(sequence))
+                    try readPadding(padding, section: .frame(sequence))
                     queue.submit { context in
-                        try decodeFrame(frame, payload: payload, payloadOffset: payloadAt, context: context, sink: sink)
+                        try decodeFrame(frame, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadAt, context: context, sink: sink)
+                        return payload
                     }
                 } else {
                     try input.skip(UInt64(frame.compressedLength), section: .frame(sequence))
@@ -276,10 +293,10 @@ struct CheckpointScanner {
 
 /// Checks a frame's payload and decompresses it for the sink (on a worker).
 private func decodeFrame(
-    _ frame: FrameHeader, payload: PayloadBuffer, payloadOffset: UInt64, context: DecodeContext, sink: FrameSink
+    _ frame: FrameHeader, payload: UnsafeRawBufferPointer, payloadOffset: UInt64, context: DecodeContext, sink: FrameSink
 ) throws {
     let section = CheckpointSection.frame(frame.sequence)
-    let crc = CRC32C.checksum(UnsafeRawBufferPointer(payload.bytes))
+    let crc = CRC32C.checksum(payload)
     if crc != frame.payloadCRC {
         throw CheckpointError(
             .checksumMismatch, section, offset: payloadOffset,
@@ -287,7 +304,7 @@ private func decodeFrame(
     }
     let out = UnsafeMutableRawBufferPointer(rebasing: context.scratch[..<Int(frame.uncompressedLength)])
     do {
-        try context.decompressor.decompress(UnsafeRawBufferPointer(payload.bytes), into: out)
+        try context.decompressor.decompress(payload, into: out)
     } catch {
         throw CheckpointError(.badPayload, section, offset: payloadOffset, "\(error)")
     }

@@ -43,33 +43,17 @@ extension MemoryFile {
 final class SaveWorkerContext {
     var compressor: ZstdCompressor
     /// The data pages of a unit, gathered.
-    let gather: UnsafeMutableRawBufferPointer
+    let gatherBuffer: PageBuffer
     /// Where sources that cannot lend their memory read it.
-    let read: UnsafeMutableRawBufferPointer
+    let readBuffer: PageBuffer
+
+    var gather: UnsafeMutableRawBufferPointer { gatherBuffer.bytes }
+    var read: UnsafeMutableRawBufferPointer { readBuffer.bytes }
 
     init(level: Int32, frameSize: Int) throws {
         compressor = try ZstdCompressor(level: level)
-        gather = .allocate(byteCount: frameSize, alignment: 4096)
-        read = .allocate(byteCount: 1 << 20, alignment: 4096)
-    }
-
-    deinit {
-        gather.deallocate()
-        read.deallocate()
-    }
-}
-
-/// A compressed frame's payload buffer, reused across frames: there are as
-/// many as frames in flight.
-final class PayloadBuffer: @unchecked Sendable {
-    let bytes: UnsafeMutableRawBufferPointer
-
-    init(capacity: Int) {
-        bytes = .allocate(byteCount: capacity, alignment: 64)
-    }
-
-    deinit {
-        bytes.deallocate()
+        gatherBuffer = try PageBuffer(capacity: frameSize)
+        readBuffer = try PageBuffer(capacity: 1 << 20)
     }
 }
 
@@ -81,7 +65,7 @@ struct SaveUnitResult {
     var uncompressedLength: Int
     var compressedLength: Int
     var payloadCRC: UInt32
-    var payload: PayloadBuffer
+    var payload: PageBuffer
     var unitBytes: UInt64
     var zeroBytes: UInt64
 }
@@ -129,8 +113,9 @@ struct CheckpointWriter {
             try SaveWorkerContext(level: level, frameSize: frameSize)
         }
         defer { queue.shutDown() }
-        var freeBuffers = (0..<maxInFlight).map { _ in
-            PayloadBuffer(capacity: ZstdCompressor.compressBound(frameSize))
+        // One payload buffer per frame in flight, reused.
+        var freeBuffers = try (0..<maxInFlight).map { _ in
+            try PageBuffer(capacity: ZstdCompressor.compressBound(frameSize))
         }
 
         var cursor: UInt64 = 0
@@ -213,7 +198,7 @@ struct CheckpointWriter {
 /// Finds the data pages of a unit's runs and gathers them, compresses them
 /// as one frame into `buffer`, and tells the source which pages were zero.
 private func compressUnit(
-    _ runs: [FileRange], of source: SaveSource, into buffer: PayloadBuffer, context: SaveWorkerContext
+    _ runs: [FileRange], of source: SaveSource, into buffer: PageBuffer, context: SaveWorkerContext
 ) throws -> SaveUnitResult {
     let page = Int(CheckpointFormat.pageSize)
     var data: [FileRange] = []

@@ -110,7 +110,12 @@ extension MemoryFile {
                     seg = s.usage.nextSegment(after: isolated)
                 }
             }
-            s.usage.mergeAll()
+            // Only around these runs can segments now merge.
+            if let first = runs.first, let last = runs.last {
+                let span = FileRange(start: first.start, end: last.end)
+                s.usage.mergeRange(span)
+                s.usage.mergeAdjacent(span)
+            }
         }
     }
 }

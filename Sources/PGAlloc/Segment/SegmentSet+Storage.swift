@@ -64,11 +64,11 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
     init(capacity: Int = 1) {
         precondition(capacity >= 1)
         self.capacity = capacity
-        headers = .allocate(capacity: capacity)
-        keys = .allocate(capacity: capacity * segmentMaxKeys)
-        values = .allocate(capacity: capacity * segmentMaxKeys)
-        children = .allocate(capacity: capacity * segmentMaxDegree)
-        childGaps = .allocate(capacity: capacity * segmentMaxDegree)
+        headers = SegmentSetStorage.allocateArray(capacity)
+        keys = SegmentSetStorage.allocateArray(capacity * segmentMaxKeys)
+        values = SegmentSetStorage.allocateArray(capacity * segmentMaxKeys)
+        children = SegmentSetStorage.allocateArray(capacity * segmentMaxDegree)
+        childGaps = SegmentSetStorage.allocateArray(capacity * segmentMaxDegree)
         used = 1
         freeHead = -1
         liveNodes = 1
@@ -78,11 +78,21 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
     }
 
     deinit {
-        headers.deallocate()
-        keys.deallocate()
-        values.deallocate()
-        children.deallocate()
-        childGaps.deallocate()
+        free(headers)
+        free(keys)
+        free(values)
+        free(children)
+        free(childGaps)
+    }
+
+    /// Room for `count` elements of a bitwise-copyable type, from malloc so
+    /// that growing can use realloc.
+    private static func allocateArray<T>(_ count: Int) -> UnsafeMutablePointer<T> {
+        precondition(MemoryLayout<T>.alignment <= 16, "SegmentSet: values aligned beyond 16 bytes")
+        guard let p = malloc(max(1, count * MemoryLayout<T>.stride)) else {
+            fatalError("SegmentSet: out of memory for \(count) elements")
+        }
+        return p.bindMemory(to: T.self, capacity: count)
     }
 
     /// A deep copy, for copy-on-write.
@@ -152,11 +162,14 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
         capacity = newCapacity
     }
 
+    /// Grows an array with realloc: large blocks are moved by remapping
+    /// their pages, so growing a big set neither copies it nor briefly needs
+    /// room for both the old and the new array.
     private func reallocate<T>(_ old: UnsafeMutablePointer<T>, from oldCount: Int, to newCount: Int) -> UnsafeMutablePointer<T> {
-        let new = UnsafeMutablePointer<T>.allocate(capacity: newCount)
-        memcpy(new, old, oldCount * MemoryLayout<T>.stride)
-        old.deallocate()
-        return new
+        guard let p = realloc(old, newCount * MemoryLayout<T>.stride) else {
+            fatalError("SegmentSet: out of memory growing to \(newCount) elements")
+        }
+        return p.bindMemory(to: T.self, capacity: newCount)
     }
 
     // MARK: Element access
