@@ -58,6 +58,16 @@ static inline void pg_atomic_store_uintptr(uintptr_t *p, uintptr_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+// Tells the CPU the caller is spinning (x86 `pause`): cheaper for a sibling
+// hardware thread and for power than a bare loop.
+static inline void pg_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 // Returns 1 if the n bytes at p are all zero, 0 otherwise. p need not be
 // aligned.
 int pg_is_zero(const void *p, size_t n);

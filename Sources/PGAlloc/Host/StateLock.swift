@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxShim
 
 /// A mutex that owns the state it protects: the state is reachable only
 /// inside `withLock`, so "protected by mu" is a rule the compiler checks.
@@ -66,15 +67,32 @@ package final class StateLock<State: ~Copyable>: @unchecked Sendable {
     /// Runs `body` with the lock held and exclusive access to the state.
     @inline(__always)
     package func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
+        lock()
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state.pointee)
+    }
+
+    /// Takes the mutex, spinning for a few microseconds before blocking:
+    /// every critical section of the allocator is shorter than a sleep and
+    /// a wake-up on the futex.
+    @inline(__always)
+    private func lock() {
+        if pthread_mutex_trylock(mutex) == 0 {
+            return
+        }
+        for _ in 0..<4096 {
+            pg_cpu_relax()
+            if pthread_mutex_trylock(mutex) == 0 {
+                return
+            }
+        }
+        pthread_mutex_lock(mutex)
     }
 
     /// Runs `body` with the lock held until it answers `.done`; each time it
     /// answers `.wait`, sleeps on `condition` (releasing the lock) first.
     package func withLock<R>(waitingOn condition: Condition, _ body: (inout State) -> Step<R>) -> R {
-        pthread_mutex_lock(mutex)
+        lock()
         defer { pthread_mutex_unlock(mutex) }
         while true {
             switch body(&state.pointee) {
@@ -94,7 +112,7 @@ package final class StateLock<State: ~Copyable>: @unchecked Sendable {
         let total = UInt64(deadline.tv_nsec) + timeoutNanoseconds
         deadline.tv_sec += Int(total / 1_000_000_000)
         deadline.tv_nsec = Int(total % 1_000_000_000)
-        pthread_mutex_lock(mutex)
+        lock()
         defer { pthread_mutex_unlock(mutex) }
         while true {
             switch body(&state.pointee) {

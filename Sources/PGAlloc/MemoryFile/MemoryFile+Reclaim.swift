@@ -1,3 +1,4 @@
+import CLinuxShim
 // The reclaimer: a thread that decommits freed ranges and makes them free
 // again, from the end of the file inward.
 
@@ -14,7 +15,7 @@ extension MemoryFile {
     }
 }
 
-/// Freed ranges the reclaimer takes at once.
+/// Frees the reclaimer waits for (a short while) before taking a batch.
 let reclaimBatch = 64
 
 extension MemoryFileCore {
@@ -26,13 +27,22 @@ extension MemoryFileCore {
             for fr in batch {
                 decommitForReclaim(fr)
             }
-            state.withLock { s in
-                for fr in batch {
-                    markReclaimedLocked(&s, fr)
+            // A few ranges per trip through the lock: short enough that a
+            // thread waiting for it spins rather than sleeps.
+            var next = 0
+            while next < batch.count {
+                let end = min(batch.count, next + 8)
+                state.withLock { s in
+                    for fr in batch[next..<end] {
+                        markReclaimedLocked(&s, fr)
+                    }
+                    if end == batch.count {
+                        // No longer in flight: the pages may be allocated
+                        // and freed again before the next batch is taken.
+                        s.reclaimInFlight.removeAll(keepingCapacity: true)
+                    }
                 }
-                // No longer in flight: the pages may be allocated and freed
-                // again before the next batch is taken.
-                s.reclaimInFlight.removeAll(keepingCapacity: true)
+                next = end
             }
         }
         releaseAfterDestroy()
@@ -97,9 +107,10 @@ extension MemoryFileCore {
     /// - Note: gVisor MemoryFile.findReclaimable.
     func findReclaimable() -> [FileRange]? {
         enum Outcome {
-            case ranges([FileRange])
+            case taken(UntrackedFileRangeSet)
             case destroyed
             case idle(events: UInt64)
+            case accumulate(events: UInt64)
         }
         while true {
             let outcome = state.withLock { s -> Outcome in
@@ -108,16 +119,23 @@ extension MemoryFileCore {
                     return .destroyed
                 }
                 if s.reclaimable {
-                    // Allocation works from the end of the file inward;
-                    // reclaiming in the same order keeps its searches short.
-                    var batch: [FileRange] = []
-                    while batch.count < reclaimBatch, let seg = s.reclaim.lastSegment {
-                        batch.append(s.reclaim.range(of: seg))
-                        s.reclaim.remove(seg)
+                    if !s.reclaimBatchDeferred && s.reclaimWaiters == 0 {
+                        // Let a few more frees arrive first: a batch costs
+                        // two trips through the lock however many ranges it
+                        // holds, and every trip may stall an allocating
+                        // thread. Allocation reclaims by itself rather than
+                        // grow the file, so waiting costs nothing there.
+                        s.reclaimBatchDeferred = true
+                        return .accumulate(events: reclaimEvents.load(ordering: .acquiring))
                     }
-                    if !batch.isEmpty {
-                        s.reclaimInFlight = batch
-                        return .ranges(batch)
+                    s.reclaimBatchDeferred = false
+                    if !s.reclaim.isEmpty {
+                        // Take every pending range at once: swapping the set
+                        // out is constant time under the lock; walking it
+                        // happens outside.
+                        let taken = s.reclaim
+                        s.reclaim = UntrackedFileRangeSet()
+                        return .taken(taken)
                     }
                     s.reclaimable = false
                     state.broadcast(reclaimIdleCond)
@@ -125,7 +143,11 @@ extension MemoryFileCore {
                 return .idle(events: reclaimEvents.load(ordering: .acquiring))
             }
             switch outcome {
-            case .ranges(let batch):
+            case .taken(let set):
+                // Allocation works from the end of the file inward;
+                // reclaiming in the same order keeps its searches short.
+                let batch = set.segments.reversed().map(\.range)
+                state.withLock { $0.reclaimInFlight = batch }
                 return batch
             case .destroyed:
                 return nil
@@ -134,18 +156,28 @@ extension MemoryFileCore {
                     continue
                 }
                 sleepUntilReclaimable()
+            case .accumulate(let seen):
+                spinForReclaimEvents(since: seen, count: UInt64(reclaimBatch / 2), nanoseconds: 100_000)
             }
         }
     }
 
     /// Spins up to 50 µs for `reclaimEvents` to move past `seen`.
     private func spinForReclaimEvent(since seen: UInt64) -> Bool {
-        let deadline = monotonicNanoseconds() + 50_000
+        spinForReclaimEvents(since: seen, count: 1, nanoseconds: 50_000)
+    }
+
+    /// Spins until `reclaimEvents` has moved `count` past `seen` or
+    /// `nanoseconds` have passed; returns whether it moved that far.
+    @discardableResult
+    private func spinForReclaimEvents(since seen: UInt64, count: UInt64, nanoseconds: UInt64) -> Bool {
+        let deadline = monotonicNanoseconds() + nanoseconds
         while true {
-            for _ in 0..<64 {
-                if reclaimEvents.load(ordering: .acquiring) != seen {
+            for _ in 0..<16 {
+                if reclaimEvents.load(ordering: .acquiring) &- seen >= count {
                     return true
                 }
+                pg_cpu_relax()
             }
             if monotonicNanoseconds() >= deadline {
                 return false
@@ -203,8 +235,10 @@ extension MemoryFileCore {
     }
 
     func waitForReclaim() {
+        state.withLock { $0.reclaimWaiters += 1 }
         state.withLock(waitingOn: reclaimIdleCond) { s -> StateLock<MemoryFileState>.Step<Void> in
             if s.destroyed || !s.reclaimable {
+                s.reclaimWaiters -= 1
                 return .done(())
             }
             return .wait
@@ -212,12 +246,15 @@ extension MemoryFileCore {
     }
 
     func waitForReclaim(timeoutNanoseconds: UInt64) -> Bool {
-        state.withLock(waitingOn: reclaimIdleCond, timeoutNanoseconds: timeoutNanoseconds) { s -> StateLock<MemoryFileState>.Step<Void> in
+        state.withLock { $0.reclaimWaiters += 1 }
+        let done = state.withLock(waitingOn: reclaimIdleCond, timeoutNanoseconds: timeoutNanoseconds) { s -> StateLock<MemoryFileState>.Step<Void> in
             if s.destroyed || !s.reclaimable {
                 return .done(())
             }
             return .wait
         } != nil
+        state.withLock { $0.reclaimWaiters -= 1 }
+        return done
     }
 
     /// After destroy: unmap everything and close the file. Runs on the

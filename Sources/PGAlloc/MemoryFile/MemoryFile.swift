@@ -105,6 +105,12 @@ struct MemoryFileState: ~Copyable {
     /// Whether the reclaimer sleeps on `reclaimCond` (rather than working
     /// or spinning), so that freeing pages must wake it.
     var reclaimerSleeping = false
+    /// Whether the reclaimer already let frees accumulate once before its
+    /// next batch.
+    var reclaimBatchDeferred = false
+    /// Threads in `waitForReclaim`: while there are any, the reclaimer
+    /// takes its batches at once.
+    var reclaimWaiters = 0
 
     /// Evictable ranges, per user.
     var evictable: [ObjectIdentifier: EvictableUserInfo] = [:]

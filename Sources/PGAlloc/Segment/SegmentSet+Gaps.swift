@@ -80,6 +80,22 @@ extension SegmentSetStorage {
         }
     }
 
+    /// Records that leaf `n` now has a gap of `length`, where no gap of it
+    /// shrank (a removal only joins gaps): its longest gap, and its
+    /// ancestors', can only grow, so there is nothing to recompute.
+    @inline(__always) @usableFromInline
+    func growMaxGapLeaf(_ n: Int, to length: UInt64) {
+        if length <= maxGap(n) {
+            return
+        }
+        setMaxGap(n, length)
+        var p = parent(n)
+        while p >= 0 && maxGap(p) < length {
+            setMaxGap(p, length)
+            p = parent(p)
+        }
+    }
+
     /// Recomputes the longest gap of `n` from its own contents, without
     /// touching ancestors.
     @usableFromInline

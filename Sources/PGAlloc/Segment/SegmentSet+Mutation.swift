@@ -74,17 +74,32 @@ extension SegmentSetStorage {
             setKey(seg.n, seg.i, key(victim.n, victim.i))
             setValue(seg.n, seg.i, value(victim.n, victim.i))
             if Functions.tracksGaps {
-                // The gap after seg now starts earlier.
-                updateMaxGapLeaf(nextSegment(ofSegment: seg).n)
+                // The gap after seg now starts earlier: it only grows.
+                let after = nextGap(ofSegment: seg)
+                growMaxGapLeaf(after.n, to: gapRange(after).length)
             }
-            return nextGap(ofGap: remove(victim))
+            // The victim's leaf loses its last gap to the leaf after seg:
+            // its longest gap may shrink.
+            return nextGap(ofGap: removeFromLeaf(victim, gapsOnlyJoin: false))
         }
+        return removeFromLeaf(seg, gapsOnlyJoin: true)
+    }
+
+    /// Removes a segment of a leaf; returns the gap it leaves. When
+    /// `gapsOnlyJoin`, the removal only joins the two gaps around the
+    /// segment, so the leaf's longest gap can only grow.
+    @inline(__always) @usableFromInline
+    func removeFromLeaf(_ seg: SegmentPosition, gapsOnlyJoin: Bool) -> SegmentPosition {
         let n = seg.n
         let c = count(n)
         moveSegments(from: n, seg.i + 1, to: n, seg.i, count: c - seg.i - 1)
         headers[n].count = Int32(c - 1)
         if Functions.tracksGaps {
-            updateMaxGapLeaf(n)
+            if gapsOnlyJoin {
+                growMaxGapLeaf(n, to: gapRange(seg).length)
+            } else {
+                updateMaxGapLeaf(n)
+            }
         }
         return rebalanceAfterRemove(n, seg)
     }
