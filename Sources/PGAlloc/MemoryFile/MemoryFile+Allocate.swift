@@ -64,7 +64,7 @@ extension MemoryFileCore {
             guard var (fr, gap) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
                 throw MemoryFileError.outOfMemory(length: length)
             }
-            if fr.end > s.fileSize && !s.reclaim.isEmpty {
+            if fr.end > s.fileSize && !s.pendingReclaim.isEmpty {
                 // Freed ranges the reclaimer has not got to yet (it may be
                 // starved of CPU) are free memory: take them back here
                 // rather than grow the file past them.

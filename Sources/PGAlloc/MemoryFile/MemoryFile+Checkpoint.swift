@@ -220,7 +220,7 @@ extension MemoryFileCore {
             s.usage.mergeAll()
             var freed = false
             for segment in segments where segment.refs == 0 {
-                s.reclaim.add(segment.range, ())
+                s.pendingReclaim.append(segment.range)
                 freed = true
             }
             return freed && noteFreedLocked(&s)

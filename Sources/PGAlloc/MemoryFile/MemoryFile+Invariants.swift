@@ -8,8 +8,8 @@ public struct MemoryFileInvariantError: Error, CustomStringConvertible {
 extension MemoryFile {
     /// Checks, under the lock: both segment sets' own invariants (the usage
     /// set maximally merged), every segment inside the file, the file size a
-    /// multiple of the chunk size, every freed segment waiting in the reclaim
-    /// set (or being reclaimed) and every reclaim range freed, the expected
+    /// multiple of the chunk size, every freed segment waiting for the
+    /// reclaimer (or being reclaimed) and every waiting range freed, the expected
     /// usage equal to the known-committed bytes, and, when the file has an
     /// accounting of its own, every per-kind total equal to the sum over the
     /// usage set (plus swapped bytes for System).
@@ -20,11 +20,6 @@ extension MemoryFile {
                 try s.usage.checkInvariants(requireMaximallyMerged: true)
             } catch {
                 return "usage set: \(error.problem)"
-            }
-            do throws(SegmentSetInvariantError) {
-                try s.reclaim.checkInvariants(requireMaximallyMerged: true)
-            } catch {
-                return "reclaim set: \(error.problem)"
             }
             if s.fileSize % chunkSize != 0 {
                 return "file size 0x\(String(s.fileSize, radix: 16)) is not a multiple of the chunk size"
@@ -46,7 +41,10 @@ extension MemoryFile {
                     if info.kind != .system {
                         return "freed segment \(range) is accounted as \(info.kind), not system"
                     }
-                    var waiting = s.reclaim.spanRange(range)
+                    var waiting: UInt64 = 0
+                    for pending in s.pendingReclaim {
+                        waiting += pending.intersection(range).length
+                    }
                     for inFlight in s.reclaimInFlight {
                         waiting += inFlight.intersection(range).length
                     }
@@ -55,7 +53,13 @@ extension MemoryFile {
                     }
                 }
             }
-            for (range, _) in s.reclaim.segments {
+            var pendingCheck = UntrackedFileRangeSet()
+            for range in s.pendingReclaim {
+                if !pendingCheck.add(range, ()) {
+                    return "range \(range) is waiting for the reclaimer twice"
+                }
+            }
+            for range in s.pendingReclaim {
                 var covered: UInt64 = 0
                 var seg = s.usage.lowerBoundSegment(range.start)
                 while let current = seg, s.usage.start(of: current) < range.end {

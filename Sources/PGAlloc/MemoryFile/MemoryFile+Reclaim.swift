@@ -36,11 +36,9 @@ extension MemoryFileCore {
                     for fr in batch[next..<end] {
                         markReclaimedLocked(&s, fr)
                     }
-                    if end == batch.count {
-                        // No longer in flight: the pages may be allocated
-                        // and freed again before the next batch is taken.
-                        s.reclaimInFlight.removeAll(keepingCapacity: true)
-                    }
+                    // No longer in flight: these pages may be allocated and
+                    // freed again before the batch ends.
+                    s.reclaimInFlight.removeFirst(end - next)
                 }
                 next = end
             }
@@ -52,12 +50,23 @@ extension MemoryFileCore {
     /// waiting in the reclaim set (not those the reclaimer already took).
     /// Allocation does this before it grows the file.
     func reclaimPendingLocked(_ s: inout MemoryFileState) {
-        while let seg = s.reclaim.lastSegment {
-            let fr = s.reclaim.range(of: seg)
-            s.reclaim.remove(seg)
+        for fr in Self.reclaimOrder(s.pendingReclaim) {
             decommitForReclaim(fr)
             markReclaimedLocked(&s, fr)
         }
+        s.pendingReclaim.removeAll(keepingCapacity: true)
+    }
+
+    /// Freed ranges in the order the reclaimer takes them: joined where
+    /// they touch (in a reclaim set, as the seed keeps them), from the end
+    /// of the file inward, as allocation works from the end inward and
+    /// reclaiming in the same order keeps its searches short.
+    static func reclaimOrder(_ ranges: [FileRange]) -> [FileRange] {
+        var set = UntrackedFileRangeSet()
+        for r in ranges {
+            set.add(r, ())
+        }
+        return set.segments.reversed().map(\.range)
     }
 
     /// Gives the memory of a freed range back to the host, or at least
@@ -107,7 +116,7 @@ extension MemoryFileCore {
     /// - Note: gVisor MemoryFile.findReclaimable.
     func findReclaimable() -> [FileRange]? {
         enum Outcome {
-            case taken(UntrackedFileRangeSet)
+            case taken([FileRange])
             case destroyed
             case idle(events: UInt64)
             case accumulate(events: UInt64)
@@ -129,12 +138,15 @@ extension MemoryFileCore {
                         return .accumulate(events: reclaimEvents.load(ordering: .acquiring))
                     }
                     s.reclaimBatchDeferred = false
-                    if !s.reclaim.isEmpty {
-                        // Take every pending range at once: swapping the set
-                        // out is constant time under the lock; walking it
-                        // happens outside.
-                        let taken = s.reclaim
-                        s.reclaim = UntrackedFileRangeSet()
+                    if !s.pendingReclaim.isEmpty {
+                        // Take every pending range at once, swapping the
+                        // array with the spare one: constant time under the
+                        // lock; ordering them happens outside.
+                        let taken = s.pendingReclaim
+                        s.pendingReclaim = s.spareReclaim
+                        s.spareReclaim = []
+                        // In flight from now on, ordered or not.
+                        s.reclaimInFlight = taken
                         return .taken(taken)
                     }
                     s.reclaimable = false
@@ -143,11 +155,14 @@ extension MemoryFileCore {
                 return .idle(events: reclaimEvents.load(ordering: .acquiring))
             }
             switch outcome {
-            case .taken(let set):
-                // Allocation works from the end of the file inward;
-                // reclaiming in the same order keeps its searches short.
-                let batch = set.segments.reversed().map(\.range)
-                state.withLock { $0.reclaimInFlight = batch }
+            case .taken(var taken):
+                let batch = Self.reclaimOrder(taken)
+                taken.removeAll(keepingCapacity: true)
+                state.withLock { s in
+                    // The same pages, joined and ordered.
+                    s.reclaimInFlight = batch
+                    s.spareReclaim = taken
+                }
                 return batch
             case .destroyed:
                 return nil

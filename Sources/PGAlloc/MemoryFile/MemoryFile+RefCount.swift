@@ -71,7 +71,7 @@ extension MemoryFileCore {
                 }
                 info.refs -= 1
                 if info.refs == 0 {
-                    s.reclaim.add(range, ())
+                    s.pendingReclaim.append(range)
                     freed = true
                     // Freed pages count as System until the reclaimer has
                     // taken them back.
@@ -108,7 +108,7 @@ extension MemoryFileCore {
         }
     }
 
-    /// Records that ranges were added to the reclaim set; returns whether
+    /// Records that ranges were added to `pendingReclaim`; returns whether
     /// the reclaimer sleeps and must be woken (by signaling `reclaimCond`
     /// once the lock is released).
     func noteFreedLocked(_ s: inout MemoryFileState) -> Bool {

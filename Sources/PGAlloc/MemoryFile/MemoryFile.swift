@@ -96,10 +96,16 @@ struct MemoryFileState: ~Copyable {
     /// Set by destroy; tells the reclaimer to release everything and stop.
     var destroyed = false
 
-    /// True if `reclaim` may hold ranges to reclaim.
+    /// True if `pendingReclaim` may hold ranges to reclaim.
     var reclaimable = false
-    /// Freed ranges (refs 0) waiting for the reclaimer.
-    var reclaim = UntrackedFileRangeSet()
+    /// Freed ranges (refs 0) waiting for the reclaimer, in the order they
+    /// were freed. The seed keeps them in a reclaim set; freeing only
+    /// appends here, and the reclaimer orders and joins what it takes in a
+    /// reclaim set of its own, off the lock.
+    var pendingReclaim: [FileRange] = []
+    /// An empty array with capacity, swapped with `pendingReclaim` when the
+    /// reclaimer takes it, so that neither side allocates.
+    var spareReclaim: [FileRange] = []
     /// The ranges the reclaimer took out of `reclaim` and is decommitting.
     var reclaimInFlight: [FileRange] = []
     /// Whether the reclaimer sleeps on `reclaimCond` (rather than working
