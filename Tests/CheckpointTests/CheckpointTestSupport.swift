@@ -77,13 +77,13 @@ func sameContents(_ a: Int32, _ b: Int32, in range: FileRange) throws -> Bool {
 
 /// The usage set as a checkpoint sees it: segments merged where kind and
 /// references are equal, committed-ness ignored.
-func savedShape(_ usage: UsageSet) -> [SavedSegment] {
-    var out: [SavedSegment] = []
+func savedShape(_ usage: UsageSet) -> [SegmentRecord] {
+    var out: [SegmentRecord] = []
     for (range, info) in usage.segments {
         if let last = out.last, last.range.end == range.start, last.kind == info.kind, last.refs == info.refs {
             out[out.count - 1].range.end = range.end
         } else {
-            out.append(SavedSegment(range: range, kind: info.kind, refs: info.refs))
+            out.append(SegmentRecord(range: range, refs: info.refs, kind: info.kind))
         }
     }
     return out
@@ -168,7 +168,7 @@ func writeCheckpoint(path: String, fileSize: UInt64, segments: [SegmentRecord], 
     var compressor = try ZstdCompressor(level: 1)
     var totals = IndexTotals()
     var entries: [IndexEntry] = []
-    var kinds = KindCursor(segments: segments.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) })
+    var kinds = KindCursor(segments: segments)
     for (sequence, address) in pages.keys.sorted().enumerated() {
         let data = [UInt8](repeating: pages[address]!, count: 4096)
         var payload = [UInt8](repeating: 0, count: ZstdCompressor.compressBound(4096))

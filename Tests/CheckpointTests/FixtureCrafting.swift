@@ -125,7 +125,7 @@ struct CraftedCheckpoint {
         var compressor = try ZstdCompressor(level: level)
         var entries: [IndexEntry] = []
         var totals = IndexTotals()
-        var kinds = KindCursor(segments: (indexSegments ?? segments).map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) })
+        var kinds = KindCursor(segments: (indexSegments ?? segments))
         for (i, f) in frames.enumerated() {
             let payload = try f.payload ?? compress(f.data, with: &compressor)
             var frame = FrameHeader(

@@ -60,7 +60,7 @@ final class FixtureGeneratorTests: XCTestCase {
             var runs: [FileRange] = []
             var sha = SHA256()
             var perKind = MemoryStats()
-            var kinds = KindCursor(segments: c.segments.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) })
+            var kinds = KindCursor(segments: c.segments)
             for f in c.frames {
                 sha.update(f.data)
                 for run in f.runs {
@@ -70,7 +70,7 @@ final class FixtureGeneratorTests: XCTestCase {
             }
             return RestoredContents(
                 fileSize: c.fileSize, dataSize: c.fileSize, storedRuns: runs, sha256: sha.finish(), committedPerKind: perKind,
-                usage: c.segments.filter { $0.refs > 0 }.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) },
+                usage: c.segments.filter { $0.refs > 0 },
                 image: nil)
         case .rawImage(_, let kind, _):
             let image = try fixture.makeImage()!
@@ -91,7 +91,7 @@ final class FixtureGeneratorTests: XCTestCase {
             // The segments are the image's data extents, as the save found
             // them: taken from the checkpoint's own table, which the image
             // test checks against the restored bytes.
-            let usage = metadata.segments.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) }
+            let usage = metadata.segments
             return RestoredContents(
                 fileSize: metadata.header.fileSize, dataSize: UInt64(image.count), storedRuns: runs, sha256: sha.finish(),
                 committedPerKind: perKind, usage: usage, image: fixture.imageName)

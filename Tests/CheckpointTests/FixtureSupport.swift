@@ -325,7 +325,7 @@ struct RestoredContents: Equatable {
     /// The restored file's accounting: stored bytes per segment kind.
     var committedPerKind: MemoryStats
     /// The segments of the restored usage set (refs-0 ones reclaimed).
-    var usage: [SavedSegment]
+    var usage: [SegmentRecord]
     /// For a raw image: the file under fixtures/ holding the image it
     /// restores to.
     var image: String?

@@ -281,8 +281,8 @@ final class RoundTripTests: XCTestCase {
         try restored.checkInvariants()
         let shape = savedShape(restored.usageSnapshot)
         XCTAssertEqual(shape, [
-            SavedSegment(range: FileRange(start: 0, end: 8192), kind: .anonymous, refs: 1),
-            SavedSegment(range: FileRange(start: 65536, end: 69632), kind: .tmpfs, refs: 3),
+            SegmentRecord(range: FileRange(start: 0, end: 8192), refs: 1, kind: .anonymous),
+            SegmentRecord(range: FileRange(start: 65536, end: 69632), refs: 3, kind: .tmpfs),
         ])
         XCTAssertEqual(try readBytes(restored.fileDescriptor, FileRange(start: 65536, end: 65537)), [2])
         XCTAssertEqual(restored.accounting.snapshot()[.anonymous], 4096)

@@ -1,20 +1,6 @@
 import PGAlloc
 
-/// A segment of the saved usage set: a page range with its kind and
-/// references.
-public struct SegmentRecord: Hashable, Sendable, CustomStringConvertible {
-    public var range: FileRange
-    public var refs: UInt64
-    public var kind: MemoryKind
-
-    public init(range: FileRange, refs: UInt64, kind: MemoryKind) {
-        self.range = range
-        self.refs = refs
-        self.kind = kind
-    }
-
-    public var description: String { "\(range) \(kind) refs \(refs)" }
-
+extension SegmentRecord {
     func encode(into w: inout ByteWriter) {
         w.u64(range.start)
         w.u64(range.end)

@@ -57,6 +57,6 @@ public enum CheckpointReader {
 
 /// Drops decompressed data: verification only.
 final class DiscardSink: FrameSink, @unchecked Sendable {
-    func begin(header: CheckpointHeader, segments: [SavedSegment]) throws {}
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {}
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {}
 }

@@ -13,7 +13,7 @@ enum PayloadMode {
 protocol FrameSink: AnyObject, Sendable {
     /// Called once the header and segment table are read and checked,
     /// before any frame.
-    func begin(header: CheckpointHeader, segments: [SavedSegment]) throws
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws
     /// Called on a worker thread with the decompressed data of a checked
     /// frame, `data.count == frame.uncompressedLength`.
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws
@@ -72,9 +72,17 @@ struct CheckpointScanner {
                 throw CheckpointError(.truncated, .file, offset: length, "a checkpoint with \(header.segmentCount) segments is at least \(minimum) bytes, this one is \(length)")
             }
             let trailerAt = length - UInt64(CheckpointFormat.trailerLength)
-            let trailer = try CheckpointTrailer.decode(
-                input.read(at: trailerAt, count: CheckpointFormat.trailerLength, section: .trailer),
-                offset: trailerAt, header: header)
+            let trailer: CheckpointTrailer
+            do {
+                trailer = try CheckpointTrailer.decode(
+                    input.read(at: trailerAt, count: CheckpointFormat.trailerLength, section: .trailer),
+                    offset: trailerAt, header: header)
+            } catch var error as CheckpointError where error.reason == .invalidField("magic") {
+                // The last 64 bytes are not a trailer: most likely the file
+                // was cut short, or something was appended to it.
+                error.detail += "; the file may be truncated or have data after its trailer"
+                throw error
+            }
             if trailer.checkpointLength != length {
                 throw CheckpointError.field(.trailer, trailerAt + 32, "checkpointLength", expected: "\(length) (the file's length)", found: trailer.checkpointLength)
             }
@@ -98,7 +106,7 @@ struct CheckpointScanner {
             records += try table.decode(bytes)
         }
         try table.finish(try input.read(8, section: .metadata))
-        let segments = records.map { SavedSegment(range: $0.range, kind: $0.kind, refs: $0.refs) }
+        let segments = records
 
         var queue: WorkQueue<DecodeContext, PageBuffer>?
         var sink: FrameSink?

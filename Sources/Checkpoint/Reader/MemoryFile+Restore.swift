@@ -95,7 +95,7 @@ final class RestoreSink: FrameSink, @unchecked Sendable {
         self.options = options
     }
 
-    func begin(header: CheckpointHeader, segments: [SavedSegment]) throws {
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {
         let f = try MemoryFile(options: options)
         file = f
         try f.installRestoredLayout(fileSize: header.fileSize, segments: segments)

@@ -91,7 +91,7 @@ struct CheckpointWriter {
             let end = min(segments.count, start + 65536)
             var w = ByteWriter(capacity: (end - start) * Int(CheckpointFormat.segmentRecordLength))
             for s in segments[start..<end] {
-                SegmentRecord(range: s.range, refs: s.refs, kind: s.kind).encode(into: &w)
+                s.encode(into: &w)
             }
             metadataCRC = w.bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: metadataCRC) }
             try output.write(w.bytes)
@@ -259,10 +259,10 @@ func append(_ range: FileRange, to runs: inout [FileRange]) {
 /// Walks the saved segments alongside runs in address order, to add each
 /// run's bytes to the kind of the segments it lies in.
 struct KindCursor {
-    let segments: [SavedSegment]
+    let segments: [SegmentRecord]
     var index = 0
 
-    init(segments: [SavedSegment]) {
+    init(segments: [SegmentRecord]) {
         self.segments = segments
     }
 

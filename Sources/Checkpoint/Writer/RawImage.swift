@@ -98,7 +98,7 @@ public enum RawImage {
             self.path = path
         }
 
-        func begin(header: CheckpointHeader, segments: [SavedSegment]) throws {
+        func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {
             let p = path
             let f = try AtomicFile(path: p, mode: 0o600)
             file = f

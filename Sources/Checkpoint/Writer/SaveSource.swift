@@ -24,7 +24,7 @@ protocol SaveSource: AnyObject, Sendable {
 struct SaveLayout {
     var fileSize: UInt64
     var dataSize: UInt64
-    var segments: [SavedSegment]
+    var segments: [SegmentRecord]
     /// How the pages holding data were found.
     var scan: String
     /// Bytes in the runs `committedRuns` will return (for progress).
@@ -108,7 +108,7 @@ final class RawMemorySource: SaveSource, @unchecked Sendable {
             append(range, to: &extents)
             offset = max(end, start + 1)
         }
-        let segments = extents.map { SavedSegment(range: $0, kind: kind, refs: 1) }
+        let segments = extents.map { SegmentRecord(range: $0, refs: 1, kind: kind) }
         let bytes = extents.reduce(0) { $0 + $1.length }
         return SaveLayout(fileSize: fileSize, dataSize: dataSize, segments: segments, scan: "seekData", committedBytes: bytes)
     }

@@ -6,19 +6,23 @@ import Synchronization
 // What save and restore (the Checkpoint module) need from the allocator.
 // `package` access: part of this package's contract, not of the library's.
 
-/// The usage set as a checkpoint stores it: segments with kind and
-/// references, merged where those are equal (committed-ness is carried by
-/// the stored pages instead).
-package struct SavedSegment: Hashable, Sendable {
-    package var range: FileRange
-    package var kind: MemoryKind
-    package var refs: UInt64
+/// A segment of the usage set as a checkpoint stores it: a page range with
+/// its kind and references. A save describes the file with these, merged
+/// where kind and references are equal (which pages are committed is
+/// carried by the stored pages instead); a restore rebuilds the usage set
+/// from them.
+public struct SegmentRecord: Hashable, Sendable, CustomStringConvertible {
+    public var range: FileRange
+    public var refs: UInt64
+    public var kind: MemoryKind
 
-    package init(range: FileRange, kind: MemoryKind, refs: UInt64) {
+    public init(range: FileRange, refs: UInt64, kind: MemoryKind) {
         self.range = range
-        self.kind = kind
         self.refs = refs
+        self.kind = kind
     }
+
+    public var description: String { "\(range) \(kind) refs \(refs)" }
 }
 
 /// How a save found the pages that hold data.
@@ -46,7 +50,7 @@ extension MemoryFile {
     /// finds the rest. Pages that were never touched are never read.
     ///
     /// - Throws: `MemoryFileError.evictionsPending`; `HostError`.
-    package func prepareForSave() throws -> (fileSize: UInt64, segments: [SavedSegment], scan: CommittedScan) {
+    package func prepareForSave() throws -> (fileSize: UInt64, segments: [SegmentRecord], scan: CommittedScan) {
         try core.prepareForSave()
     }
 
@@ -91,7 +95,7 @@ extension MemoryFile {
     /// - Precondition: nothing has been allocated from this file.
     /// - Throws: `HostError` if the file cannot be sized;
     ///   `SegmentImportError` if the segments are not sorted and disjoint.
-    package func installRestoredLayout(fileSize: UInt64, segments: [SavedSegment]) throws {
+    package func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord]) throws {
         try core.installRestoredLayout(fileSize: fileSize, segments: segments)
     }
 
@@ -121,7 +125,7 @@ extension MemoryFile {
 }
 
 extension MemoryFileCore {
-    func prepareForSave() throws -> (fileSize: UInt64, segments: [SavedSegment], scan: CommittedScan) {
+    func prepareForSave() throws -> (fileSize: UInt64, segments: [SegmentRecord], scan: CommittedScan) {
         waitForReclaim()
         let pending = state.withLock { s in
             checkAlive(s, "save")
@@ -165,13 +169,13 @@ extension MemoryFileCore {
             state.withLock { s in adjustSwap(&s, currentUsage: now) }
         }
 
-        let layout = state.withLock { s -> (UInt64, [SavedSegment]) in
-            var segments: [SavedSegment] = []
+        let layout = state.withLock { s -> (UInt64, [SegmentRecord]) in
+            var segments: [SegmentRecord] = []
             for (range, info) in s.usage.segments {
                 if let last = segments.last, last.range.end == range.start, last.kind == info.kind, last.refs == info.refs {
                     segments[segments.count - 1].range.end = range.end
                 } else {
-                    segments.append(SavedSegment(range: range, kind: info.kind, refs: info.refs))
+                    segments.append(SegmentRecord(range: range, refs: info.refs, kind: info.kind))
                 }
             }
             return (s.fileSize, segments)
@@ -205,7 +209,7 @@ extension MemoryFileCore {
         }
     }
 
-    func installRestoredLayout(fileSize: UInt64, segments: [SavedSegment]) throws {
+    func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord]) throws {
         let slices = SegmentDataSlices(
             starts: segments.map(\.range.start), ends: segments.map(\.range.end),
             values: segments.map { UsageInfo(kind: $0.kind, knownCommitted: false, refs: $0.refs) })
