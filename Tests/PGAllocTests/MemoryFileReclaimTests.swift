@@ -231,6 +231,68 @@ final class MemoryFileReclaimTests: XCTestCase {
         gate.fail(with: nil)
     }
 
+    func testDecommitOfManyRangesMatchesOneByOne() throws {
+        // Two files filled alike; one decommits scattered ranges one at a
+        // time, the other all at once.
+        let single = try mfMakeFile()
+        let batch = try mfMakeFile()
+        let ranges: [(UInt64, UInt64)] = [(1, 2), (3, 4), (4, 6), (9, 10), (15, 16)]
+        var frs: [FileRange] = []
+        for file in [single, batch] {
+            let fr = try file.allocate(mfPages(16), kind: .pageCache)
+            try file.mfFill(fr, 0x52)
+            try file.mfScan()
+            frs = ranges.map { (start: UInt64, end: UInt64) -> FileRange in
+                mfRange(fr.start + mfPages(start), fr.start + mfPages(end))
+            }
+        }
+        for fr in frs {
+            try single.decommit(fr)
+        }
+        try batch.decommit(frs)
+        XCTAssertEqual(batch.mfSegments, single.mfSegments)
+        XCTAssertEqual(batch.accounting.snapshot(), single.accounting.snapshot())
+        XCTAssertEqual(batch.accounting.snapshot(), mfStats([.pageCache: mfPages(10)]))
+        XCTAssertEqual(batch.mfUsageExpected, single.mfUsageExpected)
+        if MFEnvironment.exactBlockCounts {
+            XCTAssertEqual(try batch.totalUsage(), mfPages(10))
+        }
+        for fr in frs {
+            XCTAssertTrue(try batch.mfAllBytes(fr, equal: 0))
+        }
+        XCTAssertTrue(try batch.mfAllBytes(mfRange(frs[2].end, frs[3].start), equal: 0x52))
+        try batch.decommit([])
+        mfAssertInvariants(single)
+        mfAssertInvariants(batch)
+    }
+
+    func testDecommitOfManyRangesStopsAtTheFirstFailure() throws {
+        // The third punch fails: the first two ranges are decommitted and
+        // accounted as such, the rest are untouched.
+        let calls = MFCounter()
+        let file = try mfMakeFile {
+            $0.fallocateFailure = { _ in calls.next() == 3 ? EIO : nil }
+        }
+        let fr = try file.allocate(mfPages(8), kind: .anonymous)
+        let b = fr.start
+        try file.mfFill(fr, 0x21)
+        try file.mfScan()
+        var frs: [FileRange] = []
+        for i: UInt64 in 0..<4 {
+            frs.append(mfRange(b + mfPages(2 * i), b + mfPages(2 * i + 1)))
+        }
+        calls.reset()
+        XCTAssertThrowsError(try file.decommit(frs)) { error in
+            XCTAssertEqual(error as? HostError, HostError("fallocate", errno: EIO))
+        }
+        XCTAssertEqual(file.accounting.snapshot(), mfStats([.anonymous: mfPages(6)]))
+        XCTAssertTrue(try file.mfAllBytes(frs[0], equal: 0))
+        XCTAssertTrue(try file.mfAllBytes(frs[1], equal: 0))
+        XCTAssertTrue(try file.mfAllBytes(frs[2], equal: 0x21))
+        XCTAssertTrue(try file.mfAllBytes(frs[3], equal: 0x21))
+        mfAssertInvariants(file)
+    }
+
     func testDecommitWithManualZeroingZeroesWithoutPunching() throws {
         let gate = MFReclaimGate()
         let file = try mfMakeFile {

@@ -615,3 +615,22 @@ enum MFTrap {
         #endif
     }
 }
+
+/// A counter hooks can share across threads: `next()` returns 1, 2, ...
+final class MFCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        return count
+    }
+
+    func reset() {
+        lock.lock()
+        count = 0
+        lock.unlock()
+    }
+}

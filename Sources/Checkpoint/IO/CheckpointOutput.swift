@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxShim
 import PGAlloc
 
 /// Where a checkpoint is written: a descriptor written in order (a pipe,
@@ -15,6 +16,12 @@ final class CheckpointOutput {
     private var buffer: [UInt8] = []
     /// Bytes written so far, buffered ones included.
     private(set) var bytesWritten: UInt64 = 0
+    /// Bytes handed to the file (not buffered).
+    private var bytesFlushed: UInt64 = 0
+    /// Bytes whose write-back has been started (paths only).
+    private var bytesWrittenBack: UInt64 = 0
+    /// Write-back is started every so many bytes.
+    private static let writebackStep: UInt64 = 32 << 20
 
     /// Writes to `fd` (which stays the caller's) in order, from its
     /// current position.
@@ -73,6 +80,28 @@ final class CheckpointOutput {
                 Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
             }
             done += n
+        }
+        bytesFlushed += UInt64(bytes.count)
+        if atomic != nil && bytesFlushed - bytesWrittenBack >= CheckpointOutput.writebackStep {
+            startWriteback()
+        }
+    }
+
+    /// Starts the disk writes of what the file has so far, so that the
+    /// fsync of `finish()` does not wait for all of it at the end. Only an
+    /// optimization: a failure here shows up at that fsync.
+    private func startWriteback() {
+        _ = pg_start_writeback(fd, Int64(bytesWrittenBack), Int64(bytesFlushed - bytesWrittenBack))
+        bytesWrittenBack = bytesFlushed
+    }
+
+    /// Hands everything written so far to the file and, for a path,
+    /// starts its write-back; the save does this before punching zero
+    /// pages so that the disk works meanwhile.
+    func startDurability() throws {
+        try flush()
+        if atomic != nil && bytesFlushed > bytesWrittenBack {
+            startWriteback()
         }
     }
 

@@ -57,9 +57,7 @@ final class MemoryFileSource: SaveSource, @unchecked Sendable {
     /// Committed pages with nothing in them go back to the host, as gVisor's
     /// save does.
     func dropZeroPages(_ runs: [FileRange]) throws {
-        for run in runs {
-            try file.decommit(run)
-        }
+        try file.decommit(runs)
     }
 
     func accountingSnapshot() -> MemoryStats {
