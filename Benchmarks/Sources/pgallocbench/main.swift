@@ -25,7 +25,7 @@ let usage = """
       --ckpt-dir DIR           W-save checkpoint directory (default /tmp; deleted unless --keep)
       --threads N              W-save save and restore threads (default: online CPUs)
       --level L                W-save zstd level (default 1)
-      --frame-size SIZE        W-save frame size (default 4MiB)
+      --frame-size SIZE        W-save frame size (default: the library's, 8MiB)
       --cold                   W-save: posix_fadvise(DONTNEED) the fsync'd checkpoint before restore
       --keep                   W-save: keep the checkpoint file
       --selftest-pages N       selftest: pages hashed (default 65536)
