@@ -170,6 +170,9 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
             first.at = nowNanoseconds()
         }
     }
+    // What the process holds before save (the source's usage set among
+    // it), to tell it from what save itself adds.
+    r.set("rss_anon_before_save_kib", procStatusKiB("RssAnon"))
     sampler.begin()
     let ts = nowNanoseconds()
     let report: SaveReport

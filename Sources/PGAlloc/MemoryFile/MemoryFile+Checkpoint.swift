@@ -138,8 +138,10 @@ extension MemoryFileCore {
         // What the block count says is committed but not known to be.
         let (current, expected, canCommitBytes) = try state.withLock { (s: inout MemoryFileState) throws -> (UInt64, UInt64, UInt64) in
             var bytes: UInt64 = 0
-            for (range, info) in s.usage.segments where info.canCommit {
-                bytes += range.length
+            s.usage.forEachSegment { range, info in
+                if info.canCommit {
+                    bytes += range.length
+                }
             }
             return (try totalUsage(), s.usageExpected, bytes)
         }
@@ -171,7 +173,7 @@ extension MemoryFileCore {
 
         let layout = state.withLock { s -> (UInt64, [SegmentRecord]) in
             var segments: [SegmentRecord] = []
-            for (range, info) in s.usage.segments {
+            s.usage.forEachSegment { range, info in
                 if let last = segments.last, last.range.end == range.start, last.kind == info.kind, last.refs == info.refs {
                     segments[segments.count - 1].range.end = range.end
                 } else {

@@ -90,11 +90,19 @@ extension SegmentSet {
     /// Every segment with its value, in ascending order.
     public var segments: [(range: FileRange, value: Value)] {
         var out: [(range: FileRange, value: Value)] = []
+        forEachSegment { out.append(($0, $1)) }
+        return out
+    }
+
+    /// Calls `body` on every segment and its value, in ascending order,
+    /// without building an array of them (a set can hold millions).
+    ///
+    /// - Precondition: `body` does not change the set.
+    public func forEachSegment(_ body: (FileRange, Value) throws -> Void) rethrows {
         var s = storage.lowerBoundSegment(Functions.minKey)
         while s.ok {
-            out.append((storage.key(s.n, s.i), storage.value(s.n, s.i)))
+            try body(storage.key(s.n, s.i), storage.value(s.n, s.i))
             s = storage.nextSegment(ofSegment: s)
         }
-        return out
     }
 }
