@@ -43,35 +43,14 @@ func mfPages(_ n: UInt64) -> UInt64 { n * mfPage }
 
 // MARK: - Random numbers
 
-/// splitmix64, as the SegmentSet tests use: the same sequence everywhere, so
-/// a printed seed replays a run.
-struct MFRandom {
-    private var generator: SplitMix64
+/// The SegmentSet tests' splitmix64, so that a printed seed replays a run
+/// the same way in every test.
+typealias MFRandom = SegmentTestRandom
 
-    init(seed: UInt64) {
-        generator = SplitMix64(seed: seed)
-    }
-
-    mutating func next() -> UInt64 {
-        generator.next()
-    }
-
-    /// A number in `[0, bound)`; `bound` must be positive.
-    mutating func below(_ bound: UInt64) -> UInt64 {
-        precondition(bound > 0)
-        return next().multipliedFullWidth(by: bound).high
-    }
-
+extension SegmentTestRandom {
     /// A number in `[lower, upper]`.
     mutating func inRange(_ lower: UInt64, _ upper: UInt64) -> UInt64 {
-        lower + below(upper - lower + 1)
-    }
-
-    mutating func index(_ count: Int) -> Int { Int(below(UInt64(count))) }
-
-    /// True with probability `numerator / denominator`.
-    mutating func chance(_ numerator: UInt64, _ denominator: UInt64) -> Bool {
-        below(denominator) < numerator
+        inClosedRange(lower, upper)
     }
 
     mutating func element<T>(_ array: [T]) -> T { array[index(array.count)] }

@@ -109,11 +109,12 @@ extension SegmentModelFunctions {
     static var neverMerges: Bool { false }
 }
 
-/// Int values that merge when equal, over the full 64-bit key space. Values
-/// are drawn from a tiny set so that merges are frequent.
-enum EqualIntFunctions: SegmentModelFunctions {
-    typealias Value = Int
+/// Int values that merge when equal, drawn from a tiny set so that merges
+/// are frequent: the policy of several instances that differ only in their
+/// key space or gap tracking.
+protocol EqualIntPolicy: SegmentModelFunctions where Value == Int {}
 
+extension EqualIntPolicy {
     static func merge(_: FileRange, _ v1: Int, _: FileRange, _ v2: Int) -> Int? { v1 == v2 ? v1 : nil }
     static func split(_: FileRange, _ value: Int, at _: UInt64) -> (Int, Int) { (value, value) }
 
@@ -121,6 +122,11 @@ enum EqualIntFunctions: SegmentModelFunctions {
     static func randomValue(for _: FileRange, _ rng: inout SegmentTestRandom) -> Int { Int(rng.below(3)) }
     static func changed(_ value: Int, salt: UInt64) -> Int { Int(salt % 3) }
     static func describe(_ value: Int) -> String { "\(value)" }
+}
+
+/// Equal Int values merge, over the full 64-bit key space.
+enum EqualIntFunctions: EqualIntPolicy {
+    typealias Value = Int
 }
 
 /// A value with a tag and the file offset of the segment's first key; two
@@ -191,52 +197,28 @@ extension UntrackedRangeSetFunctions: SegmentModelFunctions {
 }
 
 /// A key space that is not the default: `[0x1000, 0x3000)`.
-enum WindowIntFunctions: SegmentModelFunctions {
+enum WindowIntFunctions: EqualIntPolicy {
     typealias Value = Int
 
     static var minKey: UInt64 { 0x1000 }
     static var maxKey: UInt64 { 0x3000 }
-
-    static func merge(_: FileRange, _ v1: Int, _: FileRange, _ v2: Int) -> Int? { v1 == v2 ? v1 : nil }
-    static func split(_: FileRange, _ value: Int, at _: UInt64) -> (Int, Int) { (value, value) }
-
-    static func same(_ a: Int, _ b: Int) -> Bool { a == b }
-    static func randomValue(for _: FileRange, _ rng: inout SegmentTestRandom) -> Int { Int(rng.below(3)) }
-    static func changed(_ value: Int, salt: UInt64) -> Int { Int(salt % 3) }
-    static func describe(_ value: Int) -> String { "\(value)" }
 }
 
 /// A set that does not track gaps (so the large-enough-gap searches are
 /// off limits), over a shifted key space `[16, UInt64.max)`.
-enum UntrackedIntFunctions: SegmentModelFunctions {
+enum UntrackedIntFunctions: EqualIntPolicy {
     typealias Value = Int
 
     static var minKey: UInt64 { 16 }
     static var tracksGaps: Bool { false }
-
-    static func merge(_: FileRange, _ v1: Int, _: FileRange, _ v2: Int) -> Int? { v1 == v2 ? v1 : nil }
-    static func split(_: FileRange, _ value: Int, at _: UInt64) -> (Int, Int) { (value, value) }
-
-    static func same(_ a: Int, _ b: Int) -> Bool { a == b }
-    static func randomValue(for _: FileRange, _ rng: inout SegmentTestRandom) -> Int { Int(rng.below(3)) }
-    static func changed(_ value: Int, salt: UInt64) -> Int { Int(salt % 3) }
-    static func describe(_ value: Int) -> String { "\(value)" }
 }
 
 /// Sixteen pages `[0, 16)` as the whole key space, Int values that merge
 /// when equal: the exhaustive tests' instance.
-enum SixteenPageFunctions: SegmentModelFunctions {
+enum SixteenPageFunctions: EqualIntPolicy {
     typealias Value = Int
 
     static var maxKey: UInt64 { 16 }
-
-    static func merge(_: FileRange, _ v1: Int, _: FileRange, _ v2: Int) -> Int? { v1 == v2 ? v1 : nil }
-    static func split(_: FileRange, _ value: Int, at _: UInt64) -> (Int, Int) { (value, value) }
-
-    static func same(_ a: Int, _ b: Int) -> Bool { a == b }
-    static func randomValue(for _: FileRange, _ rng: inout SegmentTestRandom) -> Int { Int(rng.below(3)) }
-    static func changed(_ value: Int, salt: UInt64) -> Int { Int(salt % 3) }
-    static func describe(_ value: Int) -> String { "\(value)" }
 }
 
 /// Sixteen pages `[0, 16)` of plain ranges.
