@@ -134,6 +134,23 @@ final class RoundTripTests: XCTestCase {
         }
     }
 
+    func testZeroPagesPunchedWhileTheWorkersRun() throws {
+        // A batch limit of one run: the writer punches the zero pages of
+        // every frame as it comes, while the workers compress the next.
+        let seed = testSeed(0x5EED_0002, "zero pages punched during save")
+        let source = try MemoryFile()
+        try populate(source, count: 1500, seed: seed, updateUsage: true)
+        let path = directory + "/zero-batches.ckpt"
+        var options = SaveOptions()
+        options.frameSize = 64 << 10
+        options.zeroPageBatchLimit = 1
+        let report = try source.save(to: path, options: options)
+        XCTAssertGreaterThan(report.zeroBytesDropped, 0)
+        XCTAssertGreaterThan(report.frames, 10)
+        let restored = try MemoryFile.restore(from: path)
+        try assertRestored(restored, from: source, report: report)
+    }
+
     func testFramesStraddlingTheChunkBoundary() throws {
         let source = try MemoryFile()
         // One allocation of 2 GiB covers the boundary at 1 GiB.

@@ -81,12 +81,12 @@ struct SaveUnitResult {
 /// BENCHMARKS.md). The batch is bounded so that memory stays small for any
 /// file size.
 struct ZeroPageBatch {
-    static let limit = 1 << 18
+    let limit: Int
     var runs: [FileRange] = []
 
     mutating func add(_ found: [FileRange], source: SaveSource) throws {
         runs += found
-        if runs.count >= ZeroPageBatch.limit {
+        if runs.count >= limit {
             try flush(source)
         }
     }
@@ -154,7 +154,7 @@ struct CheckpointWriter {
         var kinds = KindCursor(segments: segments)
         var done: UInt64 = 0
         var zeroBytes: UInt64 = 0
-        var zeroPages = ZeroPageBatch()
+        var zeroPages = ZeroPageBatch(limit: options.zeroPageBatchLimit)
         do {
             while true {
                 while producing && !queue.isFull {

@@ -31,6 +31,10 @@ public struct SaveOptions: Sendable {
     public var frameSize: Int = 8 << 20
     /// Called from the saving thread as frames are written.
     public var progress: (@Sendable (CheckpointProgress) -> Void)? = nil
+    /// Runs of zero pages a save collects before it punches them, bounding
+    /// its memory (16 bytes a run); tests lower it to exercise punching
+    /// during the save.
+    var zeroPageBatchLimit = 1 << 18
 
     public init() {}
 
