@@ -77,7 +77,7 @@ struct SaveUnitResult {
 /// machine, punching tens of thousands of single pages while the workers
 /// compress costs a TLB-flush IPI and inode-lock contention each, and
 /// doubled the time of a dense 1 GiB save; punched by one thread after
-/// the workers are done, the same pages cost a fifth of that (see
+/// the workers are done, the same pages cost about a third of that (see
 /// BENCHMARKS.md). The batch is bounded so that memory stays small for any
 /// file size.
 struct ZeroPageBatch {
