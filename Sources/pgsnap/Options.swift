@@ -4,7 +4,11 @@ import PGAlloc
 
 /// How a save compresses: `--level`, `--frame-size`.
 struct CompressionOptions: ParsableArguments {
-    @Option(help: "zstd compression level: higher levels compress more and more slowly; negative levels are faster.")
+    // Unconditional: the value of `--level -1` starts with a dash, which the
+    // parser would otherwise take for an option.
+    @Option(
+        parsing: .unconditional,
+        help: "zstd compression level: higher levels compress more and more slowly; negative levels are faster.")
     var level: Int32 = SaveOptions().level
 
     @Option(

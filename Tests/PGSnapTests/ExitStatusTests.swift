@@ -36,6 +36,15 @@ final class ExitStatusTests: XCTestCase {
         XCTAssertEqual(try run(["verify", "ck.pgsnap", "--quiet"]).stdout.count, 0)
     }
 
+    func testNegativeLevel() throws {
+        // A negative level is a value, not an option, in either spelling.
+        for args in [["--level", "-1"], ["--level=-1"]] {
+            let r = try run(["save", "src.img", "neg.pgsnap"] + args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertEqual(try run(["verify", "neg.pgsnap"]).status, 0, "\(args)")
+        }
+    }
+
     // MARK: 64
 
     func testUsageErrors() throws {
