@@ -24,7 +24,8 @@ MIB = 1 << 20
 FIGURES = [
     "ns_per_op", "file_size", "save_s", "restore_s", "ckpt_bytes",
     "restored_committed_bytes", "peak_rss_kib",
-    "peak_rss_anon_save_kib", "peak_rss_anon_restore_kib",
+    "peak_rss_anon_save_kib", "peak_rss_anon_restore_kib", "rss_anon_before_save_kib",
+    "save_frames", "save_zero_bytes_dropped",
     "save_first_write_s", "save_first_frame_s", "update_usage_s", "write_s", "verify_s",
     "reclaim_wait_s", "src_committed_after_save", "restored_committed_after_verify",
     "cp_s", "cp_fsync_s", "zstd_s", "zstd_fsync_s", "save_peak_rss_kib", "restore_peak_rss_kib",
@@ -44,10 +45,14 @@ def size_label(kv):
 
 
 def group_key(kv):
-    """(tool, workload, variant, size, cold)"""
+    """(tool, workload, variant, size, cold); a setting of
+    sweep-save-defaults.sh (cfg_level=, cfg_frame=) is part of the variant."""
     size = size_label(kv) if kv.get("workload") == "W-save" else ""
     cold = kv.get("cold", "false") == "true"
-    return (kv.get("tool", "?"), kv.get("workload", "?"), kv.get("variant", "?"), size, cold)
+    variant = kv.get("variant", "?")
+    if "cfg_level" in kv:
+        variant += f" level={kv['cfg_level']} frame={kv.get('cfg_frame', '?')}"
+    return (kv.get("tool", "?"), kv.get("workload", "?"), variant, size, cold)
 
 
 def name_of(key):

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-swift build -c release --product pgsnap 2>&1 | grep -Ev '^(\[[0-9]+/[0-9]+\]|Building|Compiling|Write|Linking)' || true
+# The build's own progress lines are hidden; a failed build still stops
+# the script (pipefail), whatever grep finds.
+swift build -c release --product pgsnap 2>&1 | { grep -Ev '^(\[[0-9]+/[0-9]+\]|Building|Compiling|Write|Linking)' || true; }
 pgsnap="$(swift build -c release --show-bin-path)/pgsnap"
 "$pgsnap" demo "$@"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building this package needs and a fresh Debian machine with
 # Swift may lack: libzstd-dev (the zstd headers and library, through
-# pkg-config). Does nothing when everything is there. Sourced by demo.sh
+# pkg-config), and make (test.sh runs the TSan and fuzz targets with it). Does nothing when everything is there. Sourced by demo.sh
 # and test.sh; needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
@@ -31,7 +31,7 @@ pgsnap_install() {
         || { $sudo apt-get update -qq && $sudo apt-get install -y --no-install-recommends $missing; }
 }
 
-pgsnap_install libzstd-dev pkg-config
+pgsnap_install libzstd-dev pkg-config make
 
 if ! command -v swift >/dev/null; then
     echo "setup: swift is not on PATH (this project needs Swift 6.1 or later)" >&2
