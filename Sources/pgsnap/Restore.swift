@@ -10,6 +10,12 @@ import PGAlloc
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore a checkpoint to a sparse raw image, or into a memfd handed to a command.",
+        // Written out: the generated line puts the options after `--`, where
+        // they would go to the command.
+        usage: """
+            pgsnap restore <checkpoint> <output> [--threads <n>] [--quiet] [--json]
+            pgsnap restore <checkpoint> [--threads <n>] [--quiet] --exec -- <command> [<argument> ...]
+            """,
         discussion: """
             With OUTPUT, writes a sparse raw image of the saved memory's exact \
             length: the stored pages, and holes wherever nothing was stored. OUTPUT \
