@@ -50,7 +50,7 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     func validate() throws {
-        if let n = threads, !(1...1024).contains(n) {
+        if let n = threads, !threadCountRange.contains(n) {
             throw ValidationError("--threads \(n) must be from 1 to 1024")
         }
     }

@@ -123,15 +123,13 @@ struct IndexDecoder {
     }
 
     /// Decodes and checks the next entries; `bytes` holds whole entries.
-    mutating func decodeEntries(_ bytes: [UInt8]) throws(CheckpointError) -> [IndexEntry] {
+    mutating func decodeEntries(_ bytes: [UInt8]) throws(CheckpointError) {
         precondition(bytes.count % CheckpointFormat.indexEntryLength == 0)
         let count = UInt64(bytes.count / CheckpointFormat.indexEntryLength)
         precondition(count <= remaining)
         recordCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: recordCRC) }
         entriesCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: entriesCRC) }
         var r = ByteReader(bytes, base: offset, section: .index)
-        var out: [IndexEntry] = []
-        out.reserveCapacity(Int(count))
         let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)
         for _ in 0..<count {
             let at = r.offset
@@ -165,9 +163,7 @@ struct IndexDecoder {
             }
             previous = e
             decodedEntries += 1
-            out.append(e)
         }
-        return out
     }
 
     /// Checks the 8 bytes after the last entry: indexCRC and reserved.

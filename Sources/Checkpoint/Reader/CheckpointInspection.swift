@@ -44,9 +44,7 @@ public enum CheckpointReader {
     private static func verify(
         _ input: CheckpointInput, threads: Int, includeFrames: Bool, progress: (@Sendable (CheckpointProgress) -> Void)?
     ) throws -> CheckpointMetadata {
-        guard threads >= 1 && threads <= 1024 else {
-            throw CheckpointUsageError("thread count \(threads) must be from 1 to 1024")
-        }
+        try checkThreadCount(threads)
         var scanner = CheckpointScanner(input: input)
         scanner.threads = threads
         scanner.collectFrames = includeFrames

@@ -291,7 +291,7 @@ struct CheckpointScanner {
             } else {
                 bytes = try input.read(at: decoder.offset, count: count * CheckpointFormat.indexEntryLength, section: .index)
             }
-            _ = try decoder.decodeEntries(bytes)
+            try decoder.decodeEntries(bytes)
         }
         let tail = sequentially ? try input.read(8, section: .index) : try input.read(at: decoder.offset, count: 8, section: .index)
         try decoder.finish(tail)

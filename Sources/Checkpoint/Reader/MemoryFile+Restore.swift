@@ -62,9 +62,7 @@ extension MemoryFile {
     private static func restore(
         from input: CheckpointInput, options: RestoreOptions
     ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
-        guard options.threads >= 1 && options.threads <= 1024 else {
-            throw CheckpointUsageError("thread count \(options.threads) must be from 1 to 1024")
-        }
+        try checkThreadCount(options.threads)
         let sink = RestoreSink(options: options.memoryFile)
         var scanner = CheckpointScanner(input: input)
         scanner.threads = options.threads

@@ -248,12 +248,20 @@ private func compressUnit(
         unitBytes += run.length
         var address = run.start
         try source.forEachSlice(of: run, buffer: context.read) { slice in
+            guard let base = slice.baseAddress, slice.count > 0 else { return }
             var off = 0
+            // Each page is looked at once: the page that ends a stretch
+            // starts the next one with what was found.
+            var zero = pg_is_zero(base, page) != 0
             while off < slice.count {
                 // A stretch of pages that are all zero or all not.
-                let zero = pg_is_zero(slice.baseAddress! + off, page) != 0
                 var end = off + page
-                while end < slice.count && (pg_is_zero(slice.baseAddress! + end, page) != 0) == zero {
+                var nextZero = zero
+                while end < slice.count {
+                    nextZero = pg_is_zero(base + end, page) != 0
+                    if nextZero != zero {
+                        break
+                    }
                     end += page
                 }
                 let range = FileRange(start: address, end: address + UInt64(end - off))
@@ -261,11 +269,12 @@ private func compressUnit(
                     append(range, to: &zeros)
                 } else {
                     append(range, to: &data)
-                    (gather + filled).copyMemory(from: slice.baseAddress! + off, byteCount: end - off)
+                    (gather + filled).copyMemory(from: base + off, byteCount: end - off)
                     filled += end - off
                 }
                 address += UInt64(end - off)
                 off = end
+                zero = nextZero
             }
         }
     }

@@ -70,9 +70,7 @@ public enum RawImage {
     private static func restore(
         _ input: CheckpointInput, toImage image: String, threads: Int, progress: (@Sendable (CheckpointProgress) -> Void)?
     ) throws -> CheckpointMetadata {
-        guard threads >= 1 && threads <= 1024 else {
-            throw CheckpointUsageError("thread count \(threads) must be from 1 to 1024")
-        }
+        try checkThreadCount(threads)
         let sink = ImageSink(path: image)
         var scanner = CheckpointScanner(input: input)
         scanner.threads = threads

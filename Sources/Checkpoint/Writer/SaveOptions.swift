@@ -42,9 +42,7 @@ public struct SaveOptions: Sendable {
         guard frameSize >= 4096, frameSize % 4096 == 0, UInt64(frameSize) <= UInt64(CheckpointFormat.maxFrameLimit) else {
             throw CheckpointUsageError("frame size \(frameSize) must be a multiple of 4096 from 4096 to \(CheckpointFormat.maxFrameLimit)")
         }
-        guard threads >= 1 && threads <= 1024 else {
-            throw CheckpointUsageError("thread count \(threads) must be from 1 to 1024")
-        }
+        try checkThreadCount(threads)
         return self
     }
 }
@@ -81,4 +79,14 @@ public struct CheckpointUsageError: Error, Hashable, Sendable, CustomStringConve
 /// The number of online CPUs.
 public func defaultThreadCount() -> Int {
     max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+}
+
+/// The thread counts save, restore and verify accept.
+public let threadCountRange = 1...1024
+
+/// Throws unless `threads` is in `threadCountRange`.
+func checkThreadCount(_ threads: Int) throws(CheckpointUsageError) {
+    guard threadCountRange.contains(threads) else {
+        throw CheckpointUsageError("thread count \(threads) must be from 1 to 1024")
+    }
 }
