@@ -200,6 +200,22 @@ final class RoundTripTests: XCTestCase {
         XCTAssertLessThan(report.checkpointBytes, 8 << 20)
     }
 
+    /// Data found by SEEK_DATA next to pages already known committed: the
+    /// new committed segment must merge with its neighbour, leaving the
+    /// usage set maximally merged (checked by checkInvariants).
+    func testSeekDataMergesWithKnownCommittedNeighbours() throws {
+        let source = try MemoryFile()
+        let fr = try source.allocate(64 * 4096, kind: .anonymous)
+        try writeThroughMapping(source, at: fr.start, [UInt8](repeating: 1, count: 4096))
+        try source.updateUsage()
+        try writeThroughMapping(source, at: fr.start + 4096, [UInt8](repeating: 2, count: 4096))
+        let path = directory + "/seek-merge.ckpt"
+        let report = try source.save(to: path)
+        XCTAssertEqual(report.scan, CommittedScan.seekData.rawValue)
+        let restored = try MemoryFile.restore(from: path)
+        try assertRestored(restored, from: source, report: report)
+    }
+
     /// mincore cannot see swapped pages of a memfd; SEEK_DATA can. With the
     /// residency hidden (every page as if swapped), save must still store
     /// every page that holds data.

@@ -204,7 +204,7 @@ extension MemoryFileCore {
                     for e in extents {
                         markCommittedLocked(&s, e)
                     }
-                    s.usage.mergeRange(r)
+                    mergeMarkedLocked(&s, r)
                 }
             }
             cursor = r.end

@@ -163,14 +163,20 @@ extension MemoryFileCore {
                 seg = s.usage.lowerBoundSegment(committed.end)
                 i = j
             }
-            // Merge before the lock is dropped: other threads must never
-            // see the set less than maximally merged.
             if changed {
-                s.usage.mergeRange(r)
-                s.usage.mergeAdjacent(r)
+                mergeMarkedLocked(&s, r)
             }
         }
         return changed
+    }
+
+    /// Merges the segments that marking pages of `r` split or made equal,
+    /// inside `r` and with its neighbours. Called before the lock is
+    /// dropped: other threads must never see the set less than maximally
+    /// merged.
+    func mergeMarkedLocked(_ s: inout MemoryFileState, _ r: FileRange) {
+        s.usage.mergeRange(r)
+        s.usage.mergeAdjacent(r)
     }
 
     /// Marks the pages of `committed` that can still become committed (in
