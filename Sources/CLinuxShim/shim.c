@@ -6,7 +6,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -19,9 +18,7 @@ const int pg_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 const int pg_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 const int pg_SEEK_DATA = SEEK_DATA;
 const int pg_SEEK_HOLE = SEEK_HOLE;
-const int pg_MADV_REMOVE = MADV_REMOVE;
 const int pg_MADV_POPULATE_WRITE = MADV_POPULATE_WRITE;
-const int pg_MADV_DONTNEED = MADV_DONTNEED;
 const int pg_EFD_CLOEXEC = EFD_CLOEXEC;
 const int pg_O_TMPFILE = O_TMPFILE;
 const int pg_AT_SYMLINK_FOLLOW = AT_SYMLINK_FOLLOW;
@@ -48,10 +45,6 @@ int pg_mincore(void *addr, size_t length, unsigned char *vec) {
 
 void pg_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
-}
-
-long pg_gettid(void) {
-    return syscall(SYS_gettid);
 }
 
 int pg_start_writeback(int fd, int64_t offset, int64_t length) {

@@ -29,9 +29,7 @@ extern const int pg_SEEK_DATA;
 extern const int pg_SEEK_HOLE;
 
 // madvise(2) advice values.
-extern const int pg_MADV_REMOVE;
 extern const int pg_MADV_POPULATE_WRITE;
-extern const int pg_MADV_DONTNEED;
 
 // eventfd(2) flags.
 extern const int pg_EFD_CLOEXEC;
@@ -52,7 +50,6 @@ int pg_mincore(void *addr, size_t length, unsigned char *vec);
 int pg_start_writeback(int fd, int64_t offset, int64_t length);
 // Sets the calling thread's name (as shown by ps and gdb); best effort.
 void pg_set_thread_name(const char *name);
-long pg_gettid(void);
 
 // Word-sized atomics over raw memory, with acquire/release ordering.
 static inline uintptr_t pg_atomic_load_uintptr(const uintptr_t *p) {

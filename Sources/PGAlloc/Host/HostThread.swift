@@ -10,25 +10,20 @@ import CLinuxShim
 /// pipelines.
 package final class HostThread: @unchecked Sendable {
     private var thread = pthread_t()
-    private let lock = StateLock(false)
-    private let finished: StateLock<Bool>.Condition
 
     private final class Box {
         let name: String
         let body: () -> Void
-        let owner: HostThread
-        init(name: String, body: @escaping () -> Void, owner: HostThread) {
+        init(name: String, body: @escaping () -> Void) {
             self.name = name
             self.body = body
-            self.owner = owner
         }
     }
 
     /// Starts `body` on a new thread named `name` (at most 15 bytes are
     /// shown by the host).
     package init(name: String, _ body: @escaping @Sendable () -> Void) throws(HostError) {
-        finished = lock.makeCondition()
-        let box = Unmanaged.passRetained(Box(name: name, body: body, owner: self))
+        let box = Unmanaged.passRetained(Box(name: name, body: body))
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         defer { pthread_attr_destroy(&attr) }
@@ -36,19 +31,12 @@ package final class HostThread: @unchecked Sendable {
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             pg_set_thread_name(String(box.name.prefix(15)))
             box.body()
-            box.owner.lock.withLock { $0 = true }
-            box.owner.lock.broadcast(box.owner.finished)
             return nil
         }, box.toOpaque())
         if rc != 0 {
             box.release()
             throw HostError("pthread_create", errno: rc)
         }
-    }
-
-    /// Whether the thread's body has returned.
-    package var isFinished: Bool {
-        lock.withLock { $0 }
     }
 
     /// Waits until the body returns and releases the thread. Call at most
@@ -61,13 +49,5 @@ package final class HostThread: @unchecked Sendable {
     /// joined.
     package func detach() {
         pthread_detach(thread)
-    }
-
-    /// Waits up to `timeoutNanoseconds` for the body to return; returns
-    /// whether it did.
-    package func waitUntilFinished(timeoutNanoseconds: UInt64) -> Bool {
-        lock.withLock(waitingOn: finished, timeoutNanoseconds: timeoutNanoseconds) { done in
-            done ? .done(true) : .wait
-        } ?? false
     }
 }

@@ -73,11 +73,6 @@ final class ChunkMappings: @unchecked Sendable {
         UnsafeMutablePointer(bitPattern: directory.load(ordering: .acquiring))!
     }
 
-    /// The number of chunks the table covers.
-    var chunkCount: Int {
-        Int(loadDirectory()[0])
-    }
-
     /// Makes room for `chunks` chunks, keeping existing mappings.
     func grow(to chunks: Int) {
         lock.withLock { owned in
@@ -91,7 +86,8 @@ final class ChunkMappings: @unchecked Sendable {
 
     /// The address of chunk `chunk`, mapping it from `fd` first if needed.
     ///
-    /// - Precondition: `chunk` is below `chunkCount`.
+    /// - Precondition: `chunk` is below the number of chunks the table
+    ///   covers (see `grow(to:)`).
     @inline(__always)
     func address(ofChunk chunk: Int, fd: Int32) throws(HostError) -> UnsafeMutableRawPointer {
         let d = loadDirectory()

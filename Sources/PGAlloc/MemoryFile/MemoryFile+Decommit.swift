@@ -15,7 +15,7 @@ extension MemoryFile {
     ///   `manualZeroing`, cannot map the pages to zero them).
     /// - Note: gVisor MemoryFile.Decommit.
     public func decommit(_ fr: FileRange) throws {
-        try core.decommit(fr)
+        try core.decommit(CollectionOfOne(fr))
     }
 }
 
@@ -33,44 +33,34 @@ extension MemoryFile {
 }
 
 extension MemoryFileCore {
-    func decommit(_ ranges: [FileRange]) throws {
+    /// Decommits `ranges` in order; the ones done before a failure are
+    /// marked decommitted, and the error is thrown.
+    func decommit(_ ranges: some Collection<FileRange>) throws {
         guard !ranges.isEmpty else { return }
         for fr in ranges {
             checkPageRange(fr, "decommit")
         }
+        // After destroy the descriptor number may name another file.
         state.withLock { checkAlive($0, "decommit") }
         var done = 0
         defer {
-            state.withLock { s in
-                for fr in ranges[..<done] {
-                    markDecommittedLocked(&s, fr)
+            if done > 0 {
+                state.withLock { s in
+                    for fr in ranges.prefix(done) {
+                        markDecommittedLocked(&s, fr)
+                    }
                 }
             }
         }
-        if options.manualZeroing {
-            for fr in ranges {
+        for fr in ranges {
+            if options.manualZeroing {
+                // Punching holes need not zero pages here.
                 try manuallyZero(fr)
-                done += 1
-            }
-        } else {
-            for fr in ranges {
+            } else {
                 try decommitFile(fr)
-                done += 1
             }
+            done += 1
         }
-    }
-
-    func decommit(_ fr: FileRange) throws {
-        checkPageRange(fr, "decommit")
-        // After destroy the descriptor number may name another file.
-        state.withLock { checkAlive($0, "decommit") }
-        if options.manualZeroing {
-            // Punching holes need not zero pages here.
-            try manuallyZero(fr)
-        } else {
-            try decommitFile(fr)
-        }
-        markDecommitted(fr)
     }
 
     /// Writes zeroes over every page of `fr`, through the mappings.
@@ -93,12 +83,6 @@ extension MemoryFileCore {
     }
 
     /// Records that the pages of `fr` are no longer known committed.
-    func markDecommitted(_ fr: FileRange) {
-        state.withLock { s in
-            markDecommittedLocked(&s, fr)
-        }
-    }
-
     func markDecommittedLocked(_ s: inout MemoryFileState, _ fr: FileRange) {
         var expectedDrop: UInt64 = 0
         var changed = false

@@ -124,12 +124,7 @@ extension MemoryFileCore {
             let id = ObjectIdentifier(user)
             guard var info = s.evictable.removeValue(forKey: id) else { return }
             if !range.isEmpty {
-                var seg = info.ranges.lowerBoundSegment(range.start)
-                while let current = seg, info.ranges.start(of: current) < range.end {
-                    let isolated = info.ranges.isolate(current, to: range)
-                    let gap = info.ranges.remove(isolated)
-                    seg = info.ranges.nextSegment(after: gap)
-                }
+                info.ranges.removeRange(range)
             }
             // The entry stays while an eviction thread runs for the user;
             // that thread removes it.

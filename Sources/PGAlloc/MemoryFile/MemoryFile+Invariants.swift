@@ -45,7 +45,7 @@ extension MemoryFile {
                     for pending in s.pendingReclaim {
                         waiting += pending.intersection(range).length
                     }
-                    for inFlight in s.reclaimInFlight {
+                    for inFlight in s.reclaimInFlight[s.reclaimInFlightMarked...] {
                         waiting += inFlight.intersection(range).length
                     }
                     if waiting != range.length {

@@ -16,7 +16,7 @@ extension MemoryFile {
 }
 
 /// Frees the reclaimer waits for (a short while) before taking a batch.
-let reclaimBatch = 64
+let reclaimBatch = 32
 
 extension MemoryFileCore {
     /// The reclaimer thread's body.
@@ -38,7 +38,7 @@ extension MemoryFileCore {
                     }
                     // No longer in flight: these pages may be allocated and
                     // freed again before the batch ends.
-                    s.reclaimInFlight.removeFirst(end - next)
+                    s.reclaimInFlightMarked = end
                 }
                 next = end
             }
@@ -101,12 +101,12 @@ extension MemoryFileCore {
         }
     }
 
-    /// Takes the last ranges waiting for reclaim (up to `reclaimBatch`, from
-    /// the end of the file inward) out of the reclaim set, waiting until
-    /// there is one; nil once the file is destroyed. The seed takes one
-    /// range at a time; taking the few that piled up while the last ones
-    /// were punched ends in the same state with far fewer trips through the
-    /// lock, which the allocating threads would otherwise wait for.
+    /// Takes every range waiting for reclaim, ordered from the end of the
+    /// file inward and joined, waiting until there is one; nil once the
+    /// file is destroyed. The seed takes one range at a time; taking all
+    /// that piled up while the last ones were punched ends in the same
+    /// state with far fewer trips through the lock, which the allocating
+    /// threads would otherwise wait for.
     ///
     /// When it runs out of work it spins for a short while, watching
     /// `reclaimEvents`, before sleeping on `reclaimCond`: under steady
@@ -123,17 +123,19 @@ extension MemoryFileCore {
         }
         while true {
             let outcome = state.withLock { s -> Outcome in
-                s.reclaimInFlight.removeAll(keepingCapacity: true)
+                s.reclaimInFlight = []
+                s.reclaimInFlightMarked = 0
                 if s.destroyed {
                     return .destroyed
                 }
                 if s.reclaimable {
                     if !s.reclaimBatchDeferred && s.reclaimWaiters == 0 {
-                        // Let a few more frees arrive first: a batch costs
-                        // two trips through the lock however many ranges it
-                        // holds, and every trip may stall an allocating
-                        // thread. Allocation reclaims by itself rather than
-                        // grow the file, so waiting costs nothing there.
+                        // Let a few more frees arrive first: a batch costs a
+                        // trip through the lock to take it and one per 8
+                        // ranges to mark them, and every trip may stall an
+                        // allocating thread. Allocation reclaims by itself
+                        // rather than grow the file, so waiting costs
+                        // nothing there.
                         s.reclaimBatchDeferred = true
                         return .accumulate(events: reclaimEvents.load(ordering: .acquiring))
                     }
@@ -147,6 +149,7 @@ extension MemoryFileCore {
                         s.spareReclaim = []
                         // In flight from now on, ordered or not.
                         s.reclaimInFlight = taken
+                        s.reclaimInFlightMarked = 0
                         return .taken(taken)
                     }
                     s.reclaimable = false
@@ -157,10 +160,12 @@ extension MemoryFileCore {
             switch outcome {
             case .taken(var taken):
                 let batch = Self.reclaimOrder(taken)
-                taken.removeAll(keepingCapacity: true)
                 state.withLock { s in
                     // The same pages, joined and ordered.
                     s.reclaimInFlight = batch
+                    // `taken` is now the only owner of its storage: emptied
+                    // in place, it is the next spare.
+                    taken.removeAll(keepingCapacity: true)
                     s.spareReclaim = taken
                 }
                 return batch
@@ -172,7 +177,7 @@ extension MemoryFileCore {
                 }
                 sleepUntilReclaimable()
             case .accumulate(let seen):
-                spinForReclaimEvents(since: seen, count: UInt64(reclaimBatch / 2), nanoseconds: 100_000)
+                spinForReclaimEvents(since: seen, count: UInt64(reclaimBatch), nanoseconds: 100_000)
             }
         }
     }

@@ -104,10 +104,14 @@ struct MemoryFileState: ~Copyable {
     /// reclaim set of its own, off the lock.
     var pendingReclaim: [FileRange] = []
     /// An empty array with capacity, swapped with `pendingReclaim` when the
-    /// reclaimer takes it, so that neither side allocates.
+    /// reclaimer takes it, so that the pending list keeps its capacity
+    /// from batch to batch.
     var spareReclaim: [FileRange] = []
-    /// The ranges the reclaimer took out of `reclaim` and is decommitting.
+    /// The ranges the reclaimer took out of `pendingReclaim`; those from
+    /// `reclaimInFlightMarked` on are still being decommitted.
     var reclaimInFlight: [FileRange] = []
+    /// How many of `reclaimInFlight` are reclaimed already.
+    var reclaimInFlightMarked = 0
     /// Whether the reclaimer sleeps on `reclaimCond` (rather than working
     /// or spinning), so that freeing pages must wake it.
     var reclaimerSleeping = false
