@@ -34,6 +34,19 @@ final class MFStressWorker: @unchecked Sendable {
 
         var isLive: Bool { refs.contains { $0 > 0 } }
         func page(_ i: Int) -> UInt64 { range.start + UInt64(i) * mfPage }
+
+        /// Drops one reference on `pages`; those left with none were freed
+        /// and are no longer ours to read or write.
+        mutating func dropRef(_ pages: Range<Int>) {
+            for p in pages {
+                refs[p] -= 1
+                if refs[p] == 0 {
+                    tags[p] = nil
+                    touched.remove(p)
+                    decommitted.remove(p)
+                }
+            }
+        }
     }
 
     let index: Int
@@ -122,15 +135,7 @@ final class MFStressWorker: @unchecked Sendable {
         case 36..<60:
             log.append("decRef \(fr)")
             file.decRef(fr)
-            for p in pages {
-                allocations[ai].refs[p] -= 1
-                if allocations[ai].refs[p] == 0 {
-                    // Freed: no longer ours to read or write.
-                    allocations[ai].tags[p] = nil
-                    allocations[ai].touched.remove(p)
-                    allocations[ai].decommitted.remove(p)
-                }
-            }
+            allocations[ai].dropRef(pages)
             if !allocations[ai].isLive {
                 allocations.remove(at: ai)
             }
@@ -197,14 +202,7 @@ final class MFStressWorker: @unchecked Sendable {
             let fr = range(allocations[ai], run)
             log.append("decRef \(fr)")
             file.decRef(fr)
-            for p in run {
-                allocations[ai].refs[p] -= 1
-                if allocations[ai].refs[p] == 0 {
-                    allocations[ai].tags[p] = nil
-                    allocations[ai].touched.remove(p)
-                    allocations[ai].decommitted.remove(p)
-                }
-            }
+            allocations[ai].dropRef(run)
         }
     }
 

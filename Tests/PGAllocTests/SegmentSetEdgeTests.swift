@@ -417,6 +417,7 @@ final class SegmentSetEdgeTests: XCTestCase {
     }
 
     func testExportImportRoundTrip() throws {
+        print("testExportImportRoundTrip: seed \(SegmentTestEnvironment.seed) (replay with PGALLOC_TEST_SEED)")
         var rng = SegmentTestRandom(seed: SegmentTestEnvironment.seed)
         var model = IntModel()
         var key: UInt64 = 0
@@ -577,6 +578,7 @@ final class SegmentSetEdgeTests: XCTestCase {
     // MARK: Node storage
 
     func testRemoveAllAndRebuild() {
+        print("testRemoveAllAndRebuild: seed \(SegmentTestEnvironment.seed) ^ 0xA11 (replay with PGALLOC_TEST_SEED)")
         var rng = SegmentTestRandom(seed: SegmentTestEnvironment.seed ^ 0xA11)
         var set = IntSet()
         for round in 0..<3 {
