@@ -63,6 +63,13 @@ public enum WSave {
         /// Pages between written pages.
         public var stride: UInt64 { allocated / touched }
         public var ranges: Int { Int(allocated / WSave.rangeBytes) }
+
+        /// Bytes the workload writes: every stride-th page of each range
+        /// (`touched` when the stride is at most a range's pages).
+        public var writtenBytes: UInt64 {
+            let perRange = (WSave.pagesPerRange + stride - 1) / stride
+            return UInt64(ranges) * perRange * UInt64(WSave.pageSize)
+        }
     }
 
     /// Allocates the W-save ranges (kind anonymous, in order) and writes

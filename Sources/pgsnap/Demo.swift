@@ -45,6 +45,10 @@ struct Demo: ParsableCommand {
         guard t >= 4096, t % 4096 == 0, t <= a, a % t == 0 else {
             throw ValidationError("--touched \(touched) must be a multiple of 4KiB that divides --allocated \(allocated)")
         }
+        // The workload writes at least the first page of every range.
+        guard a / t <= WSave.pagesPerRange else {
+            throw ValidationError("--touched \(touched) must be at least 4KiB per 64MiB of --allocated \(allocated)")
+        }
         // The written pages live in memory twice (source and restored).
         let memory = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         guard t <= memory / 3 else {
@@ -60,7 +64,7 @@ struct Demo: ParsableCommand {
                 workspace.remove()
             }
         }
-        let written = Demo.writtenBytes(layout)
+        let written = layout.writtenBytes
         let stride = layout.stride
         print("pgsnap demo: W-save, \(humanBytes(layout.allocated)) allocated, \(humanBytes(written)) written "
             + "(every \(stride == 1 ? "" : "\(stride)\(ordinalSuffix(stride)) ")page), in \(workspace.directory)")
@@ -78,12 +82,6 @@ struct Demo: ParsableCommand {
                 "demo", Failure("\(memory.badPages) page(s) of the restored MemoryFile differ, raw image \(image.identical ? "identical" : "differs")"),
                 status: ExitStatus.software)
         }
-    }
-
-    /// Bytes the workload writes: every stride-th page of each range.
-    static func writtenBytes(_ layout: WSave.Layout) -> UInt64 {
-        let perRange = (WSave.pagesPerRange + layout.stride - 1) / layout.stride
-        return UInt64(layout.ranges) * perRange * UInt64(WSave.pageSize)
     }
 
     // MARK: MemoryFile

@@ -41,8 +41,8 @@ enum ExitStatus {
         case let failure as CommandFailure:
             return failure.status
         default:
-            // ZstdError, MemoryFileError, PartialFillError, and pgsnap's
-            // own checks (the demo's page comparison).
+            // MemoryFileError, PartialFillError, and anything else
+            // unexpected.
             return software
         }
     }

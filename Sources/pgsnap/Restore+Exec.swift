@@ -31,14 +31,12 @@ extension Restore {
         }
 
         // A descriptor without close-on-exec, above the standard three.
-        let (fd, size) = try perform(subject) { () throws -> (Int32, UInt64) in
-            let fd = try retryingInterrupts("fcntl(F_DUPFD) of the restored memfd") {
+        let fd = try perform(subject) {
+            try retryingInterrupts("fcntl(F_DUPFD) of the restored memfd") {
                 fcntl(file.fileDescriptor, F_DUPFD, Int32(3))
             }
-            var st = stat()
-            _ = try retryingInterrupts("fstat of the restored memfd") { fstat(fd, &st) }
-            return (fd, UInt64(st.st_size))
         }
+        let size = file.totalSize
         setenv("PGSNAP_MEMFD", String(fd), 1)
         setenv("PGSNAP_MEMFD_SIZE", String(size), 1)
         // The saved memory's own length: a raw image's, which the memfd's

@@ -66,6 +66,7 @@ final class ExitStatusTests: XCTestCase {
             (["verify", "ck.pgsnap", "--threads", "2000"], "--threads 2000"),
             (["demo", "--allocated", "100MiB"], "--allocated 100MiB"),
             (["demo", "--touched", "3000"], "--touched 3000"),
+            (["demo", "--allocated", "128MiB", "--touched", "4KiB"], "at least 4KiB per 64MiB"),
             (["restore", "ck.pgsnap", "out.img", "--exec", "--", "true"], "not both"),
             (["restore", "ck.pgsnap"], "give OUTPUT"),
             (["restore", "ck.pgsnap", "--exec"], "needs a command"),

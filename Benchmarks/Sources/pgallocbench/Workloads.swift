@@ -150,8 +150,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     let tw = nowNanoseconds()
     let ranges = try WSave.populate(src!, layout)
     r.set("write_s", nanoseconds: nowNanoseconds() - tw)
-    let perRange = (WSave.pagesPerRange + layout.stride - 1) / layout.stride
-    r.set("written_bytes", UInt64(layout.ranges) * perRange * pageSize)
+    r.set("written_bytes", layout.writtenBytes)
     r.set("src_committed_after_write", try src!.totalUsage())
 
     // 3. Update usage, save (the library fsyncs and renames).
