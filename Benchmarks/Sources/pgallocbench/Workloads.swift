@@ -122,7 +122,7 @@ struct SaveParameters {
     var touched: UInt64 = 1 << 30
     var checkpointDirectory = "/tmp"
     var threads = defaultThreadCount()
-    var level: Int32 = 1
+    var level = SaveOptions().level
     var frameSize = SaveOptions().frameSize
     var cold = false
     var keep = false

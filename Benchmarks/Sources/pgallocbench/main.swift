@@ -24,7 +24,7 @@ let usage = """
       -A SIZE -T SIZE          W-save allocated / touched bytes (default 8GiB / 1GiB)
       --ckpt-dir DIR           W-save checkpoint directory (default /tmp; deleted unless --keep)
       --threads N              W-save save and restore threads (default: online CPUs)
-      --level L                W-save zstd level (default 1)
+      --level L                W-save zstd level (default: the library's, 1)
       --frame-size SIZE        W-save frame size (default: the library's, 8MiB)
       --cold                   W-save: posix_fadvise(DONTNEED) the fsync'd checkpoint before restore
       --keep                   W-save: keep the checkpoint file
