@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // What Glibc does not expose to Swift: memfd_create, fallocate and its
@@ -33,11 +34,18 @@ let package = Package(
         ),
         .target(
             name: "PGAlloc",
-            dependencies: ["CLinuxShim", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CLinuxShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .target(
             name: "Checkpoint",
-            dependencies: ["PGAlloc", "CZstd", "CCRC32C", "CLinuxShim"]
+            dependencies: [
+                "PGAlloc", "CZstd", "CCRC32C", "CLinuxShim",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // The reference workloads of ../shared/bench/WORKLOADS.md (page
         // contents, W-save), shared by the demo, the benchmarks and tests.

@@ -172,7 +172,7 @@ struct Demo: ParsableCommand {
         let restoredPath = workspace.file("wsave.restored.img")
 
         try perform(Subject("demo: write \(imagePath)")) {
-            let fd = try FileDescriptor.open(imagePath, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600)
+            let fd = try OwnedFileDescriptor.open(imagePath, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o600)
             try WSave.writeImage(fd: fd.rawValue, layout)
         }
         let report = try perform(Subject("demo: save \(imagePath) to \(checkpointPath)")) {
@@ -183,8 +183,8 @@ struct Demo: ParsableCommand {
         }
         let (before, after, identical) = try perform(Subject("demo: compare \(imagePath) and \(restoredPath)")) {
             () throws -> (stat, stat, Bool) in
-            let a = try FileDescriptor.open(imagePath, flags: O_RDONLY)
-            let b = try FileDescriptor.open(restoredPath, flags: O_RDONLY)
+            let a = try OwnedFileDescriptor.open(imagePath, flags: O_RDONLY)
+            let b = try OwnedFileDescriptor.open(restoredPath, flags: O_RDONLY)
             return (try a.status(), try b.status(), try sameBytes(a, b))
         }
 
@@ -199,7 +199,7 @@ struct Demo: ParsableCommand {
     }
 
     /// Whether two files hold the same bytes (holes read as zeros).
-    private func sameBytes(_ a: borrowing FileDescriptor, _ b: borrowing FileDescriptor) throws -> Bool {
+    private func sameBytes(_ a: borrowing OwnedFileDescriptor, _ b: borrowing OwnedFileDescriptor) throws -> Bool {
         let chunk = 4 << 20
         let x = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         let y = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -209,8 +209,8 @@ struct Demo: ParsableCommand {
         }
         var offset: UInt64 = 0
         while true {
-            let n = try a.read(into: x, at: offset)
-            let m = try b.read(into: y, at: offset)
+            let n = try a.descriptor.readAll(into: x, atAbsoluteOffset: offset)
+            let m = try b.descriptor.readAll(into: y, atAbsoluteOffset: offset)
             if n != m || memcmp(x.baseAddress!, y.baseAddress!, n) != 0 {
                 return false
             }

@@ -125,7 +125,7 @@ enum FixtureCatalog {
             name: "raw-image-holes",
             summary: "RawImage.save of a 5000-byte image that is one hole: no segment, no frame, restores to 5000 zero bytes",
             source: .rawImage(make: { path in
-                let fd = try FileDescriptor.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o644)
+                let fd = try OwnedFileDescriptor.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o644)
                 try fd.truncate(to: 5000)
             }, kind: .tmpfs, options: fixtureSaveOptions())),
     ] }
@@ -234,11 +234,11 @@ enum FixtureCatalog {
     }
 
     static func makeRawImage(_ path: String) throws {
-        let fd = try FileDescriptor.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o644)
+        let fd = try OwnedFileDescriptor.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o644)
         let length: UInt64 = 300 * 1024 + 1234
         try fd.truncate(to: length)
         func write(_ bytes: [UInt8], at offset: UInt64) throws {
-            try bytes.withUnsafeBytes { try fd.write($0, at: offset) }
+            try bytes.withUnsafeBytes { try fd.descriptor.writeAll($0, atAbsoluteOffset: offset) }
         }
         // Data at the start, a zero data page, data in the middle spanning
         // several frames, and the last, partial page.

@@ -123,7 +123,7 @@ final class SweepTests: XCTestCase {
 
     override func setUpWithError() throws {
         base = try readFile(fixturesV1Directory + "/crafted.pgsnap")
-        memfd = try FileDescriptor.memfd(name: "sweep").release()
+        memfd = try OwnedFileDescriptor.memfd(name: "sweep").release()
         watchdog = Watchdog(deadline: Self.caseDeadline)
     }
 

@@ -82,9 +82,9 @@ final class MemoryFileLifecycleTests: XCTestCase {
     }
 
     func testAdoptingAFileTruncatesIt() throws {
-        let fd = try FileDescriptor.memfd(name: "pgalloc-mftest-adopt")
+        let fd = try OwnedFileDescriptor.memfd(name: "pgalloc-mftest-adopt")
         let bytes = [UInt8](repeating: 7, count: Int(mfPages(3)))
-        try bytes.withUnsafeBytes { try fd.write($0, at: 0) }
+        try bytes.withUnsafeBytes { try fd.descriptor.writeAll($0, atAbsoluteOffset: 0) }
         XCTAssertEqual(try fd.allocatedBytes(), mfPages(3))
         let raw = fd.rawValue
         let file = try MemoryFile(adopting: fd)

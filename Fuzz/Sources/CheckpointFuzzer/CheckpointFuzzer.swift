@@ -43,7 +43,7 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
     let input = UnsafeRawBufferPointer(start: data, count: size)
     if memfd < 0 {
         do {
-            memfd = try FileDescriptor.memfd(name: "checkpoint-fuzz").release()
+            memfd = try OwnedFileDescriptor.memfd(name: "checkpoint-fuzz").release()
         } catch {
             preconditionFailure("\(error)")
         }

@@ -12,7 +12,7 @@ import PGAlloc
 final class AtomicFile {
     let path: String
     let fd: Int32
-    private var owned: FileDescriptor?
+    private var owned: OwnedFileDescriptor?
     private let directory: String
     /// The temporary name, when the file has one before commit.
     private let temporary: String?
@@ -24,7 +24,7 @@ final class AtomicFile {
         let unnamed = Glibc.open(directory, pg_O_TMPFILE | O_RDWR | O_CLOEXEC, mode)
         if unnamed >= 0 {
             fd = unnamed
-            owned = FileDescriptor(owning: unnamed)
+            owned = OwnedFileDescriptor(owning: unnamed)
             temporary = nil
         } else {
             let code = errno
@@ -32,7 +32,7 @@ final class AtomicFile {
                 throw HostError("open(O_TMPFILE) in \(directory)", errno: code)
             }
             let name = AtomicFile.temporaryName(for: path)
-            let file = try FileDescriptor.open(name, flags: O_RDWR | O_CREAT | O_EXCL, mode: mode)
+            let file = try OwnedFileDescriptor.open(name, flags: O_RDWR | O_CREAT | O_EXCL, mode: mode)
             fd = file.rawValue
             owned = consume file
             temporary = name
@@ -77,7 +77,7 @@ final class AtomicFile {
         }
         done = true
         owned = nil
-        let dir = try FileDescriptor.open(directory, flags: O_RDONLY | O_DIRECTORY)
+        let dir = try OwnedFileDescriptor.open(directory, flags: O_RDONLY | O_DIRECTORY)
         _ = try retryingInterrupts("fsync \(directory)") { fsync(dir.rawValue) }
     }
 

@@ -11,7 +11,7 @@ import PGAlloc
 /// is reading: running out of input is a `.truncated` checkpoint error for
 /// that section. No read is larger than the format's limits allow.
 final class CheckpointInput {
-    private var owned: FileDescriptor?
+    private var owned: OwnedFileDescriptor?
     let fd: Int32
     /// The name used in messages.
     let name: String
@@ -30,7 +30,7 @@ final class CheckpointInput {
 
     /// Opens `path` for reading.
     convenience init(path: String) throws {
-        let fd = try FileDescriptor.open(path, flags: O_RDONLY)
+        let fd = try OwnedFileDescriptor.open(path, flags: O_RDONLY)
         try self.init(owning: fd, name: path)
     }
 
@@ -39,12 +39,12 @@ final class CheckpointInput {
         try self.init(fd: fd, owned: nil, name: name)
     }
 
-    private convenience init(owning fd: consuming FileDescriptor, name: String) throws {
+    private convenience init(owning fd: consuming OwnedFileDescriptor, name: String) throws {
         let raw = fd.rawValue
         try self.init(fd: raw, owned: fd, name: name)
     }
 
-    private init(fd: Int32, owned: consuming FileDescriptor?, name: String) throws {
+    private init(fd: Int32, owned: consuming OwnedFileDescriptor?, name: String) throws {
         self.fd = fd
         self.owned = owned
         self.name = name

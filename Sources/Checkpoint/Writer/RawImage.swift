@@ -17,7 +17,7 @@ public enum RawImage {
         source: String, kind: MemoryKind = .anonymous, to path: String, options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
         let options = try options.validated()
-        let input = try FileDescriptor.open(source, flags: O_RDONLY)
+        let input = try OwnedFileDescriptor.open(source, flags: O_RDONLY)
         let output = try CheckpointOutput(atomicPath: path)
         do {
             let report = try CheckpointWriter(
@@ -37,7 +37,7 @@ public enum RawImage {
         source: String, kind: MemoryKind = .anonymous, toDescriptor descriptor: Int32, options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
         let options = try options.validated()
-        let input = try FileDescriptor.open(source, flags: O_RDONLY)
+        let input = try OwnedFileDescriptor.open(source, flags: O_RDONLY)
         let output = CheckpointOutput(descriptor: descriptor, name: "descriptor \(descriptor)")
         let report = try CheckpointWriter(
             source: RawMemorySource(descriptor: input.rawValue, name: source, kind: kind), options: options

@@ -33,8 +33,10 @@ public struct HostError: Error, Equatable, Hashable, Sendable, CustomStringConve
 }
 
 /// Runs a system call that reports failure by returning -1 and setting errno,
-/// retrying while it is interrupted by a signal (EINTR). This is the one
-/// place where EINTR is retried.
+/// retrying while it is interrupted by a signal (EINTR). Calls that
+/// swift-system wraps (read, write, pread, pwrite) retry EINTR there, and
+/// the loops over them are in `FileDescriptor+IO.swift`; every other call
+/// retries it here and nowhere else.
 ///
 /// - Returns: the call's non-negative result.
 /// - Throws: `HostError` naming `name` and the errno.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinuxShim
+import SystemPackage
 
 /// Calls back when the host reports memory pressure on a memory cgroup.
 ///
@@ -161,8 +162,8 @@ final class MemoryPressureNotifier: @unchecked Sendable {
 
     /// Registers an eventfd for `level` on the v1 cgroup in `directory`.
     private static func registerV1(directory: String, level: Level) throws(HostError) -> Int32 {
-        let pressure = try FileDescriptor.open(directory + "/memory.pressure_level", flags: O_RDONLY)
-        let control = try FileDescriptor.open(directory + "/cgroup.event_control", flags: O_WRONLY)
+        let pressure = try OwnedFileDescriptor.open(directory + "/memory.pressure_level", flags: O_RDONLY)
+        let control = try OwnedFileDescriptor.open(directory + "/cgroup.event_control", flags: O_WRONLY)
         let efd = pg_eventfd(0, pg_EFD_CLOEXEC)
         if efd < 0 {
             throw HostError.last("eventfd")
@@ -273,15 +274,15 @@ final class MemoryPressureNotifier: @unchecked Sendable {
     }
 
     private static func readText(_ path: String) -> String? {
-        guard let fd = try? FileDescriptor.open(path, flags: O_RDONLY) else { return nil }
+        guard let fd = try? OwnedFileDescriptor.open(path, flags: O_RDONLY) else { return nil }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
-            if n <= 0 {
+            let n = buffer.withUnsafeMutableBytes { (try? fd.descriptor.readAll(into: $0)) ?? 0 }
+            bytes.append(contentsOf: buffer[0..<n])
+            if n < buffer.count {
                 break
             }
-            bytes.append(contentsOf: buffer[0..<n])
         }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -33,13 +33,13 @@ public final class MemoryFile: @unchecked Sendable, CustomStringConvertible {
     ///   thread started; `MemoryFileError.pressureNotificationUnavailable`
     ///   if host memory-pressure notification was asked for and is missing.
     public convenience init(options: MemoryFileOptions = MemoryFileOptions()) throws {
-        let fd = try FileDescriptor.memfd(name: options.name)
+        let fd = try OwnedFileDescriptor.memfd(name: options.name)
         try self.init(adopting: fd, options: options)
     }
 
     /// Creates a MemoryFile over a file the caller gives up: the file is
     /// truncated to zero bytes first. The seed's `NewMemoryFile`.
-    public init(adopting file: consuming FileDescriptor, options: MemoryFileOptions = MemoryFileOptions()) throws {
+    public init(adopting file: consuming OwnedFileDescriptor, options: MemoryFileOptions = MemoryFileOptions()) throws {
         core = try MemoryFileCore(file: file, options: options)
     }
 
@@ -128,7 +128,7 @@ struct MemoryFileState: ~Copyable {
     var evictionsRunning = 0
 
     /// The memfd; closed by destroy.
-    var file: FileDescriptor?
+    var file: OwnedFileDescriptor?
 }
 
 /// The allocator itself. Background threads (the reclaimer, eviction
@@ -156,7 +156,7 @@ final class MemoryFileCore: @unchecked Sendable {
     private let threads = StateLock<(reclaimer: HostThread?, pressure: MemoryPressureNotifier?, destroyed: Bool)>(
         (nil, nil, false))
 
-    init(file: consuming FileDescriptor, options requested: MemoryFileOptions) throws {
+    init(file: consuming OwnedFileDescriptor, options requested: MemoryFileOptions) throws {
         var options = requested
         switch options.delayedEviction {
         case .default:
