@@ -154,7 +154,7 @@ extension MemoryFileCore {
                 scan = .seekData
             } else {
                 state.withLock { $0.usageLast = monotonicNanoseconds() }
-                try updateUsageLocked(currentUsage: current, checkCommitted: residency)
+                try updateUsageByScanning(currentUsage: current, checkCommitted: residency)
                 scan = .mincore
                 let (after, known) = try state.withLock { (s: inout MemoryFileState) throws -> (UInt64, UInt64) in
                     (try totalUsage(), s.usageExpected)

@@ -65,7 +65,7 @@ extension MemoryFileCore {
             return current
         }
         guard let currentUsage else { return }
-        try updateUsageLocked(currentUsage: currentUsage, checkCommitted: residency)
+        try updateUsageByScanning(currentUsage: currentUsage, checkCommitted: residency)
     }
 
     /// mincore over a mapped slice (or, under the `hideResidency` test
@@ -85,8 +85,13 @@ extension MemoryFileCore {
     /// segments that can still take them. Finally, usage the scan did not
     /// explain is accounted as swapped System memory.
     ///
+    /// Called without the state lock: it takes the lock for each step on
+    /// its own. The seed's version is called with its lock held and drops
+    /// it around mincore, which a `withLock` body cannot do; hence the name
+    /// without `Locked`.
+    ///
     /// - Note: gVisor MemoryFile.updateUsageLocked.
-    func updateUsageLocked(
+    func updateUsageByScanning(
         currentUsage: UInt64,
         checkCommitted: (UnsafeMutableRawBufferPointer, UnsafeMutablePointer<UInt8>) throws -> Void
     ) throws {
