@@ -4,6 +4,12 @@ import Glibc
 import CLinuxShim
 import SystemPackage
 
+/// The host offers no way to be told of memory pressure on a cgroup.
+struct MemoryPressureUnavailable: Error {
+    /// Each file looked at and why it cannot serve, joined by "; ".
+    var tried: String
+}
+
 /// Calls back when the host reports memory pressure on a memory cgroup.
 ///
 /// Two mechanisms, whichever the cgroup has:
@@ -61,9 +67,9 @@ final class MemoryPressureNotifier: @unchecked Sendable {
     /// Starts listening on `cgroupDirectory` (the process's own memory
     /// cgroup if nil).
     ///
-    /// - Throws: `MemoryFileError.pressureNotificationUnavailable` if neither
-    ///   mechanism is available, naming what was tried; `HostError` if
-    ///   registration fails.
+    /// - Throws: `MemoryPressureUnavailable` if neither mechanism is
+    ///   available, naming what was tried; `HostError` if registration
+    ///   fails.
     init(cgroupDirectory: String?, level: Level, callback: @escaping @Sendable () -> Void) throws {
         let (mechanism, eventFD, stopFD) = try MemoryPressureNotifier.register(cgroupDirectory: cgroupDirectory, level: level)
         self.mechanism = mechanism
@@ -157,7 +163,7 @@ final class MemoryPressureNotifier: @unchecked Sendable {
             }
             return (.psi(pressureFile: path), fd, stop)
         }
-        throw MemoryFileError.pressureNotificationUnavailable(tried.joined(separator: "; "))
+        throw MemoryPressureUnavailable(tried: tried.joined(separator: "; "))
     }
 
     /// Registers an eventfd for `level` on the v1 cgroup in `directory`.

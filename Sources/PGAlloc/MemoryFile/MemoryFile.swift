@@ -180,14 +180,20 @@ final class MemoryFileCore: @unchecked Sendable {
         evictionsDoneCond = state.makeCondition()
 
         if options.delayedEviction == .enabled && options.useHostMemcgPressure {
-            let notifier = try MemoryPressureNotifier(
-                cgroupDirectory: options.memoryCgroupDirectory, level: .low
-            ) { [weak self] in
-                guard let self else { return }
-                let startedAny = self.state.withLock { self.startEvictionsLocked(&$0) }
-                if startedAny {
-                    self.logger.debug("MemoryFile evicting because of memory-cgroup pressure")
+            let notifier: MemoryPressureNotifier
+            do {
+                notifier = try MemoryPressureNotifier(
+                    cgroupDirectory: options.memoryCgroupDirectory, level: .low
+                ) { [weak self] in
+                    guard let self else { return }
+                    let startedAny = self.state.withLock { self.startEvictionsLocked(&$0) }
+                    if startedAny {
+                        self.logger.debug("MemoryFile evicting because of memory-cgroup pressure")
+                    }
                 }
+            } catch let unavailable as MemoryPressureUnavailable {
+                // The host layer's error, as this module's users know it.
+                throw MemoryFileError.pressureNotificationUnavailable(unavailable.tried)
             }
             threads.withLock { $0.pressure = notifier }
         }
