@@ -5,7 +5,29 @@ import CLinuxShim
 import Logging
 import Synchronization
 
-// Lock order: MemoryFileCore.state, then ChunkMappings' lock.
+// The locks of PGAlloc, outermost first: a thread holding one takes only
+// locks listed after it.
+//
+// 1. `MemoryFileCore.state`, the lock of `MemoryFileState`. Its conditions
+//    are waited on with no other lock held.
+// 2. `ChunkMappings`' lock, taken under the state lock to grow the table
+//    (`growFile`), to map a chunk when `allocate` zeroes pages by hand
+//    (with `manualZeroing`, or when `reclaimPendingLocked` cannot punch a
+//    hole) and to unmap every chunk after destroy (`releaseAfterDestroy`).
+// 3. `MemoryAccounting`'s lock, taken under the state lock wherever pages
+//    change account. Several files may share one accounting; no thread
+//    ever holds two files' state locks.
+//
+// Leaves, never held while another lock is taken: ChunkMappings' lock and
+// MemoryAccounting's (so neither is nested in the other), and
+// `MemoryFileCore.threads`, which init and destroy take with no other lock
+// held. `MemoryPressureNotifier` has no lock; its listener thread runs a
+// callback that takes the state lock, so the listener, like the
+// reclaimer, is stopped and joined with no lock held. Callers' code
+// (`EvictableMemoryUser.evict`, `allocateAndFill`'s `read`, the bodies
+// of `mapInternal` and `forEachMappedSlice`) runs with no lock of PGAlloc
+// held and may call back in. Log messages may be written under the state
+// lock: a log handler must not call into the MemoryFile.
 
 /// A page allocator over one memory file (a memfd): hands out page ranges of
 /// the file with reference counts, takes freed ranges back in the
