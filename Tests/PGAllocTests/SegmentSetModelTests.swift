@@ -1,6 +1,6 @@
 // Model-based randomized tests of SegmentSet: long seeded runs of every
 // public operation, each result and the whole set compared with the naive
-// model in SegmentSetTestSupport.swift after every step.
+// model in SegmentModel.swift after every step.
 //
 // Replay a failure with PGALLOC_TEST_SEED=<seed from the message>; run
 // longer with PGALLOC_TEST_OPS=<total operations>; print every operation
