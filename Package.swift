@@ -59,10 +59,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "Workloads", "CLinuxShim"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"]),
+        // What every test target shares: ScratchDirectory.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "Workloads", "CLinuxShim", "TestSupport"]),
         .testTarget(
-            name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim"],
+            name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim", "TestSupport"]),
+        .testTarget(
+            name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim", "TestSupport"],
             exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

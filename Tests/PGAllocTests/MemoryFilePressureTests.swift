@@ -10,6 +10,7 @@
 // its own cgroup. Cgroups are removed afterwards, whatever happens.
 
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import PGAlloc
@@ -69,9 +70,7 @@ final class MFCgroup {
 
 final class MemoryFilePressureTests: XCTestCase {
     func testPressureNotificationUnavailable() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgalloc-mftest-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try ScratchDirectory(for: self).path
         let name = "pgalloc-mftest-nopressure-\(UUID().uuidString.prefix(8))"
         XCTAssertThrowsError(try mfMakeFile {
             $0.name = name
@@ -174,8 +173,7 @@ final class MemoryFilePressureTests: XCTestCase {
     /// Writes `megabytes` of page cache from a child in `cgroups`, up to
     /// three times, until `done()`.
     private func pressure(until done: () -> Bool, cgroups: [MFCgroup], megabytes: Int) throws {
-        let target = FileManager.default.temporaryDirectory.appendingPathComponent("pgalloc-mftest-pressure-\(getpid())").path
-        defer { unlink(target) }
+        let target = try ScratchDirectory("pressure", for: self).path("written")
         for _ in 0..<3 where !done() {
             let status = try MFCgroup.run("dd if=/dev/zero of=\(target) bs=1M count=\(megabytes) status=none", in: cgroups)
             XCTAssertEqual(status, 0, "the pressure writer failed")
