@@ -10,17 +10,7 @@ struct CheckpointReport {
 
     init(_ metadata: CheckpointMetadata) {
         self.metadata = metadata
-        // Frame records are contiguous from the end of the metadata
-        // (docs/FORMAT.md): header, payload, padding to 8 bytes.
-        var offsets: [UInt64] = []
-        offsets.reserveCapacity(metadata.frames.count)
-        var at = metadata.header.framesOffset
-        for frame in metadata.frames {
-            offsets.append(at)
-            let length = UInt64(frame.headerLength) + UInt64(frame.compressedLength)
-            at += (length + 7) / 8 * 8
-        }
-        frameOffsets = offsets
+        frameOffsets = metadata.index.map(\.offset)
     }
 
     var header: CheckpointHeader { metadata.header }
@@ -47,7 +37,7 @@ struct CheckpointReport {
             "compressionRatio": .ratio(compressionRatio),
             "dataSize": .integer(header.dataSize),
             "fileSize": .integer(header.fileSize),
-            "formatVersion": .integer(UInt64(CheckpointFormat.version)),
+            "formatVersion": .integer(UInt64(header.version)),
             "frameCount": .integer(totals.frameCount),
             "frameLimit": .integer(UInt64(header.frameLimit)),
             "frames": .array(
@@ -78,6 +68,20 @@ struct CheckpointReport {
                     ])
                 })
         }
+        if header.version >= 2 {
+            members["sections"] = .array(
+                metadata.sections.map { e in
+                    .object([
+                        "critical": .bool(e.isCritical),
+                        "length": .integer(e.length),
+                        "offset": .integer(e.offset),
+                        "placement": .string(e.placement.rawValue),
+                        "sealed": .bool(e.isSealed),
+                        "type": .string(e.type.description),
+                    ])
+                })
+            members["annotations"] = .object(metadata.annotations.mapValues { .string($0) })
+        }
         return JSON.object(members).rendered
     }
 
@@ -90,7 +94,7 @@ struct CheckpointReport {
         var lines: [String] = []
         let rows: [(String, String)] = [
             ("checkpoint", name),
-            ("format", "version \(CheckpointFormat.version), frame limit \(humanBytes(UInt64(header.frameLimit)))"),
+            ("format", "version \(header.version), frame limit \(humanBytes(UInt64(header.frameLimit)))"),
             ("file size", sized(header.fileSize)),
             ("data size", sized(header.dataSize)),
             ("checkpoint bytes", sized(metadata.checkpointLength)),
@@ -113,6 +117,20 @@ struct CheckpointReport {
         lines.append(
             rightPad("total", 12) + leftPad(humanBytes(totals.accounting.total), 14)
                 + leftPad(humanBytes(totals.storedPerKind.total), 14))
+
+        if header.version >= 2 {
+            lines.append("")
+            lines.append(rightPad("section", 10) + rightPad("where", 7) + rightPad("kind", 11) + leftPad("offset", 12) + leftPad("bytes", 12))
+            for e in metadata.sections {
+                lines.append(
+                    rightPad(e.type.description, 10) + rightPad(e.placement.rawValue, 7)
+                        + rightPad(e.isCritical ? "critical" : "ancillary", 11) + leftPad(String(e.offset), 12)
+                        + leftPad(String(e.length), 12) + (e.isSealed ? "  sealed" : ""))
+            }
+            for key in metadata.annotations.keys.sorted() {
+                lines.append(rightPad("  \(key)", 18) + metadata.annotations[key]!)
+            }
+        }
 
         lines.append("")
         lines += MemoryMap(metadata).lines()

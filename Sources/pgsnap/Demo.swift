@@ -109,16 +109,18 @@ struct Demo: ParsableCommand {
         var started = ContinuousClock.now
         let report = try perform(Subject("demo: save to \(path)")) {
             defer { saveDisplay?.finish() }
-            return try source.save(to: path, options: options)
+            return try source.save(to: .path(path), options: options)
         }
         let saveSeconds = seconds(started.duration(to: .now))
 
         let subject = Subject("demo: read \(path)", checkpoint: path)
-        let metadata = try perform(subject) { try CheckpointReader.readMetadata(path: path) }
+        let metadata = try perform(subject) { try CheckpointReader.readMetadata(from: .path(path)) }
         let verifyDisplay = ProgressDisplay.make("verifying", quiet: false)
         let verified = try perform(subject) {
             defer { verifyDisplay?.finish() }
-            return try CheckpointReader.verify(path: path, progress: verifyDisplay?.callback)
+            var options = RestoreOptions()
+            options.progress = verifyDisplay?.callback
+            return try CheckpointReader.verify(.path(path), options: options)
         }
 
         var restoreOptions = RestoreOptions()
@@ -127,7 +129,7 @@ struct Demo: ParsableCommand {
         started = ContinuousClock.now
         let restored = try perform(subject) {
             defer { restoreDisplay?.finish() }
-            return try MemoryFile.restore(from: path, options: restoreOptions)
+            return try MemoryFile.restore(from: .path(path), options: restoreOptions)
         }
         let restoreSeconds = seconds(started.duration(to: .now))
         defer { restored.destroy() }
@@ -176,10 +178,10 @@ struct Demo: ParsableCommand {
             try WSave.writeImage(fd: fd.rawValue, layout)
         }
         let report = try perform(Subject("demo: save \(imagePath) to \(checkpointPath)")) {
-            try RawImage.save(source: imagePath, to: checkpointPath)
+            try RawImage.save(source: imagePath, to: .path(checkpointPath))
         }
         _ = try perform(Subject("demo: restore \(checkpointPath) to \(restoredPath)", checkpoint: checkpointPath)) {
-            try RawImage.restore(from: checkpointPath, toImage: restoredPath)
+            try RawImage.restore(from: .path(checkpointPath), toImage: restoredPath)
         }
         let (before, after, identical) = try perform(Subject("demo: compare \(imagePath) and \(restoredPath)")) {
             () throws -> (stat, stat, Bool) in

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Numbers for people: byte counts, rates, durations, fixed decimals.
 
 /// Binary units, from the largest.
@@ -86,4 +90,18 @@ func rightPad(_ text: String, _ width: Int) -> String {
 func hex(_ x: UInt64, width: Int = 1) -> String {
     let digits = String(x, radix: 16)
     return "0x" + String(repeating: "0", count: max(0, width - digits.count)) + digits
+}
+
+/// The time a checkpoint is created, in UTC (`2026-11-30T15:04:05Z`):
+/// now, or `SOURCE_DATE_EPOCH` (seconds since 1970) when it is set, so that
+/// a save can be made reproducible.
+func creationTime() -> String {
+    var seconds = time_t(time(nil))
+    if let text = getenv("SOURCE_DATE_EPOCH").map({ String(cString: $0) }), let fixed = Int(text) {
+        seconds = time_t(fixed)
+    }
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
 }

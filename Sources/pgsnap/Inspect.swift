@@ -16,7 +16,7 @@ struct Inspect: ParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("The checkpoint to inspect, or - for stdin.", valueName: "checkpoint"))
-    var checkpoint: String
+    var checkpoint: CheckpointArgument
 
     @Flag(help: "List every segment: start, end, length, kind and references.")
     var segments = false
@@ -25,12 +25,9 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        let name = displayName(checkpoint, stdio: "stdin")
+        let name = checkpoint.sourceName
         let metadata = try perform(Subject("inspect \(name)", checkpoint: name)) {
-            if checkpoint == "-" {
-                return try CheckpointReader.readMetadata(descriptor: 0, includeFrames: true)
-            }
-            return try CheckpointReader.readMetadata(path: checkpoint, includeFrames: true)
+            try CheckpointReader.readMetadata(from: checkpoint.source, includeFrames: true)
         }
         let report = CheckpointReport(metadata)
         if json {

@@ -76,3 +76,28 @@ func parseKind(_ name: String) throws -> MemoryKind {
     }
     return kind
 }
+
+/// How restore and verify read a checkpoint: `--threads`, `--memory-limit`.
+struct ReadOptions: ParsableArguments {
+    @OptionGroup
+    var threads: ThreadOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "The largest memory a checkpoint may ask for (its file size), checked before any memory is created, e.g. 64GiB. (default: \(ReadOptions.defaultMemoryLimit))",
+            valueName: "size"),
+        transform: ByteSize.parse)
+    var memoryLimit = ReadOptions.defaultMemoryLimit
+
+    /// The library's default.
+    static let defaultMemoryLimit = ByteSize(RestoreOptions.defaultMemoryLimit)
+
+    /// The library's options, with progress shown on `display`.
+    func options(_ display: ProgressDisplay?) -> RestoreOptions {
+        var options = RestoreOptions()
+        options.threads = threads.count
+        options.progress = display?.callback
+        options.memoryLimit = memoryLimit.bytes
+        return options
+    }
+}

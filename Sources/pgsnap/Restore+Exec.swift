@@ -16,18 +16,13 @@ import PGAlloc
 
 extension Restore {
     func restoreAndExec(checkpointName: String, display: ProgressDisplay?) throws -> Never {
-        var options = RestoreOptions()
-        options.threads = threads.count
-        options.progress = display?.callback
+        let options = reading.options(display)
         let subject = Subject("restore \(checkpointName) --exec \(command[0])", checkpoint: checkpointName)
         // Find the command first: a missing one should not cost a restore.
         let path = try resolveCommand(command[0], checkpointName: checkpointName)
         let (file, metadata) = try perform(subject) {
             defer { display?.finish() }
-            if checkpoint == "-" {
-                return try MemoryFile.restoreWithMetadata(fromDescriptor: 0, options: options)
-            }
-            return try MemoryFile.restoreWithMetadata(from: checkpoint, options: options)
+            return try MemoryFile.restoreWithMetadata(from: checkpoint.source, options: options)
         }
 
         // A descriptor without close-on-exec, above the standard three.

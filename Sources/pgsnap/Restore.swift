@@ -13,8 +13,8 @@ struct Restore: ParsableCommand {
         // Written out: the generated line puts the options after `--`, where
         // they would go to the command.
         usage: """
-            pgsnap restore <checkpoint> <output> [--threads <n>] [--quiet] [--json]
-            pgsnap restore <checkpoint> [--threads <n>] [--quiet] --exec -- <command> [<argument> ...]
+            pgsnap restore <checkpoint> <output> [--threads <n>] [--memory-limit <size>] [--quiet] [--json]
+            pgsnap restore <checkpoint> [--threads <n>] [--memory-limit <size>] [--quiet] --exec -- <command> [<argument> ...]
             """,
         discussion: """
             With OUTPUT, writes a sparse raw image of the saved memory's exact \
@@ -32,7 +32,7 @@ struct Restore: ParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("The checkpoint to restore, or - for stdin.", valueName: "checkpoint"))
-    var checkpoint: String
+    var checkpoint: CheckpointArgument
 
     @Argument(help: ArgumentHelp("The raw image to write (a path).", valueName: "output"))
     var output: String?
@@ -46,7 +46,7 @@ struct Restore: ParsableCommand {
     var command: [String] = []
 
     @OptionGroup
-    var threads: ThreadOptions
+    var reading: ReadOptions
 
     @OptionGroup
     var outputOptions: OutputOptions
@@ -76,13 +76,13 @@ struct Restore: ParsableCommand {
     }
 
     func run() throws {
-        let checkpointName = displayName(checkpoint, stdio: "stdin")
+        let checkpointName = checkpoint.sourceName
         let display = ProgressDisplay.make("restoring", quiet: outputOptions.quiet)
         if exec {
             try restoreAndExec(checkpointName: checkpointName, display: display)
         }
         let output = output!
-        if isSameFile(checkpoint, output) {
+        if isSameFile(checkpoint.path, output) {
             throw CommandFailure(
                 "restore \(checkpointName) to \(output)", ValidationError("OUTPUT is CHECKPOINT: the image would replace the checkpoint it reads"))
         }
@@ -90,10 +90,7 @@ struct Restore: ParsableCommand {
         let started = ContinuousClock.now
         let metadata = try perform(subject) {
             defer { display?.finish() }
-            if checkpoint == "-" {
-                return try RawImage.restore(fromDescriptor: 0, toImage: output, threads: threads.count, progress: display?.callback)
-            }
-            return try RawImage.restore(from: checkpoint, toImage: output, threads: threads.count, progress: display?.callback)
+            return try RawImage.restore(from: checkpoint.source, toImage: output, options: reading.options(display))
         }
         let elapsed = seconds(started.duration(to: .now))
 

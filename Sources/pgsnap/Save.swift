@@ -29,7 +29,7 @@ struct Save: ParsableCommand {
     var source: String
 
     @Argument(help: ArgumentHelp("Where to write the checkpoint: a path, or - for stdout.", valueName: "output"))
-    var output: String
+    var output: CheckpointArgument
 
     @Option(
         help: ArgumentHelp(
@@ -38,6 +38,13 @@ struct Save: ParsableCommand {
         completion: .list(MemoryKind.allCases.map(\.description)),
         transform: parseKind)
     var kind = MemoryKind.anonymous
+
+    @Option(
+        name: .customLong("annotate"),
+        help: ArgumentHelp(
+            "Store an annotation in the checkpoint, shown by inspect; repeatable. Keys: 1 to 64 of a-z 0-9 . _ -. pgsnap adds created (the time, or SOURCE_DATE_EPOCH) and source unless given.",
+            valueName: "key=value"))
+    var annotate: [String] = []
 
     @OptionGroup(title: "Compression")
     var compression: CompressionOptions
@@ -49,10 +56,11 @@ struct Save: ParsableCommand {
     var outputOptions: OutputOptions
 
     func validate() throws {
+        _ = try annotations()
         if source == "-" {
             throw ValidationError("SOURCE must be a file or /proc/PID/fd/N: a checkpoint cannot be saved from stdin")
         }
-        if output == "-" {
+        if output.isStandardStream {
             if outputOptions.json {
                 throw ValidationError("--json prints on stdout: it cannot be used with OUTPUT - (the checkpoint goes there)")
             }
@@ -63,22 +71,20 @@ struct Save: ParsableCommand {
     }
 
     func run() throws {
-        if isSameFile(source, output) {
+        if isSameFile(source, output.path) {
             throw CommandFailure(
                 "save \(source) to \(output)", ValidationError("OUTPUT is SOURCE: the checkpoint would replace the memory it saves"))
         }
         var options = compression.saveOptions(threads: threads)
+        options.annotations = try annotations()
         let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
         options.progress = display?.callback
-        let outputName = displayName(output, stdio: "stdout")
+        let outputName = output.destinationName
         let subject = Subject("save \(source) to \(outputName)")
         let started = ContinuousClock.now
         let report = try perform(subject) {
             defer { display?.finish() }
-            if output == "-" {
-                return try RawImage.save(source: source, kind: kind, toDescriptor: 1, options: options)
-            }
-            return try RawImage.save(source: source, kind: kind, to: output, options: options)
+            return try RawImage.save(source: source, kind: kind, to: output.destination, options: options)
         }
         let elapsed = seconds(started.duration(to: .now))
 
@@ -92,6 +98,19 @@ struct Save: ParsableCommand {
                     + "(ratio \(fixed(ratio(report.storedBytes, report.checkpointBytes), digits: 2))), "
                     + "\(fixed(elapsed, digits: 2)) s, \(humanRate(report.storedBytes, seconds: elapsed))")
         }
+    }
+
+    /// The annotations to store: `--annotate`'s, and `created` and
+    /// `source` unless given.
+    func annotations() throws -> [String: String] {
+        var out = ["created": creationTime(), "source": source]
+        for item in annotate {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("--annotate \(item): expected key=value")
+            }
+            out[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        return out
     }
 
     /// The report of a save, as `pgsnap save --json` prints it.

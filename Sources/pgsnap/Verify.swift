@@ -16,23 +16,20 @@ struct Verify: ParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("The checkpoint to verify, or - for stdin.", valueName: "checkpoint"))
-    var checkpoint: String
+    var checkpoint: CheckpointArgument
 
     @OptionGroup
-    var threads: ThreadOptions
+    var reading: ReadOptions
 
     @OptionGroup
     var outputOptions: OutputOptions
 
     func run() throws {
-        let name = displayName(checkpoint, stdio: "stdin")
+        let name = checkpoint.sourceName
         let display = ProgressDisplay.make("verifying", quiet: outputOptions.quiet)
         let metadata = try perform(Subject("verify \(name)", checkpoint: name)) {
             defer { display?.finish() }
-            if checkpoint == "-" {
-                return try CheckpointReader.verify(descriptor: 0, threads: threads.count, progress: display?.callback)
-            }
-            return try CheckpointReader.verify(path: checkpoint, threads: threads.count, progress: display?.callback)
+            return try CheckpointReader.verify(checkpoint.source, options: reading.options(display))
         }
         if outputOptions.json {
             print(Verify.json(metadata), terminator: "")

@@ -157,7 +157,7 @@ func testSeed(_ fixed: UInt64, _ name: String) -> UInt64 {
 /// checkpoints a MemoryFile would not write.
 func writeCheckpoint(path: String, fileSize: UInt64, segments: [SegmentRecord], pages: [UInt64: UInt8]) throws {
     var out = ByteWriter()
-    var header = CheckpointHeader(frameLimit: 1 << 20, fileSize: fileSize, dataSize: fileSize, segmentCount: UInt64(segments.count))
+    var header = CheckpointHeader(version: 1, frameLimit: 1 << 20, fileSize: fileSize, dataSize: fileSize, segmentCount: UInt64(segments.count))
     out.raw(header.encoded())
     let metaStart = out.bytes.count
     for s in segments {
@@ -192,7 +192,7 @@ func writeCheckpoint(path: String, fileSize: UInt64, segments: [SegmentRecord], 
     totals.frameCount = UInt64(entries.count)
     totals.accounting = totals.storedPerKind
     let indexOffset = UInt64(out.bytes.count)
-    totals.encode(into: &out)
+    totals.encodeVersion1(into: &out)
     for e in entries {
         e.encode(into: &out)
     }
@@ -200,7 +200,7 @@ func writeCheckpoint(path: String, fileSize: UInt64, segments: [SegmentRecord], 
     out.u32(0)
     let indexLength = UInt64(out.bytes.count) - indexOffset
     let trailer = CheckpointTrailer(
-        indexOffset: indexOffset, indexLength: indexLength,
+        version: 1, indexOffset: indexOffset, indexLength: indexLength,
         checkpointLength: UInt64(out.bytes.count) + 64, frameCount: totals.frameCount,
         storedBytes: totals.storedBytes, headerCRC: header.crc)
     out.raw(trailer.encoded())

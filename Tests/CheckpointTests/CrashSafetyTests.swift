@@ -31,7 +31,7 @@ final class CrashSafetyTests: XCTestCase {
             throw XCTSkip("runs only as the child process of a crash-safety test")
         }
         let source = try Self.makeSource(mebibytes: 96, seed: 99)
-        _ = try source.save(to: path)
+        _ = try source.save(to: .path(path))
     }
 
     private func runChild(savingTo path: String, killAfter delay: Double?) throws -> Int32 {
@@ -61,12 +61,12 @@ final class CrashSafetyTests: XCTestCase {
         let started = Date()
         XCTAssertEqual(try runChild(savingTo: path, killAfter: nil), 0)
         let duration = Date().timeIntervalSince(started)
-        _ = try CheckpointReader.verify(path: path)
+        _ = try CheckpointReader.verify(.path(path))
         let complete = try Data(contentsOf: URL(fileURLWithPath: path))
 
         let old = try Self.makeSource(mebibytes: 1, seed: 5)
         let oldPath = directory + "/old.ckpt"
-        _ = try old.save(to: oldPath)
+        _ = try old.save(to: .path(oldPath))
         let oldBytes = try Data(contentsOf: URL(fileURLWithPath: oldPath))
         try FileManager.default.removeItem(atPath: oldPath)
 
@@ -109,11 +109,11 @@ final class CrashSafetyTests: XCTestCase {
         defer { umount(directory) }
         let path = directory + "/memory.ckpt"
         let old = try Self.makeSource(mebibytes: 1, seed: 1)
-        _ = try old.save(to: path)
+        _ = try old.save(to: .path(path))
         let oldBytes = try Data(contentsOf: URL(fileURLWithPath: path))
 
         let big = try Self.makeSource(mebibytes: 16, seed: 2)
-        XCTAssertThrowsError(try big.save(to: path)) { error in
+        XCTAssertThrowsError(try big.save(to: .path(path))) { error in
             guard let host = error as? HostError else {
                 return XCTFail("expected a host error, got \(error)")
             }
@@ -121,9 +121,9 @@ final class CrashSafetyTests: XCTestCase {
             XCTAssertTrue(host.description.contains("No space left on device"), host.description)
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), oldBytes)
-        _ = try CheckpointReader.verify(path: path)
+        _ = try CheckpointReader.verify(.path(path))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["memory.ckpt"])
         // The space is free again: a small save still fits.
-        _ = try old.save(to: directory + "/again.ckpt")
+        _ = try old.save(to: .path(directory + "/again.ckpt"))
     }
 }

@@ -38,6 +38,10 @@ struct ExpectedFailure: Hashable, CustomStringConvertible {
             field = f
         case .badPayload: reason = "badPayload"
         case .trailingData: reason = "trailingData"
+        case .unknownCriticalSection(let type):
+            reason = "unknownCriticalSection"
+            field = type.description
+        case .limitExceeded: reason = "limitExceeded"
         }
     }
 
@@ -67,7 +71,6 @@ struct BrokenFixture {
     /// `restore` from a pipe.
     var stream: ExpectedFailure
 
-    var path: String { "\(brokenFixturesDirectory)/\(name).pgsnap" }
 
     /// Found by every reader, the same way from a file and a stream.
     init(_ name: String, _ summary: String, everywhere e: ExpectedFailure, stream: ExpectedFailure? = nil, make: @escaping () throws -> [UInt8]) {
@@ -162,8 +165,19 @@ extension FixtureCatalog {
                 b[1] = 0x70
                 return b
             },
-            BrokenFixture("version-2", "a future version (2), headerCRC correct", everywhere: E("unsupportedVersion(2)", "header"),
+            // Written when version 2 was a future version. Version 2 now
+            // exists: the file is a version-1 body under a version-2
+            // header, which a file reader finds at the trailer (version 1)
+            // and a stream reader where version 2's section table should
+            // be.
+            BrokenFixture("version-2", "version 2 in the header, the rest version 1, headerCRC correct",
+                          everywhere: E("invalidField", "trailer", "version"), stream: E("invalidField", "head section table", "tag"),
                           make: variant { $0.headerPatch = { putU32(&$0, at: 8, 2) } }),
+            BrokenFixture("version-3", "a future version (3), headerCRC correct", everywhere: E("unsupportedVersion(3)", "header"),
+                          make: variant { $0.headerPatch = { putU32(&$0, at: 8, 3) } }),
+            BrokenFixture("data-beyond-data-size", "dataSize is 8 KiB short of the file: the last frame's last run lies beyond it",
+                          everywhere: E("invalidField", "index", "entry 2 addresses"), stream: E("invalidField", "frame 2", "run 1"),
+                          make: variant { $0.dataSize = (1 << 30) - 8192 }),
             BrokenFixture("truncated-in-header", "cut after 40 bytes, inside the header", everywhere: E("truncated", "header"),
                           make: cut { _, _ in 40 }),
             BrokenFixture("header-bit-flip", "one bit of fileSize flipped", everywhere: E("checksumMismatch", "header"),
@@ -455,7 +469,7 @@ extension FixtureCatalog {
                           make: variant {
                               $0.trailerPatch = { t in
                                   t.frameCount = 1 << 32
-                                  t.indexLength = CheckpointFormat.indexLength(frameCount: 1 << 32)
+                                  t.indexLength = IndexShape(version: 1, entryLength: IndexEntryLayout.recordLength).length(frameCount: 1 << 32)!
                               }
                           }),
             BrokenFixture("trailer-checkpoint-length", "checkpointLength 8 more", everywhere: E("invalidField", "trailer", "checkpointLength"),

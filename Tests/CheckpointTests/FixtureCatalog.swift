@@ -17,21 +17,30 @@ struct GoodFixture {
         case memoryFile(make: () throws -> MemoryFile, options: SaveOptions)
         /// A raw image, made into `path` by `make`, saved with `RawImage.save`.
         case rawImage(make: (_ path: String) throws -> Void, kind: MemoryKind, options: SaveOptions)
-        /// Bytes crafted through the encoders.
-        case crafted(() throws -> [UInt8])
+        /// Crafted through the encoders (`crafted` gives the checkpoint the
+        /// bytes come from, for the expected contents).
+        case crafted(() throws -> [UInt8], crafted: () -> CraftedCheckpoint)
     }
 
     var name: String
     var summary: String
     var source: Source
 
-    var path: String { "\(fixturesV1Directory)/\(name).pgsnap" }
-    var metadataPath: String { "\(fixturesV1Directory)/\(name).metadata.json" }
-    var contentsPath: String { "\(fixturesV1Directory)/\(name).contents.json" }
+    init(name: String, summary: String, source: Source) {
+        self.name = name
+        self.summary = summary
+        self.source = source
+    }
     /// For a raw image: the image it restores to.
     var imageName: String? {
         if case .rawImage = source { return "\(name).image" }
         return nil
+    }
+
+    /// Whether it is made by the writer (rather than crafted).
+    var isWritten: Bool {
+        if case .crafted = source { return false }
+        return true
     }
 
     /// Makes the checkpoint's bytes.
@@ -43,12 +52,12 @@ struct GoodFixture {
         case .memoryFile(let makeFile, let options):
             let file = try makeFile()
             defer { file.destroy() }
-            _ = try file.save(to: out, options: options)
+            _ = try file.save(to: .path(out), options: options)
         case .rawImage(let makeImage, let kind, let options):
             let image = directory + "/source.image"
             try makeImage(image)
-            _ = try RawImage.save(source: image, kind: kind, to: out, options: options)
-        case .crafted(let bytes):
+            _ = try RawImage.save(source: image, kind: kind, to: .path(out), options: options)
+        case .crafted(let bytes, _):
             return try bytes()
         }
         return try readFile(out)
@@ -116,7 +125,7 @@ enum FixtureCatalog {
         GoodFixture(
             name: "crafted",
             summary: "crafted through the encoders: a refs-0 system segment (freed, not reclaimed), frames of several runs across segments, a run at the end of the file; the base of the broken fixtures",
-            source: .crafted { try craftedBase().bytes }),
+            source: .crafted({ try craftedBase().bytes }, crafted: craftedBase)),
         GoodFixture(
             name: "raw-image",
             summary: "RawImage.save of a sparse 300 KiB + 1234 byte image: holes, a zero data page, data up to its last partial page; 8 KiB frames",

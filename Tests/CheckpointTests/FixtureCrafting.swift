@@ -56,11 +56,50 @@ struct CraftedLayout {
     var framePayloads: [Range<Int>] = []
     var index = 0..<0
     var trailer = 0..<0
+    /// Version 2: the section tables and every section's payload.
+    var headTable = 0..<0
+    var tailTable = 0..<0
+    var sections: [Range<Int>] = []
+}
+
+/// A section of a crafted version-2 checkpoint.
+struct CraftedSection {
+    var type: SectionType
+    var flags: SectionFlags
+    var payload: [UInt8]
+
+    init(_ name: String, flags: SectionFlags = [], payload: [UInt8]) {
+        var v: UInt32 = 0
+        for (i, b) in name.utf8.prefix(4).enumerated() {
+            v |= UInt32(b) << (8 * i)
+        }
+        type = SectionType(rawValue: v)
+        self.flags = flags
+        self.payload = payload
+    }
+
+    init(type: SectionType, flags: SectionFlags, payload: [UInt8]) {
+        self.type = type
+        self.flags = flags
+        self.payload = payload
+    }
+}
+
+/// An entry of a crafted section table, as it will be encoded.
+struct CraftedSectionEntry {
+    var type: SectionType
+    var flags: SectionFlags
+    var offset: UInt64
+    var length: UInt64
+    var crc: UInt32
+    var reserved: UInt32 = 0
 }
 
 /// A checkpoint written by hand: header, segment table, frames, index and
 /// trailer, each through the format's encoder, with knobs.
 struct CraftedCheckpoint {
+    /// 1 (as in fixtures/v1) or 2.
+    var version: UInt32 = 1
     var frameLimit: UInt32 = 16 << 10
     var fileSize: UInt64 = 1 << 30
     var dataSize: UInt64? = nil
@@ -92,13 +131,32 @@ struct CraftedCheckpoint {
     /// Changes to the encoded trailer after its CRC (to break the CRC).
     var trailerBytesPatch: ((inout [UInt8]) -> Void)? = nil
 
+    // Version 2.
+
+    /// Head sections after `SEGT`, and tail sections after `ACCT`.
+    var headSections: [CraftedSection] = []
+    var tailSections: [CraftedSection] = []
+    /// Whether `SEGT` and `ACCT` are written.
+    var writeSegmentSection = true
+    var writeAccountingSection = true
+    /// Changes to a table's entries before it is encoded (payloads are laid
+    /// out as the unchanged entries say), and to its bytes before its CRC.
+    var headTablePatch: ((inout [CraftedSectionEntry]) -> Void)? = nil
+    var tailTablePatch: ((inout [CraftedSectionEntry]) -> Void)? = nil
+    var headTableBytesPatch: ((inout [UInt8]) -> Void)? = nil
+    /// Changes to a section's payload after its CRC is computed (to break
+    /// the CRC).
+    var sectionBytesPatch: ((SectionType, inout [UInt8]) -> Void)? = nil
+    /// The index's entryLength (version 2).
+    var indexEntryLength: UInt32 = 40
+
     func encoded() throws -> (bytes: [UInt8], layout: CraftedLayout) {
         var layout = CraftedLayout()
         var out: [UInt8] = []
 
         // Header.
         var header = CheckpointHeader(
-            frameLimit: frameLimit, fileSize: fileSize, dataSize: dataSize ?? fileSize,
+            version: version, frameLimit: frameLimit, fileSize: fileSize, dataSize: dataSize ?? fileSize,
             segmentCount: segmentCount ?? UInt64(segments.count))
         var headerBytes = header.encoded()
         if let headerPatch {
@@ -108,18 +166,33 @@ struct CraftedCheckpoint {
         let headerCRC = u32(headerBytes, at: 60)
         out += headerBytes
 
-        // Metadata.
-        var w = ByteWriter()
-        for s in segments {
-            s.encode(into: &w)
+        if version == 1 {
+            // Metadata.
+            var w = ByteWriter()
+            for s in segments {
+                s.encode(into: &w)
+            }
+            var records = w.bytes
+            metadataPatch?(&records)
+            let metaStart = out.count
+            out += records
+            appendU32(&out, CRC32C.checksum(records))
+            appendU32(&out, metadataReserved)
+            layout.metadata = metaStart..<out.count
+        } else {
+            var w = ByteWriter()
+            for s in segments {
+                s.encode(into: &w)
+            }
+            var records = w.bytes
+            metadataPatch?(&records)
+            var sections = headSections
+            if writeSegmentSection {
+                sections.insert(CraftedSection(type: .segments, flags: .critical, payload: records), at: 0)
+            }
+            layout.headTable = writeSectionTable(sections, at: &out, patch: headTablePatch, bytesPatch: headTableBytesPatch, layout: &layout)
+            layout.metadata = layout.sections.first ?? layout.headTable
         }
-        var records = w.bytes
-        metadataPatch?(&records)
-        let metaStart = out.count
-        out += records
-        appendU32(&out, CRC32C.checksum(records))
-        appendU32(&out, metadataReserved)
-        layout.metadata = metaStart..<out.count
 
         // Frames.
         var compressor = try ZstdCompressor(level: level)
@@ -164,7 +237,14 @@ struct CraftedCheckpoint {
         entriesPatch?(&entries)
         let indexOffset = out.count
         var iw = ByteWriter()
-        totals.encode(into: &iw)
+        if version == 1 {
+            totals.encodeVersion1(into: &iw)
+        } else {
+            iw.u32(CheckpointFormat.indexTagV2)
+            iw.u32(indexEntryLength)
+            iw.u64(totals.frameCount)
+            iw.u64(totals.storedBytes)
+        }
         for e in entries {
             e.encode(into: &iw)
         }
@@ -174,10 +254,21 @@ struct CraftedCheckpoint {
         appendU32(&indexBytes, indexReserved)
         out += indexBytes
         layout.index = indexOffset..<out.count
+        if version >= 2 {
+            var sections = tailSections
+            if writeAccountingSection {
+                sections.insert(
+                    CraftedSection(
+                        type: .accounting, flags: .critical,
+                        payload: AccountingSection.encode(storedPerKind: totals.storedPerKind, accounting: totals.accounting)),
+                    at: 0)
+            }
+            layout.tailTable = writeSectionTable(sections, at: &out, patch: tailTablePatch, bytesPatch: nil, layout: &layout)
+        }
 
         // Trailer.
         var trailer = CheckpointTrailer(
-            indexOffset: UInt64(indexOffset), indexLength: UInt64(indexBytes.count),
+            version: version, indexOffset: UInt64(indexOffset), indexLength: UInt64(indexBytes.count),
             checkpointLength: UInt64(out.count + 64), frameCount: totals.frameCount,
             storedBytes: totals.storedBytes, headerCRC: headerCRC)
         trailerPatch?(&trailer)
@@ -190,6 +281,55 @@ struct CraftedCheckpoint {
 
     var bytes: [UInt8] {
         get throws { try encoded().bytes }
+    }
+
+    /// Appends a section table and its payloads (version 2); returns the
+    /// table's range.
+    private func writeSectionTable(
+        _ sections: [CraftedSection], at out: inout [UInt8], patch: ((inout [CraftedSectionEntry]) -> Void)?,
+        bytesPatch: ((inout [UInt8]) -> Void)?, layout: inout CraftedLayout
+    ) -> Range<Int> {
+        let tableStart = out.count
+        var at = UInt64(tableStart) + sectionTableLength(count: sections.count)
+        var entries: [CraftedSectionEntry] = []
+        for section in sections {
+            entries.append(CraftedSectionEntry(
+                type: section.type, flags: section.flags, offset: at, length: UInt64(section.payload.count),
+                crc: CRC32C.checksum(section.payload)))
+            at = CheckpointFormat.padded(at + UInt64(section.payload.count))
+        }
+        patch?(&entries)
+        var table: [UInt8] = []
+        appendU32(&table, CheckpointFormat.sectionTableTag)
+        appendU32(&table, UInt32(entries.count))
+        for e in entries {
+            appendU32(&table, e.type.rawValue)
+            appendU32(&table, e.flags.rawValue)
+            appendU64(&table, e.offset)
+            appendU64(&table, e.length)
+            appendU32(&table, e.crc)
+            appendU32(&table, e.reserved)
+        }
+        bytesPatch?(&table)
+        appendU32(&table, CRC32C.checksum(table))
+        appendU32(&table, 0)
+        out += table
+        let tableRange = tableStart..<out.count
+        for section in sections {
+            var payload = section.payload
+            sectionBytesPatch?(section.type, &payload)
+            let start = out.count
+            out += payload
+            layout.sections.append(start..<out.count)
+            out += [UInt8](repeating: 0, count: CheckpointFormat.padding(after: UInt64(out.count)))
+        }
+        return tableRange
+    }
+}
+
+func appendU64(_ bytes: inout [UInt8], _ v: UInt64) {
+    for i in 0..<8 {
+        bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))))
     }
 }
 

@@ -4,8 +4,8 @@ import XCTest
 @testable import PGAlloc
 import Workloads
 
-/// The generator of fixtures/v1 (see fixtures/README.md), and the check
-/// that it is deterministic.
+/// The generator of fixtures/v1 and fixtures/v2 (see fixtures/README.md),
+/// and the check that it is deterministic.
 ///
 ///     PGSNAP_REGENERATE_FIXTURES=1 swift test --filter FixtureGenerator
 ///
@@ -16,18 +16,20 @@ import Workloads
 final class FixtureGeneratorTests: XCTestCase {
     static let variable = "PGSNAP_REGENERATE_FIXTURES"
 
-    /// Every file of fixtures/v1 the catalog makes, by path relative to
-    /// fixtures/v1, with its bytes.
-    static func generate() throws -> [(String, [UInt8])] {
+    /// Every file of `set`'s directory its catalog makes, by path relative
+    /// to that directory, with its bytes. The good fixtures an older
+    /// writer made are not made again (the writer writes the newest
+    /// version): only their crafted ones.
+    static func generate(_ set: FixtureSet) throws -> [(String, [UInt8])] {
         var files: [(String, [UInt8])] = []
-        for fixture in FixtureCatalog.good {
+        for fixture in set.good where set.writerMakesGood || !fixture.isWritten {
             let bytes = try fixture.make()
             files.append(("\(fixture.name).pgsnap", bytes))
             let directory = try makeTemporaryDirectory("fixture-gen")
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let path = directory + "/checkpoint"
             try writeFile(path, bytes)
-            let metadata = try CheckpointReader.readMetadata(path: path, includeFrames: true)
+            let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
             files.append(("\(fixture.name).metadata.json", Array(renderMetadata(metadata).utf8)))
             let expected = try expectedContents(fixture, metadata: metadata)
             files.append(("\(fixture.name).contents.json", Array(expected.rendered().utf8)))
@@ -35,10 +37,10 @@ final class FixtureGeneratorTests: XCTestCase {
                 files.append(("\(fixture.name).image", image))
             }
         }
-        for broken in FixtureCatalog.broken {
+        for broken in set.broken {
             files.append(("broken/\(broken.name).pgsnap", try broken.make()))
         }
-        files.append(("broken/manifest.json", Array(brokenManifest().utf8)))
+        files.append(("broken/manifest.json", Array(brokenManifest(set).utf8)))
         return files
     }
 
@@ -53,10 +55,10 @@ final class FixtureGeneratorTests: XCTestCase {
             defer { file.destroy() }
             let directory = try makeTemporaryDirectory("fixture-expect")
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            _ = try file.save(to: directory + "/c", options: options)
+            _ = try file.save(to: .path(directory + "/c"), options: options)
             return try describeRestored(file, dataSize: file.totalSize)
-        case .crafted:
-            let c = FixtureCatalog.craftedBase()
+        case .crafted(_, let crafted):
+            let c = crafted()
             var runs: [FileRange] = []
             var sha = SHA256()
             var perKind = MemoryStats()
@@ -98,9 +100,9 @@ final class FixtureGeneratorTests: XCTestCase {
         }
     }
 
-    static func brokenManifest() -> String {
+    static func brokenManifest(_ set: FixtureSet) -> String {
         func outcome(_ e: ExpectedFailure?) -> StableJSON { e.map(\.json) ?? .string("ok") }
-        let entries: [StableJSON] = FixtureCatalog.broken.map { b in
+        let entries: [StableJSON] = set.broken.map { b in
             .object([
                 ("file", .string("\(b.name).pgsnap")),
                 ("summary", .string(b.summary)),
@@ -111,7 +113,7 @@ final class FixtureGeneratorTests: XCTestCase {
             ])
         }
         return StableJSON.object([
-            ("comment", .string("Each file of this directory and the error every reader must give: readMetadata, verify and restore (MemoryFile and RawImage) reading the file, and restore reading it from a pipe. \"ok\": the reader accepts the file (readMetadata skips payloads). Written by Tests/CheckpointTests/FixtureGenerator.swift from FixtureBrokenCatalog.swift; see ../../README.md.")),
+            ("comment", .string("Each file of this directory and the error every reader must give: readMetadata, verify and restore (MemoryFile and RawImage) reading the file, and restore reading it from a pipe. \"ok\": the reader accepts the file (readMetadata skips payloads). Written by Tests/CheckpointTests/FixtureGenerator.swift from \(set.version == 1 ? "FixtureBrokenCatalog.swift" : "FixtureCatalogV2.swift"); see ../../README.md.")),
             ("fixtures", .array(entries)),
         ]).rendered()
     }
@@ -121,22 +123,26 @@ final class FixtureGeneratorTests: XCTestCase {
             throw XCTSkip("set \(Self.variable)=1 to write missing fixtures")
         }
         let overwrite = mode == "overwrite"
-        try FileManager.default.createDirectory(atPath: brokenFixturesDirectory, withIntermediateDirectories: true)
         var written: [String] = []
         var differing: [String] = []
-        for (name, bytes) in try Self.generate() {
-            let path = fixturesV1Directory + "/" + name
-            if let old = try? readFile(path) {
-                if old == bytes {
-                    continue
+        for set in FixtureSet.all {
+            try FileManager.default.createDirectory(atPath: set.brokenDirectory, withIntermediateDirectories: true)
+            for (name, bytes) in try Self.generate(set) {
+                let path = set.directory + "/" + name
+                if let old = try? readFile(path) {
+                    if old == bytes {
+                        continue
+                    }
+                    // The manifest may change, to make an expectation more
+                    // precise or to list a new case (fixtures/README.md).
+                    if !overwrite && !name.hasSuffix("manifest.json") {
+                        differing.append("v\(set.version)/\(name)")
+                        continue
+                    }
                 }
-                if !overwrite {
-                    differing.append(name)
-                    continue
-                }
+                try writeFile(path, bytes)
+                written.append("v\(set.version)/\(name)")
             }
-            try writeFile(path, bytes)
-            written.append(name)
         }
         print("fixture generator: wrote \(written.count) files: \(written.joined(separator: ", "))")
         XCTAssert(
@@ -147,20 +153,22 @@ final class FixtureGeneratorTests: XCTestCase {
     /// The generator makes the same bytes twice over, and (informatively)
     /// the bytes committed.
     func testGeneratorIsDeterministic() throws {
-        let first = try Self.generate()
-        let second = try Self.generate()
-        XCTAssertEqual(first.map(\.0), second.map(\.0))
-        for ((name, a), (_, b)) in zip(first, second) {
-            XCTAssert(a == b, "\(name): two generations differ")
-        }
-        var same = 0
-        var differ: [String] = []
-        for (name, bytes) in first {
-            if let committed = try? readFile(fixturesV1Directory + "/" + name) {
-                if committed == bytes { same += 1 } else { differ.append(name) }
+        for set in FixtureSet.all {
+            let first = try Self.generate(set)
+            let second = try Self.generate(set)
+            XCTAssertEqual(first.map(\.0), second.map(\.0))
+            for ((name, a), (_, b)) in zip(first, second) {
+                XCTAssert(a == b, "v\(set.version)/\(name): two generations differ")
             }
+            var same = 0
+            var differ: [String] = []
+            for (name, bytes) in first {
+                if let committed = try? readFile(set.directory + "/" + name) {
+                    if committed == bytes { same += 1 } else { differ.append(name) }
+                }
+            }
+            print("fixture generator: v\(set.version): \(same) of \(first.count) files identical to the committed ones; different here: \(differ.isEmpty ? "none" : differ.joined(separator: ", "))")
         }
-        print("fixture generator: \(same) of \(first.count) files identical to the committed ones; different here: \(differ.isEmpty ? "none" : differ.joined(separator: ", "))")
     }
 
     /// Two MemoryFiles built the same way save to the same bytes, whatever
@@ -182,7 +190,7 @@ final class FixtureGeneratorTests: XCTestCase {
                 options.threads = threads
                 for round in 0..<3 {
                     let path = directory + "/\(name)-\(threads)-\(round)"
-                    _ = try file.save(to: path, options: options)
+                    _ = try file.save(to: .path(path), options: options)
                     rounds[round].append(try readFile(path))
                 }
             }
@@ -205,7 +213,7 @@ final class FixtureGeneratorTests: XCTestCase {
 
     private func metadata(_ bytes: [UInt8], _ path: String) throws -> CheckpointMetadata {
         try writeFile(path, bytes)
-        return try CheckpointReader.readMetadata(path: path, includeFrames: true)
+        return try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
     }
 
     /// The crafted base stays small enough for the exhaustive sweeps, with

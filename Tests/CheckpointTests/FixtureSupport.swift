@@ -18,11 +18,25 @@ let fixturesDirectory: String = {
     return url.appendingPathComponent("fixtures").path
 }()
 
-/// The directory of the version-1 fixtures.
-let fixturesV1Directory = fixturesDirectory + "/v1"
 
-/// The directory of the broken version-1 fixtures and their manifest.
-let brokenFixturesDirectory = fixturesV1Directory + "/broken"
+/// One directory of fixtures, `fixtures/vN`: the checkpoints of format
+/// version N, good and broken, and their golden files.
+struct FixtureSet {
+    let version: Int
+    let good: [GoodFixture]
+    let broken: [BrokenFixture]
+    /// Whether the generator can still make the good fixtures that come
+    /// from the writer: only for the version it writes. Older versions'
+    /// files stay as committed; their crafted ones are still made.
+    var writerMakesGood: Bool { UInt32(version) == CheckpointFormat.version }
+
+    var directory: String { fixturesDirectory + "/v\(version)" }
+    var brokenDirectory: String { directory + "/broken" }
+
+    static var v1: FixtureSet { FixtureSet(version: 1, good: FixtureCatalog.good, broken: FixtureCatalog.broken) }
+    static var v2: FixtureSet { FixtureSet(version: 2, good: FixtureCatalogV2.good, broken: FixtureCatalogV2.broken) }
+    static var all: [FixtureSet] { [v1, v2] }
+}
 
 func readFile(_ path: String) throws -> [UInt8] {
     [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -276,7 +290,7 @@ func renderRuns(_ runs: [FileRange]) -> StableJSON {
 /// (with the frames), in a form that does not depend on the Swift types.
 func renderMetadata(_ m: CheckpointMetadata) -> String {
     let header: StableJSON = .object([
-        ("version", .number(UInt64(CheckpointFormat.version))),
+        ("version", .number(UInt64(m.header.version))),
         ("frameLimit", .number(UInt64(m.header.frameLimit))),
         ("fileSize", .number(m.header.fileSize)),
         ("dataSize", .number(m.header.dataSize)),

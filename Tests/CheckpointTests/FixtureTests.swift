@@ -3,7 +3,8 @@ import XCTest
 @testable import Checkpoint
 @testable import PGAlloc
 
-/// Every committed fixture of fixtures/v1 reads as its golden files say:
+/// Every committed fixture of fixtures/v1 and fixtures/v2 reads as its
+/// golden files say:
 /// metadata (readMetadata and verify), contents after MemoryFile.restore
 /// from the file and from a pipe, and for raw images the image RawImage
 /// restores. Later versions of the reader must keep passing these.
@@ -18,56 +19,63 @@ final class FixtureTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// The fixtures found in fixtures/v1: every `.pgsnap` there, so that a
-    /// fixture added without a catalog entry is still tested.
-    func committedFixtures() throws -> [String] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: fixturesV1Directory)
-            .filter { $0.hasSuffix(".pgsnap") }
-            .map { String($0.dropLast(".pgsnap".count)) }
-            .sorted()
-        XCTAssertFalse(names.isEmpty, "no fixture in \(fixturesV1Directory)")
-        return names
+    /// The fixtures found in `set`'s directory: every `.pgsnap` there, so
+    /// that a fixture added without a catalog entry is still tested; as
+    /// paths without the `.pgsnap`, named `vN/name` in messages.
+    func committedFixtures() throws -> [(name: String, base: String)] {
+        var out: [(String, String)] = []
+        for set in FixtureSet.all {
+            let names = try FileManager.default.contentsOfDirectory(atPath: set.directory)
+                .filter { $0.hasSuffix(".pgsnap") }
+                .map { String($0.dropLast(".pgsnap".count)) }
+                .sorted()
+            XCTAssertFalse(names.isEmpty, "no fixture in \(set.directory)")
+            out += names.map { ("v\(set.version)/\($0)", set.directory + "/" + $0) }
+        }
+        return out
     }
 
-    func golden(_ name: String, _ suffix: String) throws -> String {
-        String(decoding: try readFile("\(fixturesV1Directory)/\(name).\(suffix)"), as: UTF8.self)
+    func golden(_ base: String, _ suffix: String) throws -> String {
+        String(decoding: try readFile("\(base).\(suffix)"), as: UTF8.self)
     }
 
     func testCatalogFixturesAreCommitted() throws {
-        let committed = Set(try committedFixtures())
-        for fixture in FixtureCatalog.good {
-            XCTAssert(committed.contains(fixture.name), "\(fixture.name) is in the catalog but not in fixtures/v1: run the generator")
+        let committed = Set(try committedFixtures().map(\.name))
+        for set in FixtureSet.all {
+            for fixture in set.good {
+                XCTAssert(committed.contains("v\(set.version)/\(fixture.name)"), "\(fixture.name) is in the catalog but not in \(set.directory): run the generator")
+            }
         }
     }
 
     func testMetadataMatchesGolden() throws {
-        for name in try committedFixtures() {
-            let path = "\(fixturesV1Directory)/\(name).pgsnap"
-            let expected = try golden(name, "metadata.json")
-            let read = renderMetadata(try CheckpointReader.readMetadata(path: path, includeFrames: true))
+        for (name, base) in try committedFixtures() {
+            let path = "\(base).pgsnap"
+            let expected = try golden(base, "metadata.json")
+            let read = renderMetadata(try CheckpointReader.readMetadata(from: .path(path), includeFrames: true))
             XCTAssertEqual(read, expected, "\(name): readMetadata differs from \(name).metadata.json")
             for threads in [1, 3] {
-                let verified = renderMetadata(try CheckpointReader.verify(path: path, threads: threads, includeFrames: true))
+                let verified = renderMetadata(try CheckpointReader.verify(.path(path), options: RestoreOptions(threads: threads), includeFrames: true))
                 XCTAssertEqual(verified, expected, "\(name): verify (\(threads) threads) differs from \(name).metadata.json")
             }
             let fd = open(path, O_RDONLY)
             defer { close(fd) }
-            let fromDescriptor = renderMetadata(try CheckpointReader.readMetadata(descriptor: fd, includeFrames: true))
+            let fromDescriptor = renderMetadata(try CheckpointReader.readMetadata(from: .descriptor(fd), includeFrames: true))
             XCTAssertEqual(fromDescriptor, expected, "\(name): readMetadata(descriptor:) differs")
         }
     }
 
     func testRestoreMatchesGolden() throws {
-        for name in try committedFixtures() {
+        for (name, base) in try committedFixtures() {
             let start = DispatchTime.now()
-            let path = "\(fixturesV1Directory)/\(name).pgsnap"
-            let expected = try golden(name, "contents.json")
-            let image = expected.contains("\"image\"") ? "\(name).image" : nil
-            let dataSize = try CheckpointReader.readMetadata(path: path).header.dataSize
+            let path = "\(base).pgsnap"
+            let expected = try golden(base, "contents.json")
+            let image = expected.contains("\"image\"") ? "\(base.split(separator: "/").last!).image" : nil
+            let dataSize = try CheckpointReader.readMetadata(from: .path(path)).header.dataSize
             for threads in [1, 2] {
                 var options = RestoreOptions()
                 options.threads = threads
-                let file = try MemoryFile.restore(from: path, options: options)
+                let file = try MemoryFile.restore(from: .path(path), options: options)
                 defer { file.destroy() }
                 let got = try describeRestored(file, dataSize: dataSize, image: image).rendered()
                 XCTAssertEqual(got, expected, "\(name): restore (\(threads) threads) differs from \(name).contents.json")
@@ -78,13 +86,13 @@ final class FixtureTests: XCTestCase {
     }
 
     func testRestoreFromPipeMatchesGolden() throws {
-        for name in try committedFixtures() {
-            let path = "\(fixturesV1Directory)/\(name).pgsnap"
-            let expected = try golden(name, "contents.json")
-            let image = expected.contains("\"image\"") ? "\(name).image" : nil
-            let dataSize = try CheckpointReader.readMetadata(path: path).header.dataSize
+        for (name, base) in try committedFixtures() {
+            let path = "\(base).pgsnap"
+            let expected = try golden(base, "contents.json")
+            let image = expected.contains("\"image\"") ? "\(base.split(separator: "/").last!).image" : nil
+            let dataSize = try CheckpointReader.readMetadata(from: .path(path)).header.dataSize
             let file = try withPipe(feeding: try readFile(path)) { fd in
-                try MemoryFile.restore(fromDescriptor: fd)
+                try MemoryFile.restore(from: .descriptor(fd))
             }
             defer { file.destroy() }
             let got = try describeRestored(file, dataSize: dataSize, image: image).rendered()
@@ -96,24 +104,24 @@ final class FixtureTests: XCTestCase {
     /// committed image: its length (not a multiple of 4096) and bytes.
     func testRawImagesRestoreToGoldenImage() throws {
         var tested = 0
-        for name in try committedFixtures() {
-            let imagePath = "\(fixturesV1Directory)/\(name).image"
+        for (name, base) in try committedFixtures() {
+            let imagePath = "\(base).image"
             guard let expected = try? readFile(imagePath) else { continue }
-            let path = "\(fixturesV1Directory)/\(name).pgsnap"
-            let out = directory + "/\(name).image"
-            let metadata = try RawImage.restore(from: path, toImage: out)
+            let path = "\(base).pgsnap"
+            let out = directory + "/image"
+            let metadata = try RawImage.restore(from: .path(path), toImage: out)
             XCTAssertEqual(metadata.header.dataSize, UInt64(expected.count), "\(name): dataSize")
             XCTAssert(try readFile(out) == expected, "\(name): restored image differs from \(name).image")
             // From a pipe too.
-            let streamed = directory + "/\(name).streamed"
+            let streamed = directory + "/streamed"
             _ = try withPipe(feeding: try readFile(path)) { fd in
-                try RawImage.restore(fromDescriptor: fd, toImage: streamed)
+                try RawImage.restore(from: .descriptor(fd), toImage: streamed)
             }
             XCTAssert(try readFile(streamed) == expected, "\(name): image restored from a pipe differs")
             // Only the stored pages hold data: the rest are holes.
             let fd = open(out, O_RDONLY)
             defer { close(fd) }
-            let stored = try CheckpointReader.readMetadata(path: path).totals.storedBytes
+            let stored = try CheckpointReader.readMetadata(from: .path(path)).totals.storedBytes
             let extents = try dataExtents(fd, in: FileRange(start: 0, end: UInt64(expected.count)))
             XCTAssertLessThanOrEqual(extents.reduce(0) { $0 + $1.length }, stored, "\(name): restored image has more data than stored")
             tested += 1

@@ -3,7 +3,7 @@ import XCTest
 @testable import Checkpoint
 @testable import PGAlloc
 
-/// The broken fixtures of fixtures/v1/broken fail as manifest.json says,
+/// The broken fixtures of fixtures/vN/broken fail as manifest.json says,
 /// through every reader, from a file and from a pipe; and no hostile
 /// checkpoint makes a reader use unbounded memory or time.
 final class HostileCheckpointTests: XCTestCase {
@@ -24,8 +24,8 @@ final class HostileCheckpointTests: XCTestCase {
 
     static let readers = ["readMetadata", "verify", "restore", "restoreFromPipe"]
 
-    func manifest() throws -> [ManifestEntry] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: brokenFixturesDirectory + "/manifest.json"))
+    func manifest(_ set: FixtureSet) throws -> [ManifestEntry] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: set.brokenDirectory + "/manifest.json"))
         let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let fixtures = try XCTUnwrap(root["fixtures"] as? [[String: Any]])
         return try fixtures.map { f in
@@ -66,53 +66,57 @@ final class HostileCheckpointTests: XCTestCase {
     }
 
     func testManifestCoversEveryBrokenFixture() throws {
-        let listed = Set(try manifest().map(\.file))
-        let present = Set(try FileManager.default.contentsOfDirectory(atPath: brokenFixturesDirectory).filter { $0.hasSuffix(".pgsnap") })
-        XCTAssertEqual(listed, present, "manifest.json and the files of fixtures/v1/broken differ")
-        XCTAssertEqual(
-            String(decoding: try readFile(brokenFixturesDirectory + "/manifest.json"), as: UTF8.self),
-            FixtureGeneratorTests.brokenManifest(), "manifest.json and FixtureBrokenCatalog.swift disagree")
+        for set in FixtureSet.all {
+            let listed = Set(try manifest(set).map(\.file))
+            let present = Set(try FileManager.default.contentsOfDirectory(atPath: set.brokenDirectory).filter { $0.hasSuffix(".pgsnap") })
+            XCTAssertEqual(listed, present, "manifest.json and the files of \(set.brokenDirectory) differ")
+            XCTAssertEqual(
+                String(decoding: try readFile(set.brokenDirectory + "/manifest.json"), as: UTF8.self),
+                FixtureGeneratorTests.brokenManifest(set), "v\(set.version) manifest.json and its catalog disagree")
+        }
     }
 
     func testBrokenFixturesFailAsTheManifestSays() throws {
         var checked = 0
-        for entry in try manifest() {
-            let path = brokenFixturesDirectory + "/" + entry.file
+        for set in FixtureSet.all {
+        for entry in try manifest(set) {
+            let path = set.brokenDirectory + "/" + entry.file
             let bytes = try readFile(path)
             func timed(_ body: () -> ExpectedFailure?) -> (ExpectedFailure?, Double) {
                 let start = DispatchTime.now()
                 let r = body()
                 return (r, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
             }
-            var (got, t) = timed { outcome("readMetadata") { _ = try CheckpointReader.readMetadata(path: path, includeFrames: true) } }
+            var (got, t) = timed { outcome("readMetadata") { _ = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true) } }
             check(got, entry.outcomes["readMetadata"]!, "\(entry.file): readMetadata", seconds: t)
-            (got, t) = timed { outcome("verify") { _ = try CheckpointReader.verify(path: path, threads: 2) } }
+            (got, t) = timed { outcome("verify") { _ = try CheckpointReader.verify(.path(path), options: RestoreOptions(threads: 2)) } }
             check(got, entry.outcomes["verify"]!, "\(entry.file): verify", seconds: t)
             (got, t) = timed {
                 outcome("restore") {
                     var options = RestoreOptions()
                     options.threads = 2
-                    try MemoryFile.restore(from: path, options: options).destroy()
+                    try MemoryFile.restore(from: .path(path), options: options).destroy()
                 }
             }
             check(got, entry.outcomes["restore"]!, "\(entry.file): MemoryFile.restore", seconds: t)
             let image = directory + "/image"
-            (got, t) = timed { outcome("restore") { _ = try RawImage.restore(from: path, toImage: image) } }
+            (got, t) = timed { outcome("restore") { _ = try RawImage.restore(from: .path(path), toImage: image) } }
             check(got, entry.outcomes["restore"]!, "\(entry.file): RawImage.restore", seconds: t)
             XCTAssertFalse(FileManager.default.fileExists(atPath: image), "\(entry.file): a failed RawImage.restore left an image")
             (got, t) = timed {
                 outcome("restoreFromPipe") {
-                    try withPipe(feeding: bytes) { fd in try MemoryFile.restore(fromDescriptor: fd) }.destroy()
+                    try withPipe(feeding: bytes) { fd in try MemoryFile.restore(from: .descriptor(fd)) }.destroy()
                 }
             }
             check(got, entry.outcomes["restoreFromPipe"]!, "\(entry.file): restore from a pipe", seconds: t)
             (got, t) = timed {
                 outcome("restoreFromPipe") {
-                    _ = try withPipe(feeding: bytes) { fd in try CheckpointReader.verify(descriptor: fd, threads: 2) }
+                    _ = try withPipe(feeding: bytes) { fd in try CheckpointReader.verify(.descriptor(fd), options: RestoreOptions(threads: 2)) }
                 }
             }
             check(got, entry.outcomes["restoreFromPipe"]!, "\(entry.file): verify from a pipe", seconds: t)
             checked += 1
+        }
         }
         print("hostile: \(checked) broken fixtures checked through 7 readers each")
     }
@@ -148,14 +152,17 @@ final class HostileCheckpointTests: XCTestCase {
 
     /// Restores `path` (2 threads) and returns how much the peak resident
     /// size grew and how long it took.
-    func measureRestore(_ path: String) throws -> (growth: UInt64, seconds: Double, result: ExpectedFailure?) {
+    func measureRestore(
+        _ path: String, memoryLimit: UInt64 = RestoreOptions.defaultMemoryLimit
+    ) throws -> (growth: UInt64, seconds: Double, result: ExpectedFailure?) {
         guard Self.resetPeakRSS() else { throw XCTSkip("cannot reset the peak RSS here (/proc/self/clear_refs)") }
         let before = Self.currentRSS()
         let start = DispatchTime.now()
         let result = outcome("restore") {
             var options = RestoreOptions()
             options.threads = 2
-            try MemoryFile.restore(from: path, options: options).destroy()
+            options.memoryLimit = memoryLimit
+            try MemoryFile.restore(from: .path(path), options: options).destroy()
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let peak = Self.peakRSS()
@@ -187,8 +194,9 @@ final class HostileCheckpointTests: XCTestCase {
     func testRestoreOfBrokenFilesIsBounded() throws {
         var rows: [String] = []
         var worst: (String, UInt64) = ("", 0)
-        for file in try FileManager.default.contentsOfDirectory(atPath: brokenFixturesDirectory).sorted() where file.hasSuffix(".pgsnap") {
-            let path = brokenFixturesDirectory + "/" + file
+        for set in FixtureSet.all {
+        for file in try FileManager.default.contentsOfDirectory(atPath: set.brokenDirectory).sorted() where file.hasSuffix(".pgsnap") {
+            let path = set.brokenDirectory + "/" + file
             let (growth, seconds, result) = try measureRestore(path)
             XCTAssertNotNil(result, "\(file) restored")
             let frameLimit = (try? readFile(path)).flatMap { b in b.count >= 28 ? u32(b, at: 24) : nil } ?? 0
@@ -198,7 +206,8 @@ final class HostileCheckpointTests: XCTestCase {
             XCTAssertLessThan(growth, bound, "\(file): peak RSS grew by \(growth >> 20) MiB (bound \(bound >> 20) MiB)")
             XCTAssertLessThan(seconds, 5, "\(file): restore took \(seconds) s")
             if growth > worst.1 { worst = (file, growth) }
-            rows.append("\(file): +\(growth >> 10) KiB peak RSS, \(String(format: "%.3f", seconds)) s")
+            rows.append("v\(set.version)/\(file): +\(growth >> 10) KiB peak RSS, \(String(format: "%.3f", seconds)) s")
+        }
         }
         print("hostile memory/time:\n  " + rows.joined(separator: "\n  "))
         print("hostile memory/time: worst \(worst.0) +\(worst.1 >> 20) MiB")
@@ -206,8 +215,11 @@ final class HostileCheckpointTests: XCTestCase {
 
     /// Checkpoints that claim the largest sizes the format allows while
     /// holding almost nothing, valid or not: they are rejected (or, valid,
-    /// restored) without allocating what they claim.
+    /// restored when the memory limit allows it) without allocating what
+    /// they claim.
     func testHugeClaimsCostNothing() throws {
+        var unlimited = RestoreOptions()
+        unlimited.memoryLimit = CheckpointFormat.maxFileSize
         let maxFile = CheckpointFormat.maxFileSize
         var cases: [(String, [UInt8], Bool)] = []
 
@@ -240,7 +252,7 @@ final class HostileCheckpointTests: XCTestCase {
         for (name, bytes, valid) in cases {
             let path = directory + "/claims"
             try writeFile(path, bytes)
-            let (growth, seconds, result) = try measureRestore(path)
+            let (growth, seconds, result) = try measureRestore(path, memoryLimit: unlimited.memoryLimit)
             if valid {
                 XCTAssertNil(result, "\(name): \(result.map(\.description) ?? "")")
             } else {
@@ -251,9 +263,35 @@ final class HostileCheckpointTests: XCTestCase {
             print("hostile claims: \(name): \(result.map(\.description) ?? "restored"), +\(growth >> 10) KiB peak RSS, \(String(format: "%.3f", seconds)) s")
             // From a pipe: the stream reader cannot look at the end first.
             let streamed = outcome("restoreFromPipe") {
-                try withPipe(feeding: bytes) { fd in try MemoryFile.restore(fromDescriptor: fd) }.destroy()
+                try withPipe(feeding: bytes) { fd in try MemoryFile.restore(from: .descriptor(fd), options: unlimited) }.destroy()
             }
             XCTAssertEqual(streamed == nil, valid, "\(name) from a pipe: \(streamed.map(\.description) ?? "restored")")
         }
+    }
+
+    /// A checkpoint asking for a memory file beyond the restore limit is
+    /// refused before any memory is created, by restore and verify, from
+    /// a file and from a pipe; a limit that covers it lets it through.
+    func testMemoryLimitIsCheckedFirst() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var c = FixtureCatalog.craftedBase()
+        c.fileSize = 4 << 30
+        let bytes = try c.bytes
+        let path = directory + "/big"
+        try writeFile(path, bytes)
+        var options = RestoreOptions()
+        options.memoryLimit = 2 << 30
+        let limit = ExpectedFailure("limitExceeded", "header")
+        XCTAssertEqual(outcome("restore") { try MemoryFile.restore(from: .path(path), options: options).destroy() }, limit)
+        XCTAssertEqual(outcome("verify") { _ = try CheckpointReader.verify(.path(path), options: options) }, limit)
+        XCTAssertEqual(
+            outcome("restoreFromPipe") { try withPipe(feeding: bytes) { fd in try MemoryFile.restore(from: .descriptor(fd), options: options) }.destroy() },
+            limit)
+        XCTAssertNil(outcome("readMetadata") { _ = try CheckpointReader.readMetadata(from: .path(path)) }, "inspect shows any checkpoint")
+        options.memoryLimit = 4 << 30
+        XCTAssertNil(outcome("restore") { try MemoryFile.restore(from: .path(path), options: options).destroy() })
+        // The default is 1 TiB: the 8 EiB claim of the test above is refused.
+        XCTAssertEqual(RestoreOptions().memoryLimit, 1 << 40)
     }
 }

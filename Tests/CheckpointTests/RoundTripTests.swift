@@ -51,15 +51,15 @@ final class RoundTripTests: XCTestCase {
     func testEmptyMemoryFile() throws {
         let source = try MemoryFile()
         let path = directory + "/empty.ckpt"
-        let report = try source.save(to: path)
+        let report = try source.save(to: .path(path))
         XCTAssertEqual(report.fileSize, 0)
         XCTAssertEqual(report.segments, 0)
         XCTAssertEqual(report.frames, 0)
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         XCTAssertEqual(restored.totalSize, 0)
         XCTAssertTrue(restored.usageSnapshot.isEmpty)
         try assertRestored(restored, from: source, report: report)
-        let meta = try CheckpointReader.verify(path: path)
+        let meta = try CheckpointReader.verify(.path(path))
         XCTAssertEqual(meta.totals.frameCount, 0)
         XCTAssertEqual(meta.checkpointLength, report.checkpointBytes)
     }
@@ -124,11 +124,11 @@ final class RoundTripTests: XCTestCase {
             let path = directory + "/mixed.ckpt"
             var options = SaveOptions()
             options.frameSize = 256 << 10  // many frames
-            let report = try source.save(to: path, options: options)
+            let report = try source.save(to: .path(path), options: options)
             XCTAssertGreaterThan(report.frames, 1)
-            let restored = try MemoryFile.restore(from: path)
+            let restored = try MemoryFile.restore(from: .path(path))
             try assertRestored(restored, from: source, report: report)
-            let meta = try CheckpointReader.verify(path: path)
+            let meta = try CheckpointReader.verify(.path(path))
             XCTAssertEqual(meta.totals.storedBytes, report.storedBytes)
             XCTAssertEqual(meta.segments.count, report.segments)
         }
@@ -144,10 +144,10 @@ final class RoundTripTests: XCTestCase {
         var options = SaveOptions()
         options.frameSize = 64 << 10
         options.zeroPageBatchLimit = 1
-        let report = try source.save(to: path, options: options)
+        let report = try source.save(to: .path(path), options: options)
         XCTAssertGreaterThan(report.zeroBytesDropped, 0)
         XCTAssertGreaterThan(report.frames, 10)
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)
     }
 
@@ -170,12 +170,12 @@ final class RoundTripTests: XCTestCase {
         let path = directory + "/boundary.ckpt"
         var options = SaveOptions()
         options.frameSize = 4 << 20
-        let report = try source.save(to: path, options: options)
-        let meta = try CheckpointReader.readMetadata(path: path, includeFrames: true)
+        let report = try source.save(to: .path(path), options: options)
+        let meta = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
         XCTAssertTrue(
             meta.frames.contains { frame in frame.runs.contains { $0.contains(boundary - 1) && $0.contains(boundary) } },
             "a frame's run crosses the 1 GiB boundary")
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)
     }
 
@@ -192,10 +192,10 @@ final class RoundTripTests: XCTestCase {
         try writeThroughMapping(source, at: fr.start + (300 << 30), [UInt8](repeating: 9, count: 4 << 20))
         // No updateUsage: the save must find the data itself, and cheaply.
         let path = directory + "/tera.ckpt"
-        let report = try source.save(to: path)
+        let report = try source.save(to: .path(path))
         XCTAssertEqual(report.scan, CommittedScan.seekData.rawValue)
         XCTAssertEqual(report.fileSize, 1 << 40)
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)
         XCTAssertLessThan(report.checkpointBytes, 8 << 20)
     }
@@ -210,9 +210,9 @@ final class RoundTripTests: XCTestCase {
         try source.updateUsage()
         try writeThroughMapping(source, at: fr.start + 4096, [UInt8](repeating: 2, count: 4096))
         let path = directory + "/seek-merge.ckpt"
-        let report = try source.save(to: path)
+        let report = try source.save(to: .path(path))
         XCTAssertEqual(report.scan, CommittedScan.seekData.rawValue)
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)
     }
 
@@ -232,9 +232,9 @@ final class RoundTripTests: XCTestCase {
         // Data dense in its range: mincore is chosen, sees nothing, and
         // SEEK_DATA must find the pages.
         let path = directory + "/hidden.ckpt"
-        let report = try source.save(to: path)
+        let report = try source.save(to: .path(path))
         XCTAssertEqual(report.scan, CommittedScan.mincoreThenSeekData.rawValue)
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)
     }
 
@@ -244,8 +244,8 @@ final class RoundTripTests: XCTestCase {
         let ranges = try WSave.populate(source, layout)
         try source.updateUsage()
         let path = directory + "/wsave.ckpt"
-        let report = try source.save(to: path)
-        let restored = try MemoryFile.restore(from: path)
+        let report = try source.save(to: .path(path))
+        let restored = try MemoryFile.restore(from: .path(path))
         XCTAssertEqual(try WSave.verify(fd: restored.fileDescriptor, ranges: ranges, layout), 0)
         try assertRestored(restored, from: source, report: report)
     }
@@ -258,11 +258,11 @@ final class RoundTripTests: XCTestCase {
         let (readEnd, writeEnd) = (fds[0], fds[1])
         let saved = StateLock<Result<SaveReport, any Error>?>(nil)
         let writer = try HostThread(name: "test-save") {
-            let r = Result { try source.save(toDescriptor: writeEnd) }
+            let r = Result { try source.save(to: .descriptor(writeEnd)) }
             close(writeEnd)
             saved.withLock { $0 = r }
         }
-        let restored = try MemoryFile.restore(fromDescriptor: readEnd)
+        let restored = try MemoryFile.restore(from: .descriptor(readEnd))
         writer.join()
         close(readEnd)
         let report = try XCTUnwrap(saved.withLock { $0 }).get()
@@ -273,7 +273,7 @@ final class RoundTripTests: XCTestCase {
         let source = try MemoryFile()
         try populate(source, count: 100, seed: 3, updateUsage: true)
         let path = directory + "/p.ckpt"
-        let report = try source.save(to: path)
+        let report = try source.save(to: .path(path))
         for verify in [false, true] {
             let fd = open(path, O_RDONLY)
             var fds: [Int32] = [0, 0]
@@ -289,8 +289,8 @@ final class RoundTripTests: XCTestCase {
                 close(writeEnd)
             }
             let meta = verify
-                ? try CheckpointReader.verify(descriptor: fds[0])
-                : try CheckpointReader.readMetadata(descriptor: fds[0])
+                ? try CheckpointReader.verify(.descriptor(fds[0]))
+                : try CheckpointReader.readMetadata(from: .descriptor(fds[0]))
             feeder.join()
             close(fds[0])
             close(fd)
@@ -309,7 +309,7 @@ final class RoundTripTests: XCTestCase {
             SegmentRecord(range: FileRange(start: 65536, end: 69632), refs: 3, kind: .tmpfs),
         ]
         try writeCheckpoint(path: path, fileSize: 1 << 30, segments: segments, pages: [0: 1, 65536: 2])
-        let restored = try MemoryFile.restore(from: path)
+        let restored = try MemoryFile.restore(from: .path(path))
         restored.waitForReclaim()
         try restored.checkInvariants()
         let shape = savedShape(restored.usageSnapshot)
@@ -339,10 +339,10 @@ final class RoundTripTests: XCTestCase {
         put(length - 100, [UInt8](repeating: 3, count: 100))
         fsync(fd)
         let checkpoint = directory + "/image.ckpt"
-        let report = try RawImage.save(source: image, kind: .tmpfs, to: checkpoint)
+        let report = try RawImage.save(source: image, kind: .tmpfs, to: .path(checkpoint))
         XCTAssertEqual(report.storedBytes, (1 << 20) + (3 << 20) + 4096)
         let restoredPath = directory + "/restored.raw"
-        let meta = try RawImage.restore(from: checkpoint, toImage: restoredPath)
+        let meta = try RawImage.restore(from: .path(checkpoint), toImage: restoredPath)
         XCTAssertEqual(meta.header.dataSize, length)
         let original = try Data(contentsOf: URL(fileURLWithPath: image))
         let restoredData = try Data(contentsOf: URL(fileURLWithPath: restoredPath))

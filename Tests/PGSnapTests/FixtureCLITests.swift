@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The committed fixtures (fixtures/v1) through the command line: every good
+/// The committed fixtures (fixtures/v1 and fixtures/v2) through the command line: every good
 /// checkpoint inspects to its committed `pgsnap inspect --json` and
 /// verifies; every broken one is refused by `pgsnap verify` and
 /// `pgsnap restore` with exit status 65 and one line on stderr naming it,
@@ -12,9 +12,15 @@ import XCTest
 /// PGSNAP_UPDATE_GOLDEN=1; an existing one is never rewritten by the test:
 /// the JSON shape is part of pgsnap's interface (docs/CLI.md).
 final class FixtureCLITests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath)
+    static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("fixtures/v1")
+        .appendingPathComponent("fixtures")
+    /// Each version's directory, with the fewest good and broken
+    /// checkpoints it must hold.
+    static let versions: [(directory: URL, good: Int, broken: Int)] = [
+        (root.appendingPathComponent("v1"), 9, 100),
+        (root.appendingPathComponent("v2"), 5, 20),
+    ]
 
     var scratch: URL!
 
@@ -27,23 +33,28 @@ final class FixtureCLITests: XCTestCase {
         try? FileManager.default.removeItem(at: scratch)
     }
 
-    private func goodFixtures() throws -> [String] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path)
-            .filter { $0.hasSuffix(".pgsnap") }
-            .map { String($0.dropLast(".pgsnap".count)) }
-            .sorted()
-        XCTAssertGreaterThanOrEqual(names.count, 9, "fixtures/v1 lost checkpoints")
-        return names
+    /// Every good fixture, as its directory and name.
+    private func goodFixtures() throws -> [(URL, String)] {
+        var out: [(URL, String)] = []
+        for version in Self.versions {
+            let names = try FileManager.default.contentsOfDirectory(atPath: version.directory.path)
+                .filter { $0.hasSuffix(".pgsnap") }
+                .map { String($0.dropLast(".pgsnap".count)) }
+                .sorted()
+            XCTAssertGreaterThanOrEqual(names.count, version.good, "\(version.directory.lastPathComponent) lost checkpoints")
+            out += names.map { (version.directory, $0) }
+        }
+        return out
     }
 
     func testEveryFixtureInspectsToItsJSONAndVerifies() throws {
         let updating = ProcessInfo.processInfo.environment["PGSNAP_UPDATE_GOLDEN"] == "1"
-        for name in try goodFixtures() {
+        for (fixtures, name) in try goodFixtures() {
             // Run from the fixtures' directory with a relative name, so that
             // nothing in the output depends on where the repository is.
-            let inspect = try PGSnap.run(["inspect", "--json", "--segments", "\(name).pgsnap"], in: Self.fixtures)
+            let inspect = try PGSnap.run(["inspect", "--json", "--segments", "\(name).pgsnap"], in: fixtures)
             XCTAssertEqual(inspect.status, 0, "\(name): \(inspect.stderr)")
-            let golden = Self.fixtures.appendingPathComponent("\(name).inspect.json")
+            let golden = fixtures.appendingPathComponent("\(name).inspect.json")
             if let expected = FileManager.default.contents(atPath: golden.path) {
                 XCTAssertEqual(inspect.stdoutText, String(decoding: expected, as: UTF8.self), "\(name): inspect --json differs from \(golden.lastPathComponent)")
             } else if updating {
@@ -51,18 +62,18 @@ final class FixtureCLITests: XCTestCase {
             } else {
                 XCTFail("\(name): \(golden.lastPathComponent) is missing (PGSNAP_UPDATE_GOLDEN=1 writes it)")
             }
-            let verify = try PGSnap.run(["verify", "\(name).pgsnap"], in: Self.fixtures)
+            let verify = try PGSnap.run(["verify", "\(name).pgsnap"], in: fixtures)
             XCTAssertEqual(verify.status, 0, "\(name): \(verify.stderr)")
         }
     }
 
     func testRawFixturesRestoreToTheirImages() throws {
         var restored = 0
-        for name in try goodFixtures() {
-            let image = Self.fixtures.appendingPathComponent("\(name).image")
+        for (fixtures, name) in try goodFixtures() {
+            let image = fixtures.appendingPathComponent("\(name).image")
             guard let expected = FileManager.default.contents(atPath: image.path) else { continue }
             let out = scratch.appendingPathComponent("\(name).restored")
-            let r = try PGSnap.run(["restore", "--quiet", Self.fixtures.appendingPathComponent("\(name).pgsnap").path, out.path], in: scratch)
+            let r = try PGSnap.run(["restore", "--quiet", fixtures.appendingPathComponent("\(name).pgsnap").path, out.path], in: scratch)
             XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
             XCTAssertEqual(try Data(contentsOf: out), expected, "\(name): restored image differs")
             restored += 1
@@ -71,10 +82,11 @@ final class FixtureCLITests: XCTestCase {
     }
 
     func testEveryBrokenFixtureIsRefusedByVerifyAndRestore() throws {
-        let broken = Self.fixtures.appendingPathComponent("broken")
+        for version in Self.versions {
+        let broken = version.directory.appendingPathComponent("broken")
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: broken.appendingPathComponent("manifest.json"))) as? [String: Any]
         let entries = try XCTUnwrap(manifest?["fixtures"] as? [[String: Any]])
-        XCTAssertGreaterThanOrEqual(entries.count, 100)
+        XCTAssertGreaterThanOrEqual(entries.count, version.broken)
         for entry in entries {
             let file = try XCTUnwrap(entry["file"] as? String)
             let path = broken.appendingPathComponent(file).path
@@ -89,6 +101,7 @@ final class FixtureCLITests: XCTestCase {
             assertFailure(restore, status: 65, mentioning: file, "restore \(file)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "restore \(file) left an image")
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { !$0.hasPrefix(".std") }, [], "restore \(file) left files")
+        }
         }
     }
 }

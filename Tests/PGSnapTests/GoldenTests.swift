@@ -57,7 +57,8 @@ final class GoldenTests: XCTestCase {
         let dir = try Scratch()
         try SparseImage.reference().write(to: dir.path("src.img"))
         let save = try PGSnap.run(
-            ["save", "src.img", "ck.pgsnap", "--frame-size", "64KiB", "--level", "3", "--threads", "2", "--json"], in: dir.url)
+            ["save", "src.img", "ck.pgsnap", "--frame-size", "64KiB", "--level", "3", "--threads", "2", "--json", "--annotate", "vm=golden"],
+            in: dir.url, environment: ["SOURCE_DATE_EPOCH": "1764514800"])
         XCTAssertEqual(save.status, 0, save.stderr)
         XCTAssertEqual(save.stderrLines.count, 1, "the summary stays on stderr: \(save.stderr)")
         try assertGolden(save.stdoutText, "save.json")

@@ -176,7 +176,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     let ts = nowNanoseconds()
     let report: SaveReport
     do {
-        report = try src!.save(to: path, options: options)
+        report = try src!.save(to: .path(path), options: options)
     } catch {
         _ = sampler.end()
         throw error
@@ -231,7 +231,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     let tr = nowNanoseconds()
     let dst: MemoryFile
     do {
-        dst = try MemoryFile.restore(from: path, options: restoreOptions)
+        dst = try MemoryFile.restore(from: .path(path), options: restoreOptions)
     } catch {
         _ = sampler.end()
         throw error

@@ -53,10 +53,10 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
     writeAll(fd, input)
 
     lseek(fd, 0, SEEK_SET)
-    let metadata = try? CheckpointReader.readMetadata(descriptor: fd, includeFrames: true)
+    let metadata = try? CheckpointReader.readMetadata(from: .descriptor(fd), includeFrames: true)
 
     lseek(fd, 0, SEEK_SET)
-    let verified = try? CheckpointReader.verify(descriptor: fd, threads: 1)
+    let verified = try? CheckpointReader.verify(.descriptor(fd), options: RestoreOptions(threads: 1))
 
     let restoring = (metadata?.totals.storedBytes ?? 0) <= restoreLimit
     guard restoring else {
@@ -69,7 +69,7 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
     lseek(fd, 0, SEEK_SET)
     var options = RestoreOptions()
     options.threads = 2
-    let restored = try? MemoryFile.restore(fromDescriptor: fd, options: options)
+    let restored = try? MemoryFile.restore(from: .descriptor(fd), options: options)
 
     if (verified != nil) != (restored != nil) {
         preconditionFailure("verify \(verified == nil ? "failed" : "succeeded") but restore \(restored == nil ? "failed" : "succeeded")")
@@ -92,7 +92,7 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
             if got >= Int32(size) {
                 writeAll(fds[1], input)
                 close(fds[1])
-                let streamed = try? MemoryFile.restore(fromDescriptor: fds[0], options: options)
+                let streamed = try? MemoryFile.restore(from: .descriptor(fds[0]), options: options)
                 if (streamed != nil) != (verified != nil) {
                     preconditionFailure("restore from a file \(verified == nil ? "failed" : "succeeded") but from a pipe \(streamed == nil ? "failed" : "succeeded")")
                 }

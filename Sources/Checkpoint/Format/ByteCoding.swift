@@ -1,9 +1,31 @@
 /// Appends little-endian integers to a byte array.
 struct ByteWriter {
     var bytes: [UInt8] = []
+    /// Where the record being written starts, for `field(_:)`.
+    private var recordStart = 0
 
     init(capacity: Int = 0) {
         bytes.reserveCapacity(capacity)
+    }
+
+    /// Starts a record at the current position.
+    mutating func startRecord() { recordStart = bytes.count }
+
+    /// Checks that the next byte is `f`'s first: the encoder writes its
+    /// fields in the layout's order.
+    @inline(__always)
+    func field(_ f: Field) {
+        precondition(bytes.count - recordStart == f.offset, "ByteWriter: \(f.name) written at \(bytes.count - recordStart), not at \(f.offset)")
+    }
+
+    mutating func u32(_ v: UInt32, _ f: Field) {
+        field(f)
+        u32(v)
+    }
+
+    mutating func u64(_ v: UInt64, _ f: Field) {
+        field(f)
+        u64(v)
     }
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
@@ -46,6 +68,8 @@ struct ByteReader {
     let base: UInt64
     let section: CheckpointSection
     private(set) var position = 0
+    /// Where the record being read starts, for the field readers.
+    private(set) var recordStart = 0
 
     init(_ bytes: [UInt8], base: UInt64, section: CheckpointSection) {
         self.bytes = bytes
@@ -55,6 +79,40 @@ struct ByteReader {
 
     /// Checkpoint offset of the next byte.
     var offset: UInt64 { base + UInt64(position) }
+
+    /// Starts a record at the current position.
+    mutating func startRecord() { recordStart = position }
+
+    /// Checkpoint offset of field `f` of the current record.
+    func offset(of f: Field) -> UInt64 { base + UInt64(recordStart + f.offset) }
+
+    /// Checks that the next byte is `f`'s first: decoders read fields in
+    /// the layout's order.
+    @inline(__always)
+    private func at(_ f: Field) {
+        precondition(position - recordStart == f.offset, "ByteReader: \(f.name) read at \(position - recordStart), not at \(f.offset)")
+    }
+
+    mutating func u8(_ f: Field) throws(CheckpointError) -> UInt8 {
+        at(f)
+        return try u8()
+    }
+
+    mutating func u32(_ f: Field) throws(CheckpointError) -> UInt32 {
+        at(f)
+        return try u32()
+    }
+
+    mutating func u64(_ f: Field) throws(CheckpointError) -> UInt64 {
+        at(f)
+        return try u64()
+    }
+
+    /// Reads field `f`, which must be zero.
+    mutating func zeros(_ f: Field) throws(CheckpointError) {
+        at(f)
+        try zeros(f.size, field: f.name)
+    }
 
     private mutating func take(_ n: Int) throws(CheckpointError) -> Int {
         guard bytes.count - position >= n else {

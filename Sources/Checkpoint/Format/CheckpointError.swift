@@ -8,6 +8,11 @@ public enum CheckpointSection: Hashable, Sendable, CustomStringConvertible {
     case trailer
     /// The file as a whole (its length, what follows the trailer).
     case file
+    /// Version 2: the section table before the frames (`head`) or after
+    /// the index (`tail`).
+    case sectionTable(SectionPlacement)
+    /// Version 2: the section of this type.
+    case section(SectionType)
 
     public var description: String {
         switch self {
@@ -17,6 +22,8 @@ public enum CheckpointSection: Hashable, Sendable, CustomStringConvertible {
         case .index: "index"
         case .trailer: "trailer"
         case .file: "file"
+        case .sectionTable(let placement): "\(placement) section table"
+        case .section(let type): "section \(type)"
         }
     }
 }
@@ -44,6 +51,12 @@ public struct CheckpointError: Error, Hashable, Sendable, CustomStringConvertibl
         case badPayload
         /// Bytes follow the trailer.
         case trailingData
+        /// A critical section of a type this reader does not know: it
+        /// cannot restore the checkpoint without understanding it.
+        case unknownCriticalSection(SectionType)
+        /// A well-formed checkpoint that asks for more than the reader
+        /// allows (`RestoreOptions.memoryLimit`).
+        case limitExceeded
     }
 
     public var reason: Reason
@@ -64,12 +77,16 @@ public struct CheckpointError: Error, Hashable, Sendable, CustomStringConvertibl
         let what: String
         switch reason {
         case .notACheckpoint: what = "not a pgsnap checkpoint"
-        case .unsupportedVersion(let v): what = "unsupported format version \(v) (this reader reads version \(CheckpointFormat.version))"
+        case .unsupportedVersion(let v):
+            let read = CheckpointFormat.versionsRead
+            what = "unsupported format version \(v) (this reader reads versions \(read.lowerBound) to \(read.upperBound))"
         case .truncated: what = "truncated"
         case .checksumMismatch: what = "checksum mismatch"
         case .invalidField(let field): what = "invalid \(field)"
         case .badPayload: what = "bad compressed payload"
         case .trailingData: what = "data after the trailer"
+        case .unknownCriticalSection(let type): what = "unknown critical section \(type)"
+        case .limitExceeded: what = "over the restore limit"
         }
         let place = "\(section) at offset \(offset) (0x\(String(offset, radix: 16)))"
         return detail.isEmpty ? "\(place): \(what)" : "\(place): \(what): \(detail)"
@@ -77,6 +94,11 @@ public struct CheckpointError: Error, Hashable, Sendable, CustomStringConvertibl
 
     static func field(_ section: CheckpointSection, _ offset: UInt64, _ field: String, expected: String, found: some CustomStringConvertible) -> CheckpointError {
         CheckpointError(.invalidField(field), section, offset: offset, "expected \(expected), found \(found)")
+    }
+
+    /// A field of a record read by `r` that breaks a rule.
+    static func field(_ r: ByteReader, _ f: Field, expected: String, found: some CustomStringConvertible) -> CheckpointError {
+        .field(r.section, r.offset(of: f), f.name, expected: expected, found: found)
     }
 }
 

@@ -9,26 +9,37 @@ public struct IndexEntry: Hashable, Sendable {
     public var endAddress: UInt64
     public var headerCRC: UInt32
     public var payloadCRC: UInt32
+    /// Version 2, in checkpoints with frame digests: the SHA-256 of the
+    /// frame record, from its tag to the end of its payload. Empty
+    /// otherwise.
+    public var digest: [UInt8] = []
 
     func encode(into w: inout ByteWriter) {
-        w.u64(offset)
-        w.u32(uncompressedLength)
-        w.u32(compressedLength)
-        w.u64(firstAddress)
-        w.u64(endAddress)
-        w.u32(headerCRC)
-        w.u32(payloadCRC)
+        w.startRecord()
+        w.u64(offset, IndexEntryLayout.offset)
+        w.u32(uncompressedLength, IndexEntryLayout.uncompressedLength)
+        w.u32(compressedLength, IndexEntryLayout.compressedLength)
+        w.u64(firstAddress, IndexEntryLayout.firstAddress)
+        w.u64(endAddress, IndexEntryLayout.endAddress)
+        w.u32(headerCRC, IndexEntryLayout.headerCRC)
+        w.u32(payloadCRC, IndexEntryLayout.payloadCRC)
+        if !digest.isEmpty {
+            w.field(IndexEntryLayout.digest)
+            w.raw(digest)
+        }
     }
 
     /// CRC-32C of the encoded entry, continuing `crc`.
     func checksum(continuing crc: UInt32) -> UInt32 {
-        var w = ByteWriter(capacity: CheckpointFormat.indexEntryLength)
+        var w = ByteWriter(capacity: IndexEntryLayout.recordLength + digest.count)
         encode(into: &w)
         return w.bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
     }
 }
 
-/// The totals at the head of the index.
+/// The totals a checkpoint records: frames and bytes stored (the index),
+/// and the per-kind figures (version 1's index, version 2's `ACCT`
+/// section).
 public struct IndexTotals: Hashable, Sendable {
     public var frameCount: UInt64
     /// Bytes of page data stored.
@@ -45,12 +56,18 @@ public struct IndexTotals: Hashable, Sendable {
         self.storedPerKind = storedPerKind
         self.accounting = accounting
     }
+}
 
-    func encode(into w: inout ByteWriter) {
-        w.u32(CheckpointFormat.indexTag)
-        w.u32(UInt32(CheckpointFormat.kindCount))
-        w.u64(frameCount)
-        w.u64(storedBytes)
+extension IndexTotals {
+    /// Version 1's fixed part of the index: tag, kind count, totals, and
+    /// the per-kind figures. Only tests write version 1 (the fixtures); the
+    /// writer writes version 2.
+    func encodeVersion1(into w: inout ByteWriter) {
+        w.startRecord()
+        w.u32(CheckpointFormat.indexTagV1, IndexLayout.tag)
+        w.u32(UInt32(CheckpointFormat.kindCount), IndexLayout.kindCount)
+        w.u64(frameCount, IndexLayout.frameCount)
+        w.u64(storedBytes, IndexLayout.storedBytes)
         for kind in MemoryKind.allCases {
             w.u64(storedPerKind[kind])
         }
@@ -58,111 +75,175 @@ public struct IndexTotals: Hashable, Sendable {
             w.u64(accounting[kind])
         }
     }
-
-    static let encodedLength = CheckpointFormat.indexFixedLength + 16 * CheckpointFormat.kindCount
 }
 
-/// Checks the index as it is read: the totals, then the entries in pieces,
-/// then the checksum. Keeps a checksum of the entries alone, to compare
-/// with the one computed from the frames.
+/// The shape of an index record, which differs between versions.
+struct IndexShape: Hashable, Sendable {
+    var version: UInt32
+    /// Bytes per entry: 40, or 72 with frame digests (version 2).
+    var entryLength: Int
+
+    /// Bytes before the entries.
+    var fixedLength: Int {
+        version == 1 ? IndexLayout.storedPerKind + 16 * CheckpointFormat.kindCount : IndexLayout.fixedLength
+    }
+
+    /// Length of the record for `frameCount` frames, or nil if it would
+    /// not fit 64 bits.
+    func length(frameCount: UInt64) -> UInt64? {
+        let (entries, o1) = UInt64(entryLength).multipliedReportingOverflow(by: frameCount)
+        let (total, o2) = entries.addingReportingOverflow(UInt64(fixedLength + ClosingLayout.recordLength))
+        return o1 || o2 ? nil : total
+    }
+
+    /// The entry lengths version 2 allows.
+    static let entryLengths = [IndexEntryLayout.recordLength, IndexEntryLayout.digest.end]
+}
+
+/// Encodes the index record of version 2.
+func encodeIndex(frameCount: UInt64, storedBytes: UInt64, entries: [IndexEntry], entryLength: Int) -> [UInt8] {
+    let shape = IndexShape(version: 2, entryLength: entryLength)
+    var w = ByteWriter(capacity: Int(shape.length(frameCount: frameCount)!))
+    w.u32(CheckpointFormat.indexTagV2, IndexLayout.tag)
+    w.u32(UInt32(entryLength), IndexLayout.entryLength)
+    w.u64(frameCount, IndexLayout.frameCount)
+    w.u64(storedBytes, IndexLayout.storedBytes)
+    for e in entries {
+        precondition(IndexEntryLayout.recordLength + e.digest.count == entryLength, "encodeIndex: an entry of the wrong length")
+        e.encode(into: &w)
+    }
+    w.crc(from: 0)
+    w.u32(0)
+    return w.bytes
+}
+
+/// Checks the index as it is read: the fixed part, then the entries in
+/// pieces, then the checksum. Keeps the entries (the lazy and ranged
+/// readers find frames through them) and a checksum of the entries
+/// alone, to compare with the one computed from the frames.
 struct IndexDecoder {
     let header: CheckpointHeader
     let indexOffset: UInt64
+    /// Checkpoint offset of the first frame, where the first entry points;
+    /// nil when the reader learns it only later (a version-2 file, whose
+    /// head sections are read after the index).
+    let framesOffset: UInt64?
+    private(set) var shape: IndexShape
     private(set) var totals = IndexTotals()
-    private(set) var decodedEntries: UInt64 = 0
+    private(set) var entries: [IndexEntry] = []
     /// CRC-32C of the entries' bytes.
     private(set) var entriesCRC: UInt32 = 0
     private var recordCRC: UInt32 = 0
-    private var previous: IndexEntry?
 
-    init(header: CheckpointHeader, indexOffset: UInt64) {
+    init(header: CheckpointHeader, indexOffset: UInt64, framesOffset: UInt64?) {
         self.header = header
         self.indexOffset = indexOffset
+        self.framesOffset = framesOffset
+        shape = IndexShape(version: header.version, entryLength: IndexEntryLayout.recordLength)
     }
 
+    var decodedEntries: UInt64 { UInt64(entries.count) }
     var remaining: UInt64 { totals.frameCount - decodedEntries }
 
     /// Offset of the next entry.
     var offset: UInt64 {
-        indexOffset + UInt64(IndexTotals.encodedLength) + decodedEntries * UInt64(CheckpointFormat.indexEntryLength)
+        indexOffset + UInt64(shape.fixedLength) + decodedEntries * UInt64(shape.entryLength)
     }
 
-    /// Decodes the totals (the record's first bytes).
-    mutating func decodeTotals(_ bytes: [UInt8]) throws(CheckpointError) {
+    /// Bytes of the fixed part of a version's index.
+    static func fixedLength(version: UInt32) -> Int {
+        IndexShape(version: version, entryLength: IndexEntryLayout.recordLength).fixedLength
+    }
+
+    /// Decodes the fixed part (the record's first bytes).
+    mutating func decodeFixed(_ bytes: [UInt8]) throws(CheckpointError) {
         var r = ByteReader(bytes, base: indexOffset, section: .index)
-        let tag = try r.u32()
-        if tag != CheckpointFormat.indexTag {
-            throw .field(.index, indexOffset, "tag", expected: "IDX1 (49 44 58 31)", found: hexBytes(bytes.prefix(4)))
+        let tag = try r.u32(IndexLayout.tag)
+        let expectedTag = header.version == 1 ? CheckpointFormat.indexTagV1 : CheckpointFormat.indexTagV2
+        if tag != expectedTag {
+            let name = header.version == 1 ? "IDX1 (49 44 58 31)" : "IDX2 (49 44 58 32)"
+            throw .field(r, IndexLayout.tag, expected: name, found: hexBytes(bytes.prefix(4)))
         }
-        let kindCount = try r.u32()
-        if kindCount != UInt32(CheckpointFormat.kindCount) {
-            throw .field(.index, indexOffset + 4, "kindCount", expected: "\(CheckpointFormat.kindCount)", found: kindCount)
-        }
-        totals.frameCount = try r.u64()
-        totals.storedBytes = try r.u64()
-        var stored: UInt64 = 0
-        for kind in MemoryKind.allCases {
-            let v = try r.u64()
-            totals.storedPerKind[kind] = v
-            let (s, o) = stored.addingReportingOverflow(v)
-            if o {
-                throw .field(.index, r.offset - 8, "storedPerKind", expected: "a sum that fits 64 bits", found: "overflow")
+        if header.version == 1 {
+            let kindCount = try r.u32(IndexLayout.kindCount)
+            if kindCount != UInt32(CheckpointFormat.kindCount) {
+                throw .field(r, IndexLayout.kindCount, expected: "\(CheckpointFormat.kindCount)", found: kindCount)
             }
-            stored = s
+        } else {
+            let entryLength = try r.u32(IndexLayout.entryLength)
+            guard IndexShape.entryLengths.contains(Int(entryLength)) else {
+                throw .field(r, IndexLayout.entryLength, expected: "40 or 72", found: entryLength)
+            }
+            shape.entryLength = Int(entryLength)
         }
-        if stored != totals.storedBytes {
-            throw .field(.index, indexOffset + 16, "storedPerKind", expected: "a sum equal to storedBytes \(totals.storedBytes)", found: stored)
+        totals.frameCount = try r.u64(IndexLayout.frameCount)
+        totals.storedBytes = try r.u64(IndexLayout.storedBytes)
+        if header.version == 1 {
+            totals.storedPerKind = try decodePerKind(&r, storedBytes: totals.storedBytes)
         }
         if totals.storedBytes > header.fileSize {
-            throw .field(.index, indexOffset + 16, "storedBytes", expected: "at most fileSize \(header.fileSize)", found: totals.storedBytes)
+            throw .field(.index, r.offset(of: IndexLayout.storedBytes), "storedBytes", expected: "at most fileSize \(header.fileSize)", found: totals.storedBytes)
         }
-        for kind in MemoryKind.allCases {
-            totals.accounting[kind] = try r.u64()
+        if header.version == 1 {
+            for kind in MemoryKind.allCases {
+                totals.accounting[kind] = try r.u64()
+            }
         }
-        recordCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<IndexTotals.encodedLength])) }
+        recordCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<shape.fixedLength])) }
     }
 
     /// Decodes and checks the next entries; `bytes` holds whole entries.
     mutating func decodeEntries(_ bytes: [UInt8]) throws(CheckpointError) {
-        precondition(bytes.count % CheckpointFormat.indexEntryLength == 0)
-        let count = UInt64(bytes.count / CheckpointFormat.indexEntryLength)
+        precondition(bytes.count % shape.entryLength == 0)
+        let count = UInt64(bytes.count / shape.entryLength)
         precondition(count <= remaining)
         recordCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: recordCRC) }
         entriesCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: entriesCRC) }
         var r = ByteReader(bytes, base: offset, section: .index)
         let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)
         for _ in 0..<count {
-            let at = r.offset
+            r.startRecord()
             let i = decodedEntries
-            let e = IndexEntry(
-                offset: try r.u64(), uncompressedLength: try r.u32(), compressedLength: try r.u32(),
-                firstAddress: try r.u64(), endAddress: try r.u64(), headerCRC: try r.u32(), payloadCRC: try r.u32())
-            let minOffset = previous.map { $0.offset + 1 } ?? header.framesOffset
+            var e = IndexEntry(
+                offset: try r.u64(IndexEntryLayout.offset), uncompressedLength: try r.u32(IndexEntryLayout.uncompressedLength),
+                compressedLength: try r.u32(IndexEntryLayout.compressedLength), firstAddress: try r.u64(IndexEntryLayout.firstAddress),
+                endAddress: try r.u64(IndexEntryLayout.endAddress), headerCRC: try r.u32(IndexEntryLayout.headerCRC),
+                payloadCRC: try r.u32(IndexEntryLayout.payloadCRC))
+            if shape.entryLength > IndexEntryLayout.recordLength {
+                e.digest = Array(try r.raw(IndexEntryLayout.digest.size))
+            }
+            let previous = entries.last
+            let minOffset = previous.map { $0.offset + 1 } ?? framesOffset ?? CheckpointFormat.minFramesOffsetV2
             if e.offset < minOffset || e.offset >= indexOffset || e.offset % 8 != 0 {
                 throw .field(
-                    .index, at, "entry \(i) offset",
+                    .index, r.offset(of: IndexEntryLayout.offset), "entry \(i) offset",
                     expected: "8-aligned, from \(hex(minOffset)) to below the index at \(hex(indexOffset))", found: hex(e.offset))
             }
-            if i == 0 && e.offset != header.framesOffset {
-                throw .field(.index, at, "entry 0 offset", expected: "\(hex(header.framesOffset)) (right after the metadata)", found: hex(e.offset))
+            if i == 0, let framesOffset, e.offset != framesOffset {
+                throw .field(
+                    .index, r.offset(of: IndexEntryLayout.offset), "entry 0 offset",
+                    expected: "\(hex(framesOffset)) (right after the metadata)", found: hex(e.offset))
             }
             if e.uncompressedLength == 0 || e.uncompressedLength > header.frameLimit || UInt64(e.uncompressedLength) % CheckpointFormat.pageSize != 0 {
-                throw .field(.index, at + 8, "entry \(i) uncompressedLength", expected: "a multiple of 4096 up to \(header.frameLimit)", found: e.uncompressedLength)
+                throw .field(
+                    .index, r.offset(of: IndexEntryLayout.uncompressedLength), "entry \(i) uncompressedLength",
+                    expected: "a multiple of 4096 up to \(header.frameLimit)", found: e.uncompressedLength)
             }
             if e.compressedLength == 0 || UInt64(e.compressedLength) > maxCompressed {
-                throw .field(.index, at + 12, "entry \(i) compressedLength", expected: "1 to \(maxCompressed)", found: e.compressedLength)
+                throw .field(
+                    .index, r.offset(of: IndexEntryLayout.compressedLength), "entry \(i) compressedLength",
+                    expected: "1 to \(maxCompressed)", found: e.compressedLength)
             }
             let minEnd = previous?.endAddress ?? 0
-            if e.firstAddress < minEnd || e.firstAddress >= e.endAddress || e.endAddress > header.fileSize
+            if e.firstAddress < minEnd || e.firstAddress >= e.endAddress || e.endAddress > header.dataEnd
                 || e.endAddress - e.firstAddress < UInt64(e.uncompressedLength)
             {
                 throw .field(
-                    .index, at + 16, "entry \(i) addresses",
-                    expected: "from \(hex(minEnd)), spanning at least the frame's bytes, inside the file",
+                    .index, r.offset(of: IndexEntryLayout.firstAddress), "entry \(i) addresses",
+                    expected: "from \(hex(minEnd)), spanning at least the frame's bytes, inside the data (\(hex(header.dataEnd)))",
                     found: "[\(hex(e.firstAddress)), \(hex(e.endAddress)))")
             }
-            previous = e
-            decodedEntries += 1
+            entries.append(e)
         }
     }
 
@@ -174,81 +255,22 @@ struct IndexDecoder {
     }
 }
 
-/// The fixed trailer at the end of a checkpoint.
-struct CheckpointTrailer: Hashable {
-    var indexOffset: UInt64
-    var indexLength: UInt64
-    var checkpointLength: UInt64
-    var frameCount: UInt64
-    var storedBytes: UInt64
-    var headerCRC: UInt32
-
-    func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: CheckpointFormat.trailerLength)
-        w.raw(CheckpointFormat.trailerMagic)
-        w.u32(CheckpointFormat.version)
-        w.u32(UInt32(CheckpointFormat.trailerLength))
-        w.u64(indexOffset)
-        w.u64(indexLength)
-        w.u64(checkpointLength)
-        w.u64(frameCount)
-        w.u64(storedBytes)
-        w.u32(headerCRC)
-        w.crc(from: 0)
-        return w.bytes
+/// Reads per-kind stored bytes, which must add up to `storedBytes`.
+func decodePerKind(_ r: inout ByteReader, storedBytes: UInt64) throws(CheckpointError) -> MemoryStats {
+    let start = r.offset
+    var stats = MemoryStats()
+    var sum: UInt64 = 0
+    for kind in MemoryKind.allCases {
+        let v = try r.u64()
+        stats[kind] = v
+        let (s, o) = sum.addingReportingOverflow(v)
+        if o {
+            throw .field(r.section, r.offset - 8, "storedPerKind", expected: "a sum that fits 64 bits", found: "overflow")
+        }
+        sum = s
     }
-
-    /// Decodes and checks the trailer found at `offset`, against the header.
-    static func decode(_ bytes: [UInt8], offset: UInt64, header: CheckpointHeader) throws(CheckpointError) -> CheckpointTrailer {
-        var r = ByteReader(bytes, base: offset, section: .trailer)
-        let magic = try r.raw(8)
-        if Array(magic) != CheckpointFormat.trailerMagic {
-            throw .field(.trailer, offset, "magic", expected: hexBytes(CheckpointFormat.trailerMagic), found: hexBytes(magic))
-        }
-        var crcReader = ByteReader(bytes, base: offset, section: .trailer)
-        _ = try crcReader.raw(60)
-        try crcReader.checkCRC(from: 0, what: "trailerCRC")
-        let version = try r.u32()
-        if version != CheckpointFormat.version {
-            throw .field(.trailer, offset + 8, "version", expected: "\(CheckpointFormat.version)", found: version)
-        }
-        let length = try r.u32()
-        if length != UInt32(CheckpointFormat.trailerLength) {
-            throw .field(.trailer, offset + 12, "trailerLength", expected: "64", found: length)
-        }
-        let t = CheckpointTrailer(
-            indexOffset: try r.u64(), indexLength: try r.u64(), checkpointLength: try r.u64(),
-            frameCount: try r.u64(), storedBytes: try r.u64(), headerCRC: try r.u32())
-        if t.headerCRC != header.crc {
-            throw .field(
-                .trailer, offset + 56, "headerCRC", expected: "\(hex(UInt64(header.crc))) (the header's)",
-                found: hex(UInt64(t.headerCRC)))
-        }
-        // The frame count must leave room for at least a minimal record per
-        // frame between the metadata and the index.
-        let framesOffset = header.framesOffset
-        if t.indexOffset < framesOffset || t.indexOffset % 8 != 0
-            || (t.indexOffset - framesOffset) / CheckpointFormat.minFrameRecordLength < t.frameCount
-            || (t.frameCount == 0) != (t.indexOffset == framesOffset)
-        {
-            throw .field(
-                .trailer, offset + 16, "indexOffset",
-                expected: "8-aligned, after the metadata at \(hex(framesOffset)), with room for \(t.frameCount) frames",
-                found: hex(t.indexOffset))
-        }
-        let expectedIndexLength = CheckpointFormat.indexLength(frameCount: t.frameCount)
-        if t.indexLength != expectedIndexLength {
-            throw .field(.trailer, offset + 24, "indexLength", expected: "\(expectedIndexLength)", found: t.indexLength)
-        }
-        let end = t.indexOffset.addingReportingOverflow(t.indexLength)
-        if end.overflow || end.partialValue + UInt64(CheckpointFormat.trailerLength) != t.checkpointLength {
-            throw .field(
-                .trailer, offset + 32, "checkpointLength", expected: "indexOffset + indexLength + 64",
-                found: t.checkpointLength)
-        }
-        if t.storedBytes > header.fileSize {
-            throw .field(.trailer, offset + 48, "storedBytes", expected: "at most fileSize", found: t.storedBytes)
-        }
-        return t
+    if sum != storedBytes {
+        throw .field(r.section, start, "storedPerKind", expected: "a sum equal to storedBytes \(storedBytes)", found: sum)
     }
+    return stats
 }

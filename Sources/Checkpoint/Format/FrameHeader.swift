@@ -42,15 +42,15 @@ public struct FrameHeader: Hashable, Sendable {
             table.leb128(run.length / CheckpointFormat.pageSize)
             previousEnd = run.end
         }
-        var w = ByteWriter(capacity: CheckpointFormat.frameFixedLength + table.bytes.count + 4)
-        w.u32(CheckpointFormat.frameTag)
-        w.u32(UInt32(runs.count))
-        w.u64(sequence)
-        w.u64(runs[0].start)
-        w.u32(uncompressedLength)
-        w.u32(compressedLength)
-        w.u32(payloadCRC)
-        w.u32(UInt32(table.bytes.count))
+        var w = ByteWriter(capacity: FrameLayout.fixedLength + table.bytes.count + FrameLayout.headerCRCLength)
+        w.u32(CheckpointFormat.frameTag, FrameLayout.tag)
+        w.u32(UInt32(runs.count), FrameLayout.runCount)
+        w.u64(sequence, FrameLayout.sequence)
+        w.u64(runs[0].start, FrameLayout.firstAddress)
+        w.u32(uncompressedLength, FrameLayout.uncompressedLength)
+        w.u32(compressedLength, FrameLayout.compressedLength)
+        w.u32(payloadCRC, FrameLayout.payloadCRC)
+        w.u32(UInt32(table.bytes.count), FrameLayout.runTableLength)
         w.raw(table.bytes)
         let crcAt = w.bytes.count
         w.crc(from: 0)
@@ -60,10 +60,11 @@ public struct FrameHeader: Hashable, Sendable {
     }
 
     /// The index entry describing this frame at checkpoint offset `offset`.
-    func indexEntry(offset: UInt64) -> IndexEntry {
+    func indexEntry(offset: UInt64, digest: [UInt8] = []) -> IndexEntry {
         IndexEntry(
             offset: offset, uncompressedLength: uncompressedLength, compressedLength: compressedLength,
-            firstAddress: runs.first!.start, endAddress: runs.last!.end, headerCRC: headerCRC, payloadCRC: payloadCRC)
+            firstAddress: runs.first!.start, endAddress: runs.last!.end, headerCRC: headerCRC, payloadCRC: payloadCRC,
+            digest: digest)
     }
 }
 
@@ -81,48 +82,51 @@ struct FrameHeaderPrefix {
 
     /// Decodes the prefix of frame `expectedSequence` found at `offset`;
     /// `previousEnd` is where the previous frame's last run ends.
+    /// `sealOverhead` is the bytes an encrypted payload adds (its tag), 0
+    /// for a plain checkpoint.
     static func decode(
-        _ bytes: [UInt8], offset: UInt64, expectedSequence: UInt64, previousEnd: UInt64, header: CheckpointHeader
+        _ bytes: [UInt8], offset: UInt64, expectedSequence: UInt64, previousEnd: UInt64, header: CheckpointHeader,
+        sealOverhead: Int = 0
     ) throws(CheckpointError) -> FrameHeaderPrefix {
         let section = CheckpointSection.frame(expectedSequence)
         var r = ByteReader(bytes, base: offset, section: section)
-        let tag = try r.u32()
+        let tag = try r.u32(FrameLayout.tag)
         if tag != CheckpointFormat.frameTag {
-            throw .field(section, offset, "tag", expected: "FRM1 (46 52 4d 31)", found: hexBytes(bytes.prefix(4)))
+            throw .field(r, FrameLayout.tag, expected: "FRM1 (46 52 4d 31)", found: hexBytes(bytes.prefix(4)))
         }
-        let runCount = try r.u32()
-        let sequence = try r.u64()
+        let runCount = try r.u32(FrameLayout.runCount)
+        let sequence = try r.u64(FrameLayout.sequence)
         if sequence != expectedSequence {
-            throw .field(section, offset + 8, "sequence", expected: "\(expectedSequence)", found: sequence)
+            throw .field(r, FrameLayout.sequence, expected: "\(expectedSequence)", found: sequence)
         }
-        let firstAddress = try r.u64()
-        if firstAddress % CheckpointFormat.pageSize != 0 || firstAddress < previousEnd || firstAddress >= header.fileSize {
+        let firstAddress = try r.u64(FrameLayout.firstAddress)
+        if firstAddress % CheckpointFormat.pageSize != 0 || firstAddress < previousEnd || firstAddress >= header.dataEnd {
             throw .field(
-                section, offset + 16, "firstAddress",
-                expected: "page-aligned, from \(hex(previousEnd)) (the end of the previous run) to below fileSize \(hex(header.fileSize))",
+                r, FrameLayout.firstAddress,
+                expected: "page-aligned, from \(hex(previousEnd)) (the end of the previous run) to below the data's end \(hex(header.dataEnd))",
                 found: hex(firstAddress))
         }
-        let uncompressed = try r.u32()
+        let uncompressed = try r.u32(FrameLayout.uncompressedLength)
         if uncompressed == 0 || UInt64(uncompressed) % CheckpointFormat.pageSize != 0 || uncompressed > header.frameLimit {
             throw .field(
-                section, offset + 24, "uncompressedLength",
+                r, FrameLayout.uncompressedLength,
                 expected: "a multiple of 4096 from 4096 to frameLimit \(header.frameLimit)", found: uncompressed)
         }
         if runCount == 0 || UInt64(runCount) > UInt64(uncompressed) / CheckpointFormat.pageSize {
             throw .field(
-                section, offset + 4, "runCount",
+                r, FrameLayout.runCount,
                 expected: "1 to \(UInt64(uncompressed) / CheckpointFormat.pageSize) (one page per run at least)", found: runCount)
         }
-        let compressed = try r.u32()
-        let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)
+        let compressed = try r.u32(FrameLayout.compressedLength)
+        let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit) + UInt64(sealOverhead)
         if compressed == 0 || UInt64(compressed) > maxCompressed {
-            throw .field(section, offset + 28, "compressedLength", expected: "1 to \(maxCompressed)", found: compressed)
+            throw .field(r, FrameLayout.compressedLength, expected: "1 to \(maxCompressed)", found: compressed)
         }
-        let payloadCRC = try r.u32()
-        let tableLength = try r.u32()
+        let payloadCRC = try r.u32(FrameLayout.payloadCRC)
+        let tableLength = try r.u32(FrameLayout.runTableLength)
         if UInt64(tableLength) < 2 * UInt64(runCount) || UInt64(tableLength) > 20 * UInt64(runCount) {
             throw .field(
-                section, offset + 36, "runTableLength", expected: "\(2 * UInt64(runCount)) to \(20 * UInt64(runCount)) for \(runCount) runs",
+                r, FrameLayout.runTableLength, expected: "\(2 * UInt64(runCount)) to \(20 * UInt64(runCount)) for \(runCount) runs",
                 found: tableLength)
         }
         return FrameHeaderPrefix(
@@ -132,7 +136,7 @@ struct FrameHeaderPrefix {
 
     /// Bytes that follow the prefix in the header: the run table and the
     /// CRC.
-    var restLength: Int { runTableLength + 4 }
+    var restLength: Int { runTableLength + FrameLayout.headerCRCLength }
 
     /// Decodes the rest of the header and checks the runs: non-empty,
     /// inside the file, adding up to the uncompressed length.
@@ -140,12 +144,13 @@ struct FrameHeaderPrefix {
         let section = CheckpointSection.frame(sequence)
         let all = bytes + rest
         var r = ByteReader(all, base: offset, section: section)
-        _ = try r.raw(CheckpointFormat.frameFixedLength)
-        let tableEnd = CheckpointFormat.frameFixedLength + runTableLength
+        _ = try r.raw(FrameLayout.fixedLength)
+        let tableEnd = FrameLayout.fixedLength + runTableLength
         var runs: [FileRange] = []
         runs.reserveCapacity(runCount)
         let page = CheckpointFormat.pageSize
-        let maxPages = header.fileSize / page
+        // Stored pages lie inside the saved memory's own length.
+        let maxPages = header.dataEnd / page
         var end = firstAddress
         var total: UInt64 = 0
         for i in 0..<runCount {
@@ -156,7 +161,7 @@ struct FrameHeaderPrefix {
             let startPage = end / page
             if length == 0 || gap > maxPages || length > maxPages || startPage + gap + length > maxPages {
                 throw .field(
-                    section, at, "run \(i)", expected: "a non-empty page range inside the file (\(maxPages) pages)",
+                    section, at, "run \(i)", expected: "a non-empty page range inside the data (\(maxPages) pages)",
                     found: "gap \(gap) pages, length \(length) pages after \(hex(end))")
             }
             let start = end + gap * page
@@ -166,11 +171,13 @@ struct FrameHeaderPrefix {
         }
         if r.position != tableEnd {
             throw .field(
-                section, r.offset, "runTableLength", expected: "\(r.position - CheckpointFormat.frameFixedLength) bytes for \(runCount) runs",
+                section, r.offset, "runTableLength", expected: "\(r.position - FrameLayout.fixedLength) bytes for \(runCount) runs",
                 found: runTableLength)
         }
         if total != UInt64(uncompressedLength) {
-            throw .field(section, offset + 24, "uncompressedLength", expected: "\(total) (the sum of the runs)", found: uncompressedLength)
+            throw .field(
+                section, offset + UInt64(FrameLayout.uncompressedLength.offset), "uncompressedLength",
+                expected: "\(total) (the sum of the runs)", found: uncompressedLength)
         }
         try r.checkCRC(from: 0, what: "headerCRC")
         var frame = FrameHeader(

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLinuxShim
 import PGAlloc
+import SystemPackage
 
 /// A new file that replaces `path` only when committed: until then it is an
 /// unnamed file in the same directory (`O_TMPFILE`; a hidden temporary name
@@ -11,7 +12,8 @@ import PGAlloc
 /// failed or killed writer leaves the path as it was.
 final class AtomicFile {
     let path: String
-    let fd: Int32
+    /// The file, valid until commit or abandon.
+    let descriptor: FileDescriptor
     private var owned: OwnedFileDescriptor?
     private let directory: String
     /// The temporary name, when the file has one before commit.
@@ -23,7 +25,7 @@ final class AtomicFile {
         directory = AtomicFile.directory(of: path)
         let unnamed = Glibc.open(directory, pg_O_TMPFILE | O_RDWR | O_CLOEXEC, mode)
         if unnamed >= 0 {
-            fd = unnamed
+            descriptor = FileDescriptor(rawValue: unnamed)
             owned = OwnedFileDescriptor(owning: unnamed)
             temporary = nil
         } else {
@@ -33,7 +35,7 @@ final class AtomicFile {
             }
             let name = AtomicFile.temporaryName(for: path)
             let file = try OwnedFileDescriptor.open(name, flags: O_RDWR | O_CREAT | O_EXCL, mode: mode)
-            fd = file.rawValue
+            descriptor = file.descriptor
             owned = consume file
             temporary = name
         }
@@ -58,7 +60,7 @@ final class AtomicFile {
 
     /// Makes the file durable and puts it at `path`.
     func commit() throws {
-        _ = try retryingInterrupts("fsync \(path)") { fsync(fd) }
+        try descriptor.sync(call: "fsync \(path)")
         let name: String
         if let temporary {
             name = temporary
@@ -67,7 +69,7 @@ final class AtomicFile {
             // temporary name first.
             name = AtomicFile.temporaryName(for: path)
             _ = try retryingInterrupts("linkat \(name)") {
-                linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, name, pg_AT_SYMLINK_FOLLOW)
+                linkat(AT_FDCWD, "/proc/self/fd/\(descriptor.rawValue)", AT_FDCWD, name, pg_AT_SYMLINK_FOLLOW)
             }
         }
         if rename(name, path) != 0 {
@@ -78,7 +80,7 @@ final class AtomicFile {
         done = true
         owned = nil
         let dir = try OwnedFileDescriptor.open(directory, flags: O_RDONLY | O_DIRECTORY)
-        _ = try retryingInterrupts("fsync \(directory)") { fsync(dir.rawValue) }
+        try dir.descriptor.sync(call: "fsync \(directory)")
     }
 
     /// Drops the file; `path` keeps what it had.

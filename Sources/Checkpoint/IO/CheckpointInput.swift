@@ -2,99 +2,185 @@
 import Glibc
 #endif
 import PGAlloc
+import SystemPackage
 
-/// Where a checkpoint is read from: a file (seekable: its size is known,
-/// and the trailer and index can be read first) or a stream such as a pipe
-/// (read once, in order).
+/// A checkpoint that can be read at any offset: a file (or, later, an
+/// object in a store). Reads may come from several threads at once.
+protocol RandomAccessInput: AnyObject, Sendable {
+    /// How messages name it.
+    var name: String { get }
+    /// Bytes of the checkpoint.
+    var length: UInt64 { get }
+    /// Reads exactly `into.count` bytes at checkpoint offset `offset`;
+    /// bytes beyond `length` are a `.truncated` error of `section`.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, section: CheckpointSection) throws
+}
+
+extension RandomAccessInput {
+    /// Reads `count` bytes at checkpoint offset `offset`.
+    func read(at offset: UInt64, count: Int, section: CheckpointSection) throws -> [UInt8] {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(count))
+        if overflow || end > length {
+            throw CheckpointError(.truncated, section, offset: min(offset, length), "the file ends before \(count) bytes at \(offset)")
+        }
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try read(at: offset, into: $0, section: section) }
+        return out
+    }
+}
+
+/// A regular file, read with `pread` from where the checkpoint starts in
+/// it.
+final class FileInput: RandomAccessInput, @unchecked Sendable {
+    let name: String
+    let length: UInt64
+    private let fd: FileDescriptor
+    /// Owned when opened from a path.
+    private let owned: OwnedFileDescriptor?
+    /// Offset in the file where the checkpoint starts.
+    private let base: UInt64
+
+    /// Reads `fd` (which must stay open while this is used) from `base`.
+    init(descriptor fd: FileDescriptor, owned: consuming OwnedFileDescriptor?, name: String, base: UInt64, fileLength: UInt64) {
+        self.fd = fd
+        self.owned = owned
+        self.name = name
+        self.base = base
+        length = fileLength > base ? fileLength - base : 0
+    }
+
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, section: CheckpointSection) throws {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(buffer.count))
+        if overflow || end > length {
+            throw CheckpointError(.truncated, section, offset: min(offset, length), "the file ends before \(buffer.count) bytes at \(offset)")
+        }
+        let n = try fd.readAll(into: buffer, atAbsoluteOffset: base + offset, call: "pread \(name)")
+        if n < buffer.count {
+            throw CheckpointError(.truncated, section, offset: offset + UInt64(n), "the file shrank while being read")
+        }
+    }
+}
+
+/// A stream (a pipe, a socket, a terminal): read once, in order.
+final class StreamInput {
+    let fd: FileDescriptor
+    let name: String
+    /// Owned when opened from a path.
+    private let owned: OwnedFileDescriptor?
+
+    init(descriptor fd: FileDescriptor, owned: consuming OwnedFileDescriptor?, name: String) {
+        self.fd = fd
+        self.owned = owned
+        self.name = name
+    }
+}
+
+/// A checkpoint opened for reading: a file, which can be read anywhere, or
+/// a stream, which is read once in order.
+enum OpenedInput {
+    case random(RandomAccessInput)
+    case stream(StreamInput)
+
+    /// Opens `location`: a regular file (from a descriptor's current
+    /// offset) is read as a file, anything else as a stream.
+    static func open(_ location: CheckpointLocation) throws -> OpenedInput {
+        switch location {
+        case .path(let path):
+            let owned = try OwnedFileDescriptor.open(path, flags: O_RDONLY)
+            let st = try owned.status()
+            let fd = owned.descriptor
+            if st.st_mode & S_IFMT == S_IFREG {
+                return .random(FileInput(descriptor: fd, owned: owned, name: path, base: 0, fileLength: UInt64(st.st_size)))
+            }
+            return .stream(StreamInput(descriptor: fd, owned: owned, name: path))
+        case .descriptor(let raw, let name):
+            let fd = FileDescriptor(rawValue: raw)
+            let st = try fd.status(call: "fstat \(name)")
+            if st.st_mode & S_IFMT == S_IFREG {
+                let here = lseek(raw, 0, SEEK_CUR)
+                return .random(
+                    FileInput(descriptor: fd, owned: nil, name: name, base: here < 0 ? 0 : UInt64(here), fileLength: UInt64(st.st_size)))
+            }
+            return .stream(StreamInput(descriptor: fd, owned: nil, name: name))
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .random(let input): input.name
+        case .stream(let input): input.name
+        }
+    }
+}
+
+/// Reads a checkpoint in order, from a stream or from a file, through a
+/// read-ahead buffer.
 ///
 /// Every read asks for an exact number of bytes and names the section it
 /// is reading: running out of input is a `.truncated` checkpoint error for
 /// that section. No read is larger than the format's limits allow.
-final class CheckpointInput {
-    private var owned: OwnedFileDescriptor?
-    let fd: Int32
-    /// The name used in messages.
-    let name: String
-    /// For a regular file: its length from where the checkpoint starts.
-    let seekableLength: UInt64?
-    /// Offset in the descriptor where the checkpoint starts.
-    private let base: UInt64
-    /// Checkpoint offset of the next sequential read.
+final class SequentialReader {
+    private let source: OpenedInput
+    /// Checkpoint offset of the next byte.
     private(set) var offset: UInt64 = 0
 
-    /// Read-ahead: bytes `[bufferStart, bufferEnd)` of `buffer` are the
-    /// next bytes of the input.
+    /// Bytes `[bufferStart, bufferEnd)` of `buffer` are the next bytes of
+    /// the input.
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
     private var bufferStart = 0
     private var bufferEnd = 0
+    /// Reused by `skip` on a stream.
+    private var scratch: [UInt8] = []
 
-    /// Opens `path` for reading.
-    convenience init(path: String) throws {
-        let fd = try OwnedFileDescriptor.open(path, flags: O_RDONLY)
-        try self.init(owning: fd, name: path)
-    }
-
-    /// Reads from `fd`, which stays the caller's, from its current offset.
-    convenience init(descriptor fd: Int32, name: String) throws {
-        try self.init(fd: fd, owned: nil, name: name)
-    }
-
-    private convenience init(owning fd: consuming OwnedFileDescriptor, name: String) throws {
-        let raw = fd.rawValue
-        try self.init(fd: raw, owned: fd, name: name)
-    }
-
-    private init(fd: Int32, owned: consuming OwnedFileDescriptor?, name: String) throws {
-        self.fd = fd
-        self.owned = owned
-        self.name = name
-        var st = stat()
-        _ = try retryingInterrupts("fstat \(name)") { fstat(fd, &st) }
-        if st.st_mode & S_IFMT == S_IFREG {
-            let here = lseek(fd, 0, SEEK_CUR)
-            base = here < 0 ? 0 : UInt64(here)
-            seekableLength = UInt64(st.st_size) > base ? UInt64(st.st_size) - base : 0
-        } else {
-            base = 0
-            seekableLength = nil
-        }
+    init(_ source: OpenedInput) {
+        self.source = source
     }
 
     deinit {
         buffer.deallocate()
     }
 
-    var isSeekable: Bool { seekableLength != nil }
+    var name: String { source.name }
+
+    /// The input that can be read anywhere, if it is a file.
+    var randomAccess: RandomAccessInput? {
+        if case .random(let input) = source { input } else { nil }
+    }
+
+    /// The checkpoint's length, if it is a file.
+    var length: UInt64? { randomAccess?.length }
 
     private var buffered: Int { bufferEnd - bufferStart }
+
+    /// Reads what comes next into `p` (fewer bytes than asked only at the
+    /// end of the input); returns the bytes read.
+    private func rawRead(into p: UnsafeMutableRawBufferPointer) throws -> Int {
+        switch source {
+        case .random(let input):
+            let n = Int(min(UInt64(p.count), input.length - min(offset, input.length)))
+            try input.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: p[..<n]), section: .file)
+            return n
+        case .stream(let input):
+            return try input.fd.readSome(into: p, call: "read \(input.name)")
+        }
+    }
 
     /// Refills the empty buffer; returns false at end of input.
     private func fill() throws -> Bool {
         precondition(buffered == 0)
         bufferStart = 0
-        bufferEnd = try rawRead(into: buffer, at: offset)
+        bufferEnd = try rawRead(into: buffer)
         return bufferEnd > 0
     }
 
-    /// One read(2) or pread(2) into `into`; returns the bytes read (0 at
-    /// end of input).
-    private func rawRead(into p: UnsafeMutableRawBufferPointer, at position: UInt64) throws -> Int {
-        if isSeekable {
-            return try retryingInterrupts("pread \(name)") {
-                pread(fd, p.baseAddress, p.count, off_t(Int64(bitPattern: base + position)))
-            }
-        }
-        return try retryingInterrupts("read \(name)") { Glibc.read(fd, p.baseAddress, p.count) }
-    }
-
-    /// Reads exactly `count` bytes at the current offset.
+    /// Reads exactly `count` bytes.
     func read(_ count: Int, section: CheckpointSection) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         try out.withUnsafeMutableBytes { try read(into: $0, section: section) }
         return out
     }
 
-    /// Reads exactly `into.count` bytes at the current offset into `into`.
+    /// Reads exactly `into.count` bytes into `into`.
     func read(into p: UnsafeMutableRawBufferPointer, section: CheckpointSection) throws {
         var done = 0
         while done < p.count {
@@ -107,9 +193,9 @@ final class CheckpointInput {
                 offset += UInt64(n)
                 continue
             }
-            if remaining >= 1 << 20 {
+            if remaining >= buffer.count {
                 // Large reads go straight to the destination.
-                let n = try rawRead(into: UnsafeMutableRawBufferPointer(rebasing: p[done...]), at: offset)
+                let n = try rawRead(into: UnsafeMutableRawBufferPointer(rebasing: p[done...]))
                 if n == 0 {
                     throw CheckpointError(.truncated, section, offset: offset, "the input ends \(remaining) bytes short")
                 }
@@ -123,8 +209,7 @@ final class CheckpointInput {
         }
     }
 
-    /// Reads up to `count` bytes at the current offset: fewer only where the
-    /// input ends.
+    /// Reads up to `count` bytes: fewer only where the input ends.
     func read(upTo count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         while out.count < count {
@@ -141,10 +226,34 @@ final class CheckpointInput {
         return out
     }
 
+    /// The next 4 bytes, without consuming them; nil if fewer remain.
+    func peek4() throws -> [UInt8]? {
+        if buffered < 4 {
+            // Move what is left to the front and top the buffer up.
+            let left = buffered
+            if left > 0 {
+                (buffer.baseAddress!).copyMemory(from: buffer.baseAddress! + bufferStart, byteCount: left)
+            }
+            bufferStart = 0
+            bufferEnd = left
+            while bufferEnd < 4 {
+                let saved = offset
+                offset += UInt64(bufferEnd)
+                let n = try rawRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[bufferEnd...]))
+                offset = saved
+                if n == 0 {
+                    return nil
+                }
+                bufferEnd += n
+            }
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[bufferStart..<bufferStart + 4]))
+    }
+
     /// Skips `count` bytes: a seek for a file, reading and dropping them for
     /// a stream.
     func skip(_ count: UInt64, section: CheckpointSection) throws {
-        if let length = seekableLength {
+        if let length {
             if count > length - min(offset, length) {
                 throw CheckpointError(.truncated, section, offset: length, "the input ends \(offset + count - length) bytes short")
             }
@@ -158,7 +267,9 @@ final class CheckpointInput {
             return
         }
         var left = count
-        var scratch = [UInt8](repeating: 0, count: Int(min(count, 1 << 20)))
+        if scratch.isEmpty {
+            scratch = [UInt8](repeating: 0, count: 1 << 16)
+        }
         while left > 0 {
             let n = Int(min(left, UInt64(scratch.count)))
             try scratch.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<n]), section: section) }
@@ -166,35 +277,9 @@ final class CheckpointInput {
         }
     }
 
-    /// Reads `count` bytes at checkpoint offset `at`, without moving the
-    /// sequential offset.
-    ///
-    /// - Precondition: the input is seekable.
-    func read(at position: UInt64, count: Int, section: CheckpointSection) throws -> [UInt8] {
-        guard let length = seekableLength else {
-            preconditionFailure("CheckpointInput.read(at:): \(name) is not seekable")
-        }
-        let (end, overflow) = position.addingReportingOverflow(UInt64(count))
-        if overflow || end > length {
-            throw CheckpointError(.truncated, section, offset: min(position, length), "the file ends before \(count) bytes at \(position)")
-        }
-        var out = [UInt8](repeating: 0, count: count)
-        var done = 0
-        try out.withUnsafeMutableBytes { (p: UnsafeMutableRawBufferPointer) throws in
-            while done < count {
-                let n = try rawRead(into: UnsafeMutableRawBufferPointer(rebasing: p[done...]), at: position + UInt64(done))
-                if n == 0 {
-                    throw CheckpointError(.truncated, section, offset: position + UInt64(done), "the file shrank while being read")
-                }
-                done += n
-            }
-        }
-        return out
-    }
-
     /// Whether the input has nothing after the current offset.
     func isAtEnd() throws -> Bool {
-        if let length = seekableLength {
+        if let length {
             return offset >= length
         }
         if buffered > 0 {

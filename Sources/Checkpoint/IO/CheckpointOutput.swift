@@ -3,14 +3,15 @@ import Glibc
 #endif
 import CLinuxShim
 import PGAlloc
+import SystemPackage
 
-/// Where a checkpoint is written: a descriptor written in order (a pipe,
-/// stdout, any file), or a path written atomically.
+/// Where a checkpoint is written, in order, never seeking back: a
+/// descriptor (a pipe, stdout, an open file) or a path written atomically.
 ///
-/// Writing to a path goes through an `AtomicFile`: a save that fails or is
-/// killed leaves the path as it was.
+/// Small writes are gathered in a buffer; large ones go straight through.
+/// A save that fails calls `abandon()`: a path keeps its old contents.
 final class CheckpointOutput {
-    private let fd: Int32
+    private let fd: FileDescriptor
     private let atomic: AtomicFile?
     private let name: String
     private var buffer: [UInt8] = []
@@ -23,21 +24,27 @@ final class CheckpointOutput {
     /// Write-back is started every so many bytes.
     private static let writebackStep: UInt64 = 32 << 20
 
-    /// Writes to `fd` (which stays the caller's) in order, from its
-    /// current position.
-    init(descriptor fd: Int32, name: String) {
+    /// Opens `location` for writing.
+    static func open(_ location: CheckpointLocation) throws -> CheckpointOutput {
+        switch location {
+        case .path(let path):
+            return try CheckpointOutput(atomic: AtomicFile(path: path), name: path)
+        case .descriptor(let fd, let name):
+            return CheckpointOutput(descriptor: FileDescriptor(rawValue: fd), name: name)
+        }
+    }
+
+    private init(descriptor fd: FileDescriptor, name: String) {
         self.fd = fd
         self.atomic = nil
         self.name = name
         buffer.reserveCapacity(1 << 20)
     }
 
-    /// Writes to a new file that replaces `path` when `finish()` succeeds.
-    init(atomicPath path: String) throws {
-        let file = try AtomicFile(path: path)
-        fd = file.fd
+    private init(atomic file: AtomicFile, name: String) {
+        fd = file.descriptor
         atomic = file
-        name = path
+        self.name = name
         buffer.reserveCapacity(1 << 20)
     }
 
@@ -50,7 +57,7 @@ final class CheckpointOutput {
         }
         try flush()
         if bytes.count >= buffer.capacity / 2 {
-            try writeAll(bytes)
+            try writeThrough(bytes)
         } else {
             buffer.append(contentsOf: bytes)
         }
@@ -68,19 +75,13 @@ final class CheckpointOutput {
 
     private func flush() throws {
         if !buffer.isEmpty {
-            try buffer.withUnsafeBytes { try writeAll($0) }
+            try buffer.withUnsafeBytes { try writeThrough($0) }
             buffer.removeAll(keepingCapacity: true)
         }
     }
 
-    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = try retryingInterrupts("write \(name)") {
-                Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            }
-            done += n
-        }
+    private func writeThrough(_ bytes: UnsafeRawBufferPointer) throws {
+        try fd.writeAll(bytes, call: "write \(name)")
         bytesFlushed += UInt64(bytes.count)
         if atomic != nil && bytesFlushed - bytesWrittenBack >= CheckpointOutput.writebackStep {
             startWriteback()
@@ -91,7 +92,7 @@ final class CheckpointOutput {
     /// fsync of `finish()` does not wait for all of it at the end. Only an
     /// optimization: a failure here shows up at that fsync.
     private func startWriteback() {
-        _ = pg_start_writeback(fd, Int64(bytesWrittenBack), Int64(bytesFlushed - bytesWrittenBack))
+        _ = pg_start_writeback(fd.rawValue, Int64(bytesWrittenBack), Int64(bytesFlushed - bytesWrittenBack))
         bytesWrittenBack = bytesFlushed
     }
 

@@ -1,23 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import PGAlloc
-
-/// How far a save or restore has got, for progress displays.
-public struct CheckpointProgress: Sendable {
-    /// Bytes of page data processed so far.
-    public var bytesDone: UInt64
-    /// Bytes of page data in all (an upper bound while saving: zero pages
-    /// are found on the way and not stored); 0 if unknown (a restore from a
-    /// stream).
-    public var bytesTotal: UInt64
-
-    public init(bytesDone: UInt64, bytesTotal: UInt64) {
-        self.bytesDone = bytesDone
-        self.bytesTotal = bytesTotal
-    }
-}
-
 /// Options of a save.
 public struct SaveOptions: Sendable {
     /// zstd compression level. Level 1 is the measured default: see
@@ -29,8 +9,13 @@ public struct SaveOptions: Sendable {
     /// 64 MiB. Larger frames compress a little better and cost more memory
     /// per thread; see BENCHMARKS.md for the default's measurement.
     public var frameSize: Int = 8 << 20
+    /// Free-form annotations stored in the checkpoint (`ANNO`): who saved
+    /// it, when, from what. Keys are 1 to 64 characters of `a-z 0-9 . _ -`,
+    /// values UTF-8 of at most 4096 bytes. None by default, which keeps a
+    /// checkpoint a function of the memory alone.
+    public var annotations: [String: String] = [:]
     /// Called from the saving thread as frames are written.
-    public var progress: (@Sendable (CheckpointProgress) -> Void)? = nil
+    public var progress: ProgressHandler? = nil
     /// Runs of zero pages a save collects before it punches them, bounding
     /// its memory (16 bytes a run); tests lower it to exercise punching
     /// during the save.
@@ -43,6 +28,7 @@ public struct SaveOptions: Sendable {
             throw CheckpointUsageError("frame size \(frameSize) must be a multiple of 4096 from 4096 to \(CheckpointFormat.maxFrameLimit)")
         }
         try checkThreadCount(threads)
+        try AnnotationsSection.validate(annotations)
         return self
     }
 }
@@ -68,25 +54,4 @@ public struct SaveReport: Sendable, Hashable {
     /// How the pages holding data were found ("none", "mincore",
     /// "seekData", "mincoreThenSeekData").
     public var scan: String
-}
-
-/// A save or restore asked for something impossible (bad options).
-public struct CheckpointUsageError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// The number of online CPUs.
-public func defaultThreadCount() -> Int {
-    max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-}
-
-/// The thread counts save, restore and verify accept.
-public let threadCountRange = 1...1024
-
-/// Throws unless `threads` is in `threadCountRange`.
-func checkThreadCount(_ threads: Int) throws(CheckpointUsageError) {
-    guard threadCountRange.contains(threads) else {
-        throw CheckpointUsageError("thread count \(threads) must be from 1 to 1024")
-    }
 }

@@ -30,7 +30,7 @@ public enum ZstdError: Error, Equatable, Hashable, Sendable, CustomStringConvert
     public var description: String {
         switch self {
         case let .library(function, code, name):
-            return "zstd: \(function) failed: \(name) (error \(code))"
+            return "zstd: \(function) failed: \(name) (libzstd error code \(code))"
         case let .invalidLevel(level, supported):
             return "zstd: compression level \(level) is outside the supported range "
                 + "\(supported.lowerBound)...\(supported.upperBound)"

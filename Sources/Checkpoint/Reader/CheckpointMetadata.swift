@@ -1,0 +1,41 @@
+import PGAlloc
+
+/// Everything a checkpoint says about itself, apart from page data.
+public struct CheckpointMetadata: Sendable {
+    public var header: CheckpointHeader
+    public var segments: [SegmentRecord]
+    public var totals: IndexTotals
+    /// Bytes of the checkpoint.
+    public var checkpointLength: UInt64
+    /// Every frame's header (runs included), in order, if asked for.
+    public var frames: [FrameHeader]
+    /// What the index says of each frame, in order.
+    public var index: [IndexEntry]
+    /// Version 2: the sections, head ones then tail ones, in file order.
+    /// Empty for version 1.
+    public var sections: [SectionEntry]
+    /// Version 2: the `ANNO` section's annotations (empty without one).
+    public var annotations: [String: String]
+    /// Checkpoint offset of the first frame.
+    public var framesOffset: UInt64
+}
+
+/// What a scan does with the frames' payloads.
+enum PayloadMode {
+    /// Skip them (seek over them in a file): for reading the metadata.
+    case skip
+    /// Check their checksums, decompress them on worker threads, and hand
+    /// the data to a sink.
+    case decompress(FrameSink)
+}
+
+/// Receives the checkpoint's parts as a scan validates them.
+protocol FrameSink: AnyObject, Sendable {
+    /// Called once the header, the sections and the segment table are read
+    /// and checked (and, from a file, the index and trailer), before any
+    /// frame.
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws
+    /// Called on a worker thread with the decompressed data of a checked
+    /// frame, `data.count == frame.uncompressedLength`.
+    func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws
+}

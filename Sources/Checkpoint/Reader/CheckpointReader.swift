@@ -1,0 +1,32 @@
+import PGAlloc
+
+/// Reading a checkpoint without restoring it.
+public enum CheckpointReader {
+    /// Reads and checks everything but the page data: header, sections,
+    /// segment table, every frame's header (with `includeFrames`,
+    /// returned), index and trailer. From a file, payloads are skipped by
+    /// seeking.
+    public static func readMetadata(from location: CheckpointLocation, includeFrames: Bool = false) throws -> CheckpointMetadata {
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)))
+        scanner.collectFrames = includeFrames
+        scanner.memoryLimit = CheckpointFormat.maxFileSize
+        return try scanner.scan(.skip)
+    }
+
+    /// Checks every rule and every checksum, and decompresses every frame
+    /// (on `options.threads` threads) without keeping the data: what a
+    /// restore would check, without creating memory.
+    public static func verify(
+        _ location: CheckpointLocation, options: RestoreOptions = RestoreOptions(), includeFrames: Bool = false
+    ) throws -> CheckpointMetadata {
+        var scanner = try CheckpointScanner.opening(location, options: options)
+        scanner.collectFrames = includeFrames
+        return try scanner.scan(.decompress(DiscardSink()))
+    }
+}
+
+/// Drops decompressed data: verification only.
+final class DiscardSink: FrameSink, @unchecked Sendable {
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {}
+    func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {}
+}

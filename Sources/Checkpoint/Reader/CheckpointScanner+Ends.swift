@@ -1,0 +1,197 @@
+import PGAlloc
+
+/// What a checkpoint's end says: the trailer, the index and, in version 2,
+/// the tail sections.
+struct CheckpointEnds {
+    var trailer: CheckpointTrailer
+    var index: IndexDecoder
+    /// Version 2: the tail sections, in file order.
+    var tail: [SectionEntry] = []
+    /// The index's totals, with version 2's per-kind figures from `ACCT`.
+    var totals: IndexTotals
+    /// Where the stored bytes per kind were read, for messages.
+    var perKindLocation: (CheckpointSection, UInt64)
+
+    /// Where the index says the frames start: its first entry, or the
+    /// index itself when there are no frames.
+    var framesOffset: UInt64 {
+        index.entries.first?.offset ?? trailer.indexOffset
+    }
+
+    /// Version 2 reads the head after the end: the frames must start where
+    /// the head sections end.
+    func checkFramesOffset(_ headEnd: UInt64) throws {
+        if framesOffset != headEnd {
+            throw CheckpointError.field(
+                .index, index.indexOffset + UInt64(index.shape.fixedLength), "entry 0 offset",
+                expected: "\(hex(headEnd)) (right after the head sections)", found: hex(framesOffset))
+        }
+    }
+}
+
+extension CheckpointScanner {
+    /// Phase 2, from a file: its length, the trailer, the index and the tail
+    /// sections, read before anything else so that a truncated or damaged
+    /// end is found before memory is created.
+    func readEnds(header: CheckpointHeader, from file: RandomAccessInput) throws -> CheckpointEnds {
+        let length = file.length
+        // Version 1 knows where its frames start from the header alone.
+        let framesOffset: UInt64? = header.version == 1 ? UInt64(HeaderLayout.recordLength) + header.metadataLength : nil
+        let emptyIndex = IndexShape(version: header.version, entryLength: IndexEntryLayout.recordLength).length(frameCount: 0)!
+        let minimum = (framesOffset ?? CheckpointFormat.minFramesOffsetV2) + emptyIndex
+            + (header.version == 1 ? 0 : CheckpointFormat.minTailLength) + UInt64(TrailerLayout.recordLength)
+        if length < minimum {
+            throw CheckpointError(
+                .truncated, .file, offset: length,
+                "a checkpoint with \(header.segmentCount) segments is at least \(minimum) bytes, this one is \(length)")
+        }
+        let trailerAt = length - UInt64(TrailerLayout.recordLength)
+        let trailer: CheckpointTrailer
+        do {
+            trailer = try CheckpointTrailer.decode(
+                file.read(at: trailerAt, count: TrailerLayout.recordLength, section: .trailer),
+                offset: trailerAt, header: header, framesOffset: framesOffset)
+        } catch var error as CheckpointError where error.reason == .invalidField("magic") {
+            // The last 64 bytes are not a trailer: most likely the file
+            // was cut short, or something was appended to it.
+            error.detail += "; the file may be truncated or have data after its trailer"
+            throw error
+        }
+        if trailer.checkpointLength != length {
+            throw CheckpointError.field(
+                .trailer, trailerAt + UInt64(TrailerLayout.checkpointLength.offset), "checkpointLength",
+                expected: "\(length) (the file's length)", found: trailer.checkpointLength)
+        }
+        let index = try readIndex(
+            header: header, at: trailer.indexOffset, framesOffset: framesOffset, frameCount: trailer.frameCount,
+            from: .random(file, indexLength: trailer.indexLength))
+        // The trailer repeats the index's storedBytes: a stream compares
+        // every trailer field at the end, a file must too.
+        if trailer.storedBytes != index.totals.storedBytes {
+            throw CheckpointError.field(
+                .trailer, trailerAt + UInt64(TrailerLayout.storedBytes.offset), "storedBytes",
+                expected: "\(index.totals.storedBytes) (the index's)", found: trailer.storedBytes)
+        }
+        var ends = CheckpointEnds(
+            trailer: trailer, index: index, totals: index.totals,
+            perKindLocation: (.index, trailer.indexOffset + UInt64(IndexLayout.storedPerKind)))
+        if header.version >= 2 {
+            let reader = SectionReader(header: header, source: .random(file))
+            try readTail(&ends, header: header, reader: reader, regionEnd: trailerAt, seen: [])
+        }
+        return ends
+    }
+
+    /// Phase 5, from a stream: the index (its tag was just read), the tail
+    /// sections, the trailer, and nothing after it.
+    func readEndsInOrder(header: CheckpointHeader, head: CheckpointHead) throws -> CheckpointEnds {
+        let indexOffset = input.offset - UInt64(IndexLayout.tag.size)
+        let index = try readIndex(
+            header: header, at: indexOffset, framesOffset: head.framesOffset, frameCount: nil, from: .stream(input))
+        let tailOffset = input.offset
+        var ends = CheckpointEnds(
+            trailer: CheckpointTrailer(
+                version: header.version, indexOffset: indexOffset, indexLength: tailOffset - indexOffset,
+                checkpointLength: 0, frameCount: 0, storedBytes: 0, headerCRC: 0),
+            index: index, totals: index.totals, perKindLocation: (.index, indexOffset + UInt64(IndexLayout.storedPerKind)))
+        if header.version >= 2 {
+            try readTail(
+                &ends, header: header, reader: SectionReader(header: header, source: .stream(input)), regionEnd: nil,
+                seen: Set(head.sections.map(\.type)))
+        }
+        let trailerAt = input.offset
+        let trailer = try CheckpointTrailer.decode(
+            input.read(TrailerLayout.recordLength, section: .trailer), offset: trailerAt, header: header,
+            framesOffset: head.framesOffset)
+        if trailer.indexOffset != indexOffset || trailer.frameCount != index.totals.frameCount
+            || trailer.storedBytes != index.totals.storedBytes || trailer.checkpointLength != input.offset
+            || trailer.tailOffset != tailOffset
+        {
+            throw CheckpointError.field(
+                .trailer, trailerAt, "fields",
+                expected: "index at \(hex(indexOffset)), \(index.totals.frameCount) frames, \(index.totals.storedBytes) bytes stored, length \(input.offset)",
+                found: "index at \(hex(trailer.indexOffset)), \(trailer.frameCount) frames, \(trailer.storedBytes) bytes stored, length \(trailer.checkpointLength)")
+        }
+        if !(try input.isAtEnd()) {
+            throw CheckpointError(.trailingData, .file, offset: input.offset, "the checkpoint ends at \(input.offset) but the input goes on")
+        }
+        ends.trailer = trailer
+        return ends
+    }
+
+    /// Where the index is read from.
+    enum IndexSource {
+        /// A file: read at its offset, its length known from the trailer.
+        case random(RandomAccessInput, indexLength: UInt64)
+        /// A stream, right after the index's tag.
+        case stream(SequentialReader)
+    }
+
+    /// Reads and checks the index at `indexOffset`.
+    func readIndex(
+        header: CheckpointHeader, at indexOffset: UInt64, framesOffset: UInt64?, frameCount: UInt64?, from source: IndexSource
+    ) throws -> IndexDecoder {
+        var decoder = IndexDecoder(header: header, indexOffset: indexOffset, framesOffset: framesOffset)
+        let fixed = IndexDecoder.fixedLength(version: header.version)
+        var position = indexOffset
+        func next(_ count: Int) throws -> [UInt8] {
+            defer { position += UInt64(count) }
+            switch source {
+            case .random(let file, _):
+                return try file.read(at: position, count: count, section: .index)
+            case .stream(let reader):
+                return try reader.read(count, section: .index)
+            }
+        }
+        switch source {
+        case .random:
+            try decoder.decodeFixed(try next(fixed))
+        case .stream:
+            let tag = header.version == 1 ? CheckpointFormat.indexTagV1 : CheckpointFormat.indexTagV2
+            position += UInt64(IndexLayout.tag.size)
+            try decoder.decodeFixed((0..<4).map { UInt8(truncatingIfNeeded: tag >> (8 * $0)) } + (try next(fixed - IndexLayout.tag.size)))
+        }
+        if let frameCount, decoder.totals.frameCount != frameCount {
+            throw CheckpointError.field(
+                .index, indexOffset + UInt64(IndexLayout.frameCount.offset), "frameCount", expected: "\(frameCount) (the trailer's)",
+                found: decoder.totals.frameCount)
+        }
+        if case .random(_, let indexLength) = source {
+            // The trailer bounded frameCount by the space before the index;
+            // the entries must also fill the index it gives.
+            if decoder.shape.length(frameCount: decoder.totals.frameCount) != indexLength {
+                throw CheckpointError.field(
+                    .index, indexOffset + UInt64(IndexLayout.frameCount.offset), "frameCount",
+                    expected: "a count whose entries fill the index", found: decoder.totals.frameCount)
+            }
+        }
+        while decoder.remaining > 0 {
+            let count = Int(min(decoder.remaining, 65536))
+            try decoder.decodeEntries(try next(count * decoder.shape.entryLength))
+        }
+        try decoder.finish(try next(ClosingLayout.recordLength))
+        return decoder
+    }
+
+    /// Reads the tail section table and the tail sections (version 2).
+    /// `regionEnd` is the trailer's offset, for a file; `seen`, the head
+    /// sections' types, when they were read first.
+    func readTail(
+        _ ends: inout CheckpointEnds, header: CheckpointHeader, reader: SectionReader, regionEnd: UInt64?, seen: Set<SectionType>
+    ) throws {
+        let tableOffset = ends.trailer.indexOffset + ends.trailer.indexLength
+        let entries = try reader.readTable(at: tableOffset, placement: .tail, regionEnd: regionEnd, seen: seen)
+        for entry in entries {
+            switch entry.type {
+            case .accounting:
+                let bytes = try reader.readPayload(entry)
+                (ends.totals.storedPerKind, ends.totals.accounting) = try AccountingSection.decode(
+                    bytes, offset: entry.offset, storedBytes: ends.totals.storedBytes)
+                ends.perKindLocation = (.section(.accounting), entry.offset + UInt64(AccountingSection.storedPerKind))
+            default:
+                try reader.skipPayload(entry)
+            }
+        }
+        ends.tail = entries
+    }
+}

@@ -1,0 +1,27 @@
+import PGAlloc
+
+/// Options of a restore, and of a verification (which reads as a restore
+/// does, without creating memory).
+public struct RestoreOptions: Sendable {
+    /// Threads that decompress; every core by default.
+    public var threads: Int = defaultThreadCount()
+    /// Options of the MemoryFile restored into.
+    public var memoryFile = MemoryFileOptions()
+    /// Called from the restoring thread as frames are read.
+    public var progress: ProgressHandler? = nil
+    /// The largest memory file a checkpoint may ask for (its `fileSize`),
+    /// checked before any memory is created: a checkpoint asking for more
+    /// is refused (`CheckpointError.Reason.limitExceeded`). Verification
+    /// applies it too, so that it accepts what a restore would.
+    public var memoryLimit: UInt64 = RestoreOptions.defaultMemoryLimit
+
+    /// The default memory limit: 1 TiB.
+    public static let defaultMemoryLimit: UInt64 = 1 << 40
+
+    public init() {}
+
+    /// Default options, but for the thread count.
+    public init(threads: Int) {
+        self.threads = threads
+    }
+}

@@ -1,0 +1,79 @@
+import PGAlloc
+
+extension CheckpointWriter {
+    /// Phase 2: units of at most `frameSize` committed bytes, compressed by
+    /// the workers, written in order as frames; committed pages found all
+    /// zero go back to the source in batches.
+    func writeFrames(layout: SaveLayout, to output: CheckpointOutput) throws -> WrittenFrames {
+        let frameSize = options.frameSize
+        let level = options.level
+        let maxInFlight = options.threads + 2
+        let queue = try WorkQueue<SaveWorkerContext, SaveUnitResult>(
+            threads: options.threads, maxInFlight: maxInFlight, name: "pgsnap-save"
+        ) {
+            try SaveWorkerContext(level: level, frameSize: frameSize)
+        }
+        defer { queue.shutDown() }
+        // One payload buffer per frame in flight, reused.
+        var freeBuffers = try (0..<maxInFlight).map { _ in
+            try PageBuffer(capacity: ZstdCompressor.compressBound(frameSize))
+        }
+
+        var written = WrittenFrames()
+        var cursor: UInt64 = 0
+        var producing = true
+        var kinds = KindCursor(segments: layout.segments)
+        var done: UInt64 = 0
+        var zeroPages = ZeroPageBatch(limit: options.zeroPageBatchLimit)
+        do {
+            while true {
+                while producing && !queue.isFull {
+                    let runs = try source.committedRuns(from: cursor, maxBytes: UInt64(frameSize))
+                    guard let last = runs.last else {
+                        producing = false
+                        break
+                    }
+                    cursor = last.end
+                    let buffer = freeBuffers.removeLast()
+                    let source = self.source
+                    queue.submit { context in
+                        try compressUnit(runs, of: source, into: buffer, context: context)
+                    }
+                }
+                guard let result = try queue.nextResult() else { break }
+                if !result.runs.isEmpty {
+                    var frame = FrameHeader(
+                        sequence: UInt64(written.entries.count), uncompressedLength: UInt32(result.uncompressedLength),
+                        compressedLength: UInt32(result.compressedLength), payloadCRC: result.payloadCRC,
+                        runs: result.runs)
+                    let offset = output.bytesWritten
+                    let headerBytes = frame.encoded()
+                    try output.write(headerBytes)
+                    try output.write(UnsafeRawBufferPointer(rebasing: result.payload.bytes[..<result.compressedLength]))
+                    try output.zeros(CheckpointFormat.padding(after: UInt64(headerBytes.count + result.compressedLength)))
+                    written.entries.append(frame.indexEntry(offset: offset))
+                    for run in result.runs {
+                        kinds.account(run, into: &written.storedPerKind)
+                    }
+                    written.storedBytes += UInt64(result.uncompressedLength)
+                }
+                try zeroPages.add(result.zeros, source: source)
+                freeBuffers.append(result.payload)
+                done += result.unitBytes
+                written.zeroBytes += result.zeroBytes
+                options.progress?(CheckpointProgress(bytesDone: done, bytesTotal: layout.committedBytes))
+            }
+        } catch {
+            _ = queue.drain()
+            throw error
+        }
+
+        // The workers are idle now: no other CPU runs this process, so
+        // punching the zero pages needs no cross-CPU TLB flushes. The disk
+        // writes the frames meanwhile.
+        queue.shutDown()
+        try output.startDurability()
+        try zeroPages.flush(source)
+        return written
+    }
+}

@@ -1,0 +1,134 @@
+import PGAlloc
+
+/// Writes one checkpoint of one source, in order, never seeking back.
+///
+/// The phases, each a function:
+/// 1. `writeHead`: the header, the head section table and the head
+///    sections (the segment table, annotations): everything known before
+///    any page is read.
+/// 2. `writeFrames`: units of committed runs compressed by the workers,
+///    written in order as frames.
+/// 3. `writeIndex`: one entry per frame.
+/// 4. `writeTail`: the tail section table and sections (the accounting).
+/// 5. `writeTrailer`.
+struct CheckpointWriter {
+    let source: SaveSource
+    let options: SaveOptions
+
+    func write(to output: CheckpointOutput) throws -> SaveReport {
+        let layout = try source.prepare()
+        var header = CheckpointHeader(
+            frameLimit: UInt32(options.frameSize), fileSize: layout.fileSize, dataSize: layout.dataSize,
+            segmentCount: UInt64(layout.segments.count))
+        try writeHead(&header, layout: layout, to: output)
+        let frames = try writeFrames(layout: layout, to: output)
+        let indexOffset = output.bytesWritten
+        try writeIndex(frames, to: output)
+        let indexLength = output.bytesWritten - indexOffset
+        try writeTail(frames, to: output)
+        try writeTrailer(header: header, frames: frames, indexOffset: indexOffset, indexLength: indexLength, to: output)
+        return SaveReport(
+            fileSize: layout.fileSize, dataSize: layout.dataSize, segments: layout.segments.count, storedBytes: frames.storedBytes,
+            zeroBytesDropped: frames.zeroBytes, frames: UInt64(frames.entries.count), checkpointBytes: output.bytesWritten,
+            scan: layout.scan)
+    }
+
+    /// A section to write: its table entry's fields, and how to write its
+    /// payload.
+    struct OutgoingSection {
+        var type: SectionType
+        var flags: SectionFlags
+        var length: UInt64
+        var crc: UInt32
+        var write: (CheckpointOutput) throws -> Void
+
+        /// A section whose payload is `bytes`.
+        init(_ type: SectionType, flags: SectionFlags, bytes: [UInt8]) {
+            self.type = type
+            self.flags = flags
+            length = UInt64(bytes.count)
+            crc = CRC32C.checksum(bytes)
+            write = { try $0.write(bytes) }
+        }
+
+        /// A section whose payload is written in pieces by `pieces` (called
+        /// twice: once to checksum, once to write), `length` bytes in all.
+        init(_ type: SectionType, flags: SectionFlags, length: UInt64, pieces: @escaping (([UInt8]) throws -> Void) throws -> Void) rethrows {
+            self.type = type
+            self.flags = flags
+            self.length = length
+            var crc: UInt32 = 0
+            try pieces { crc = CRC32C.checksum($0, continuing: crc) }
+            self.crc = crc
+            write = { output in try pieces { try output.write($0) } }
+        }
+    }
+
+    /// Writes a section table at the output's position, then the payloads,
+    /// each padded to 8 bytes.
+    func writeSections(_ sections: [OutgoingSection], placement: SectionPlacement, to output: CheckpointOutput) throws {
+        let table = encodeSectionTable(
+            sections.map { ($0.type, $0.flags, $0.length, $0.crc) }, tableOffset: output.bytesWritten, placement: placement)
+        try output.write(table.bytes)
+        for (section, entry) in zip(sections, table.entries) {
+            precondition(output.bytesWritten == entry.offset, "CheckpointWriter: \(section.type) written at \(output.bytesWritten), not \(entry.offset)")
+            try section.write(output)
+            try output.zeros(CheckpointFormat.padding(after: entry.end))
+        }
+    }
+
+    /// Phase 1: the header and the head sections.
+    func writeHead(_ header: inout CheckpointHeader, layout: SaveLayout, to output: CheckpointOutput) throws {
+        try output.write(header.encoded())
+        let segments = layout.segments
+        var sections = [
+            try OutgoingSection(.segments, flags: .critical, length: UInt64(segments.count * SegmentRecordLayout.recordLength)) { emit in
+                var start = 0
+                while start < segments.count {
+                    let end = min(segments.count, start + 65536)
+                    try emit(encodeSegments(segments[start..<end]))
+                    start = end
+                }
+            }
+        ]
+        if !options.annotations.isEmpty {
+            sections.append(OutgoingSection(.annotations, flags: [], bytes: AnnotationsSection.encode(options.annotations)))
+        }
+        try writeSections(sections, placement: .head, to: output)
+    }
+
+    /// Phase 4: the tail sections.
+    func writeTail(_ frames: WrittenFrames, to output: CheckpointOutput) throws {
+        let sections = [
+            OutgoingSection(
+                .accounting, flags: .critical,
+                bytes: AccountingSection.encode(storedPerKind: frames.storedPerKind, accounting: source.accountingSnapshot()))
+        ]
+        try writeSections(sections, placement: .tail, to: output)
+    }
+
+    /// Phase 3: the index.
+    func writeIndex(_ frames: WrittenFrames, to output: CheckpointOutput) throws {
+        try output.write(
+            encodeIndex(
+                frameCount: UInt64(frames.entries.count), storedBytes: frames.storedBytes, entries: frames.entries,
+                entryLength: IndexEntryLayout.recordLength))
+    }
+
+    /// Phase 5: the trailer, which ties the end to the header.
+    func writeTrailer(header: CheckpointHeader, frames: WrittenFrames, indexOffset: UInt64, indexLength: UInt64, to output: CheckpointOutput) throws {
+        let trailer = CheckpointTrailer(
+            version: header.version, indexOffset: indexOffset, indexLength: indexLength,
+            checkpointLength: output.bytesWritten + UInt64(TrailerLayout.recordLength),
+            frameCount: UInt64(frames.entries.count), storedBytes: frames.storedBytes, headerCRC: header.crc)
+        try output.write(trailer.encoded())
+    }
+}
+
+/// What the frames phase wrote.
+struct WrittenFrames {
+    var entries: [IndexEntry] = []
+    var storedBytes: UInt64 = 0
+    var storedPerKind = MemoryStats()
+    var zeroBytes: UInt64 = 0
+}

@@ -1,0 +1,35 @@
+import PGAlloc
+
+/// A MemoryFile of this process, read through its mappings.
+final class MemoryFileSource: SaveSource, @unchecked Sendable {
+    let file: MemoryFile
+
+    init(_ file: MemoryFile) {
+        self.file = file
+    }
+
+    func prepare() throws -> SaveLayout {
+        let (fileSize, segments, scan) = try file.prepareForSave()
+        return SaveLayout(
+            fileSize: fileSize, dataSize: fileSize, segments: segments, scan: scan.rawValue,
+            committedBytes: file.knownCommittedBytes)
+    }
+
+    func committedRuns(from cursor: UInt64, maxBytes: UInt64) -> [FileRange] {
+        file.committedRuns(from: cursor, maxBytes: maxBytes)
+    }
+
+    func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try file.forEachMappedSlice(run) { try body(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Committed pages with nothing in them go back to the host, as gVisor's
+    /// save does.
+    func dropZeroPages(_ runs: [FileRange]) throws {
+        try file.decommit(runs)
+    }
+
+    func accountingSnapshot() -> MemoryStats {
+        file.accounting.snapshot()
+    }
+}
