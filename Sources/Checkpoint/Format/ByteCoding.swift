@@ -127,20 +127,17 @@ struct ByteReader {
         bytes[try take(1)]
     }
 
-    mutating func u32() throws(CheckpointError) -> UInt32 {
-        let p = try take(4)
-        var v: UInt32 = 0
-        for i in 0..<4 {
-            v |= UInt32(bytes[p + i]) << (8 * i)
-        }
-        return v
-    }
+    mutating func u32() throws(CheckpointError) -> UInt32 { try littleEndian() }
 
-    mutating func u64() throws(CheckpointError) -> UInt64 {
-        let p = try take(8)
-        var v: UInt64 = 0
-        for i in 0..<8 {
-            v |= UInt64(bytes[p + i]) << (8 * i)
+    mutating func u64() throws(CheckpointError) -> UInt64 { try littleEndian() }
+
+    /// Reads a little-endian integer of `T`'s width.
+    private mutating func littleEndian<T: FixedWidthInteger & UnsignedInteger>() throws(CheckpointError) -> T {
+        let width = T.bitWidth / 8
+        let p = try take(width)
+        var v: T = 0
+        for i in 0..<width {
+            v |= T(bytes[p + i]) << (8 * i)
         }
         return v
     }
