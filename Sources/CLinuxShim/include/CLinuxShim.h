@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,53 @@ static inline void pg_cpu_relax(void) {
 // Returns 1 if the n bytes at p are all zero, 0 otherwise. p need not be
 // aligned.
 int pg_is_zero(const void *p, size_t n);
+
+// userfaultfd(2): features, the register mode, event types, fault flags.
+extern const uint64_t pg_UFFD_FEATURE_EVENT_REMOVE;
+extern const uint64_t pg_UFFD_FEATURE_EVENT_UNMAP;
+extern const uint64_t pg_UFFD_FEATURE_MISSING_SHMEM;
+extern const uint64_t pg_UFFD_FEATURE_POISON;
+extern const uint64_t pg_UFFDIO_REGISTER_MODE_MISSING;
+extern const uint8_t pg_UFFD_EVENT_PAGEFAULT;
+extern const uint8_t pg_UFFD_EVENT_REMOVE;
+extern const uint8_t pg_UFFD_EVENT_UNMAP;
+extern const uint8_t pg_UFFD_EVENT_REMAP;
+extern const uint8_t pg_UFFD_EVENT_FORK;
+extern const uint64_t pg_UFFD_PAGEFAULT_FLAG_WRITE;
+
+// One message read from a userfaultfd: a page fault (flags, address), a
+// removal or unmapping (start, end), a remapping (start = from, end = to,
+// address = length).
+struct pg_uffd_event {
+    uint8_t event;
+    uint64_t flags;
+    uint64_t address;
+    uint64_t start;
+    uint64_t end;
+};
+
+// Opens a userfaultfd with `flags` (O_CLOEXEC, O_NONBLOCK): through
+// /dev/userfaultfd if it can be opened, else the syscall.
+int pg_uffd_open(int flags);
+// UFFDIO_API, asking for `features`; the kernel's answer in *granted and
+// *ioctls (either may be NULL).
+int pg_uffd_api(int fd, uint64_t features, uint64_t *granted, uint64_t *ioctls);
+int pg_uffd_register(int fd, uint64_t start, uint64_t length, uint64_t mode, uint64_t *ioctls);
+int pg_uffd_unregister(int fd, uint64_t start, uint64_t length);
+int pg_uffd_wake(int fd, uint64_t start, uint64_t length);
+// UFFDIO_COPY of `length` bytes from src to dst (waking the faulting
+// threads); *copied is the bytes copied, or a negative errno.
+int pg_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t length, int64_t *copied);
+int pg_uffd_zeropage(int fd, uint64_t start, uint64_t length, int64_t *done);
+// UFFDIO_POISON (Linux 6.6): access to the range raises SIGBUS.
+int pg_uffd_poison(int fd, uint64_t start, uint64_t length, int64_t *done);
+// Reads up to `capacity` (at most 64) messages; returns how many, or -1.
+int pg_uffd_read_events(int fd, struct pg_uffd_event *events, int capacity);
+
+// sendmsg/recvmsg with one descriptor passed as SCM_RIGHTS. recv closes any
+// extra descriptors and sets *fd to -1 if none came.
+ssize_t pg_send_with_fd(int socket, const void *bytes, size_t length, int fd);
+ssize_t pg_recv_with_fd(int socket, void *bytes, size_t length, int *fd);
 
 #ifdef __cplusplus
 }

@@ -126,14 +126,18 @@ final class SequentialReader {
 
     /// Bytes `[bufferStart, bufferEnd)` of `buffer` are the next bytes of
     /// the input.
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+    private let buffer: UnsafeMutableRawBufferPointer
     private var bufferStart = 0
     private var bufferEnd = 0
     /// Reused by `skip` on a stream.
     private var scratch: [UInt8] = []
 
-    init(_ source: OpenedInput) {
+    /// Reads `source` through a read-ahead buffer of `bufferSize` bytes: the
+    /// default suits reading everything; a scan that skips the payloads of a
+    /// file reads less with a small one.
+    init(_ source: OpenedInput, bufferSize: Int = 1 << 20) {
         self.source = source
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
     }
 
     deinit {

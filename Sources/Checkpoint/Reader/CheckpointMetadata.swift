@@ -18,6 +18,9 @@ public struct CheckpointMetadata: Sendable {
     public var annotations: [String: String]
     /// Checkpoint offset of the first frame.
     public var framesOffset: UInt64
+    /// Version 2: the `PREF` section's frames (the order a lazy restore
+    /// loads them in); empty without one.
+    public var prefetchOrder: [UInt64]
 }
 
 /// What a scan does with the frames' payloads.

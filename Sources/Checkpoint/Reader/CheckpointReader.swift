@@ -7,7 +7,9 @@ public enum CheckpointReader {
     /// returned), index and trailer. From a file, payloads are skipped by
     /// seeking.
     public static func readMetadata(from location: CheckpointLocation, includeFrames: Bool = false) throws -> CheckpointMetadata {
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)))
+        // Payloads are skipped: a small read-ahead buffer reads little more
+        // than the headers from a file.
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), bufferSize: 64 << 10))
         scanner.collectFrames = includeFrames
         scanner.memoryLimit = CheckpointFormat.maxFileSize
         return try scanner.scan(.skip)

@@ -11,6 +11,9 @@ struct CheckpointEnds {
     var totals: IndexTotals
     /// Where the stored bytes per kind were read, for messages.
     var perKindLocation: (CheckpointSection, UInt64)
+    /// Version 2: the `PREF` section's frames, in order (empty without
+    /// one).
+    var prefetchOrder: [UInt64] = []
 
     /// Where the index says the frames start: its first entry, or the
     /// index itself when there are no frames.
@@ -188,6 +191,9 @@ extension CheckpointScanner {
                 (ends.totals.storedPerKind, ends.totals.accounting) = try AccountingSection.decode(
                     bytes, offset: entry.offset, storedBytes: ends.totals.storedBytes)
                 ends.perKindLocation = (.section(.accounting), entry.offset + UInt64(AccountingSection.storedPerKind))
+            case .prefetch:
+                ends.prefetchOrder = try PrefetchSection.decode(
+                    reader.readPayload(entry), offset: entry.offset, frameCount: ends.totals.frameCount)
             default:
                 try reader.skipPayload(entry)
             }

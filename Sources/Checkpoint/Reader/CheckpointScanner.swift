@@ -58,7 +58,7 @@ struct CheckpointScanner {
         return CheckpointMetadata(
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: tally.frames, index: ends.index.entries, sections: head.sections + ends.tail,
-            annotations: head.annotations, framesOffset: head.framesOffset)
+            annotations: head.annotations, framesOffset: head.framesOffset, prefetchOrder: ends.prefetchOrder)
     }
 
     /// Phase 1: the header. Reads what there is of it, so that a short file

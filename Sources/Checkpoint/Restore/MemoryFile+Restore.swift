@@ -25,6 +25,9 @@ extension MemoryFile {
     public static func restoreWithMetadata(
         from location: CheckpointLocation, options: RestoreOptions = RestoreOptions()
     ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
+        if case .lazy(let lazy) = options.mode {
+            return try restoreLazily(from: location, options: options, lazy: lazy)
+        }
         let sink = MemoryFileSink(options: options.memoryFile)
         let scanner = try CheckpointScanner.opening(location, options: options)
         let metadata: CheckpointMetadata

@@ -96,7 +96,15 @@ extension MemoryFile {
     /// - Throws: `HostError` if the file cannot be sized;
     ///   `SegmentImportError` if the segments are not sorted and disjoint.
     package func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord]) throws {
-        try core.installRestoredLayout(fileSize: fileSize, segments: segments)
+        try core.installRestoredLayout(fileSize: fileSize, segments: segments, committed: [])
+    }
+
+    /// As `installRestoredLayout(fileSize:segments:)`, with the pages of
+    /// `committed` (sorted, disjoint, inside segments with references)
+    /// marked known committed and accounted at once: a lazy restore's
+    /// stored pages, whose contents arrive later.
+    package func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord], committed: [FileRange]) throws {
+        try core.installRestoredLayout(fileSize: fileSize, segments: segments, committed: committed)
     }
 
     /// Marks restored pages as known committed and accounts them.
@@ -211,11 +219,38 @@ extension MemoryFileCore {
         }
     }
 
-    func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord]) throws {
-        let slices = SegmentDataSlices(
-            starts: segments.map(\.range.start), ends: segments.map(\.range.end),
-            values: segments.map { UsageInfo(kind: $0.kind, knownCommitted: false, refs: $0.refs) })
-        let usage = try UsageSet(importing: slices)
+    func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord], committed: [FileRange]) throws {
+        var starts: [UInt64] = []
+        var ends: [UInt64] = []
+        var infos: [UsageInfo] = []
+        var committedBytes = MemoryStats()
+        var run = 0
+        // Each segment, cut where the committed runs start and end.
+        for segment in segments {
+            var at = segment.range.start
+            while at < segment.range.end {
+                while run < committed.count && committed[run].end <= at {
+                    run += 1
+                }
+                var end = segment.range.end
+                var isCommitted = false
+                if run < committed.count && committed[run].start <= at {
+                    end = min(end, committed[run].end)
+                    isCommitted = true
+                } else if run < committed.count && committed[run].start < end {
+                    end = committed[run].start
+                }
+                precondition(!isCommitted || segment.refs > 0, "MemoryFile restore: committed pages \(committed[run]) in a freed segment")
+                starts.append(at)
+                ends.append(end)
+                infos.append(UsageInfo(kind: segment.kind, knownCommitted: isCommitted, refs: segment.refs))
+                if isCommitted {
+                    committedBytes[segment.kind] += end - at
+                }
+                at = end
+            }
+        }
+        let usage = try UsageSet(importing: SegmentDataSlices(starts: starts, ends: ends, values: infos))
         let wake = try state.withLock { (s: inout MemoryFileState) throws -> Bool in
             checkAlive(s, "restore")
             precondition(s.usage.isEmpty && s.fileSize == 0, "MemoryFile restore: the file is not new")
@@ -224,6 +259,10 @@ extension MemoryFileCore {
             }
             s.usage = usage
             s.usage.mergeAll()
+            for kind in MemoryKind.allCases where committedBytes[kind] > 0 {
+                accounting.inc(committedBytes[kind], kind)
+                s.usageExpected += committedBytes[kind]
+            }
             var freed = false
             for segment in segments where segment.refs == 0 {
                 s.pendingReclaim.append(segment.range)

@@ -42,6 +42,11 @@ extension MemoryFileCore {
         }
         // After destroy the descriptor number may name another file.
         state.withLock { checkAlive($0, "decommit") }
+        // Decommitted pages read as zero: saved contents still to load
+        // must never land on them.
+        for fr in ranges {
+            dropPendingContents(fr)
+        }
         var done = 0
         defer {
             if done > 0 {

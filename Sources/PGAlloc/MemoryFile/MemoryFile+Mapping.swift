@@ -5,24 +5,44 @@ extension MemoryFile {
     /// range crosses (the seed's BlockSeq). The buffers must not escape
     /// `body`. Reading an uncommitted page through them commits it.
     ///
+    /// While the file is loading (a lazy restore), waits first for the
+    /// contents of `fr`.
+    ///
     /// - Precondition: `fr` is non-empty and lies within the file.
     /// - Throws: `MemoryFileError.executeAccessDenied` for `.execute`;
-    ///   `HostError` if a chunk cannot be mapped; what `body` throws.
+    ///   `HostError` if a chunk cannot be mapped; a load failure; what
+    ///   `body` throws.
     /// - Note: gVisor MemoryFile.MapInternal.
     public func mapInternal<R>(
         _ fr: FileRange, access: AccessType = .readWrite,
         _ body: ([UnsafeMutableRawBufferPointer]) throws -> R
     ) throws -> R {
-        try core.mapInternal(fr, access: access, body)
+        try core.waitForContents(fr)
+        return try core.mapInternal(fr, access: access, body)
     }
 
     /// Calls `body` on each mapped slice of `fr`, in order (one per chunk the
-    /// range crosses). The buffers must not escape `body`.
+    /// range crosses). The buffers must not escape `body`. While the file is
+    /// loading (a lazy restore), waits first for the contents of `fr`.
     ///
     /// - Precondition: `fr` is non-empty and lies within the file.
     public func forEachMappedSlice(_ fr: FileRange, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
         precondition(fr.isWellFormed && !fr.isEmpty, "MemoryFile.forEachMappedSlice(\(fr)): invalid range")
+        try core.waitForContents(fr)
         try core.forEachMappingSlice(fr, body)
+    }
+
+    /// Calls `body` with the address, file offset and length of every chunk
+    /// of the file, mapping the chunks that are not mapped yet: a lazy
+    /// restore registers them for fault handling.
+    package func forEachChunkMapping(_ body: (UnsafeMutableRawPointer, UInt64, Int) throws -> Void) throws {
+        let size = totalSize
+        var offset: UInt64 = 0
+        while offset < size {
+            let base = try core.mappings.address(ofChunk: Int(offset >> chunkShift), fd: core.fd)
+            try body(base, offset, Int(chunkSize))
+            offset += chunkSize
+        }
     }
 }
 

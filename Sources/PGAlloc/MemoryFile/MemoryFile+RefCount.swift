@@ -71,6 +71,9 @@ extension MemoryFileCore {
                 }
                 info.refs -= 1
                 if info.refs == 0 {
+                    // Before the reclaimer can see them: a loader still
+                    // writing saved contents must leave them alone.
+                    dropPendingContents(range)
                     s.pendingReclaim.append(range)
                     freed = true
                     // Freed pages count as System until the reclaimer has

@@ -163,6 +163,12 @@ final class MemoryFileCore: @unchecked Sendable {
     let fd: Int32
     let state: StateLock<MemoryFileState>
     let mappings = ChunkMappings()
+    /// The loader of a lazy restore, while contents are still arriving.
+    let pendingContents = PendingContentsSlot()
+    /// The order in which a lazy restore's pages were first needed (file
+    /// offsets): the next save stores it as its prefetch order. A leaf
+    /// lock.
+    let accessOrder = StateLock<[UInt64]>([])
     /// Counts frees (and destroy), so that the reclaimer can watch for work
     /// without the lock while it spins before sleeping.
     let reclaimEvents = Atomic<UInt64>(0)
@@ -245,7 +251,9 @@ final class MemoryFileCore: @unchecked Sendable {
     }
 
     /// Marks the file destroyed and waits for the reclaimer to release it.
+    /// A loader still writing contents is stopped first.
     func destroy() {
+        pendingContents.detach()?.cancel()
         let reclaimer: HostThread? = threads.withLock { t in
             if t.destroyed {
                 return nil

@@ -40,6 +40,20 @@ public struct FileRange: Hashable, Sendable, CustomStringConvertible {
 
     /// The keys in both ranges; empty (start == end) if they share none.
     @inlinable
+    /// The parts of this range outside `other`: none, one or two ranges,
+    /// in order.
+    public func subtracting(_ other: FileRange) -> [FileRange] {
+        guard overlaps(other) else { return isEmpty ? [] : [self] }
+        var out: [FileRange] = []
+        if start < other.start {
+            out.append(FileRange(start: start, end: other.start))
+        }
+        if other.end < end {
+            out.append(FileRange(start: other.end, end: end))
+        }
+        return out
+    }
+
     public func intersection(_ other: FileRange) -> FileRange {
         let s = max(start, other.start)
         let e = min(end, other.end)

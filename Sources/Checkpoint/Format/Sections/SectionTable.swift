@@ -28,6 +28,9 @@ struct SectionRule: Sendable {
         .annotations: SectionRule(
             placement: .head, critical: false, required: false, sealable: true,
             maxLength: { _ in sealedLength(plain: AnnotationsSection.maxLength) }),
+        .prefetch: SectionRule(
+            placement: .tail, critical: false, required: false, sealable: true,
+            maxLength: { sealedLength(plain: 4 + 10 * ($0.dataEnd / CheckpointFormat.pageSize)) }),
     ]
 
     /// The most bytes a payload of `plain` bytes takes once sealed.

@@ -3,6 +3,8 @@ import PGAlloc
 /// Options of a restore, and of a verification (which reads as a restore
 /// does, without creating memory).
 public struct RestoreOptions: Sendable {
+    /// Eager (the default) or lazy (`RestoreMode.lazy`).
+    public var mode = RestoreMode.eager
     /// Threads that decompress; every core by default.
     public var threads: Int = defaultThreadCount()
     /// Options of the MemoryFile restored into.

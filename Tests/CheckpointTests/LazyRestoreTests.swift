@@ -1,0 +1,260 @@
+import Foundation
+import XCTest
+@testable import Checkpoint
+@testable import PGAlloc
+import TestSupport
+import Workloads
+import Synchronization
+import CLinuxShim
+
+/// Lazy restores: the file is usable before its frames are loaded; every
+/// access waits only for what it needs; the result equals an eager
+/// restore's.
+final class LazyRestoreTests: XCTestCase {
+    /// A W-save file of `allocated` bytes, every `stride`-th page written,
+    /// saved with `frameSize` frames to `path`.
+    func makeCheckpoint(
+        _ path: String, allocated: UInt64 = 256 << 20, touched: UInt64 = 64 << 20, frameSize: Int = 256 << 10
+    ) throws -> (layout: WSave.Layout, ranges: [FileRange]) {
+        let layout = WSave.Layout(allocated: allocated, touched: touched)
+        let file = try MemoryFile()
+        defer { file.destroy() }
+        let ranges = try WSave.populate(file, layout)
+        try file.updateUsage()
+        var options = SaveOptions()
+        options.frameSize = frameSize
+        _ = try file.save(to: .path(path), options: options)
+        return (layout, ranges)
+    }
+
+    func lazyOptions(_ configure: (inout LazyRestoreOptions) -> Void = { _ in }) -> RestoreOptions {
+        var lazy = LazyRestoreOptions()
+        configure(&lazy)
+        var options = RestoreOptions()
+        options.mode = .lazy(lazy)
+        return options
+    }
+
+    /// The chunk mappings of `file`: raw access, as a VMM using them as
+    /// guest memory would make, which only the fault handler sees.
+    func chunks(_ file: MemoryFile) throws -> [(base: UnsafeMutableRawPointer, offset: UInt64, length: Int)] {
+        var out: [(UnsafeMutableRawPointer, UInt64, Int)] = []
+        try file.forEachChunkMapping { out.append(($0, $1, $2)) }
+        return out.map { (base: $0.0, offset: $0.1, length: $0.2) }
+    }
+
+    func rawPointer(_ file: MemoryFile, _ offset: UInt64) throws -> UnsafeMutableRawPointer {
+        let c = try chunks(file).first { offset >= $0.offset && offset < $0.offset + UInt64($0.length) }!
+        return c.base + Int(offset - c.offset)
+    }
+
+    /// The usage set and accounting of a file, to compare two files.
+    func shape(_ file: MemoryFile) -> (String, MemoryStats) {
+        (file.description, file.accounting.snapshot())
+    }
+
+    func testLazyRestoreEqualsEagerThroughRawAccess() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (layout, ranges) = try makeCheckpoint(path)
+        let eager = try MemoryFile.restore(from: .path(path))
+        defer { eager.destroy() }
+
+        let started = ContinuousClock.now
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.backgroundLoading = false })
+        defer { lazy.destroy() }
+        print("lazy restore returned after \(started.duration(to: .now))")
+        XCTAssertTrue(lazy.isLoading)
+        let before = try XCTUnwrap(lazy.loadProgress)
+        XCTAssertEqual(before.framesDone, 0, "nothing loaded before anything is touched")
+        XCTAssertEqual(shape(lazy).0, shape(eager).0, "usage set in place at once")
+        XCTAssertEqual(shape(lazy).1, shape(eager).1, "accounting in place at once")
+
+        // Two threads read every page through the raw mapping, in
+        // different orders: each read faults, loads its frame, and sees the
+        // saved bytes.
+        let pageCount = Int(layout.allocated / 4096)
+        let expected = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { expected.deallocate() }
+        let mismatches = Atomic<Int>(0)
+        let bases = try ranges.map { UInt(bitPattern: try rawPointer(lazy, $0.start)) }
+        DispatchQueue.concurrentPerform(iterations: 2) { t in
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+            let want = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+            defer {
+                buffer.deallocate()
+                want.deallocate()
+            }
+            for i in 0..<pageCount {
+                let page = t == 0 ? i : pageCount - 1 - i
+                let a = page / Int(WSave.pagesPerRange)
+                let j = UInt64(page) % WSave.pagesPerRange
+                buffer.copyMemory(from: UnsafeRawPointer(bitPattern: bases[a] + UInt(j * 4096))!, byteCount: 4096)
+                if j % layout.stride == 0 {
+                    WSave.fillPage(want, UInt64(a) * WSave.pagesPerRange + j)
+                } else {
+                    memset(want, 0, 4096)
+                }
+                if memcmp(buffer, want, 4096) != 0 {
+                    mismatches.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        XCTAssertEqual(mismatches.load(ordering: .relaxed), 0, "pages read through the mapping differ from the saved ones")
+        try lazy.waitUntilLoaded()
+        XCTAssertFalse(lazy.isLoading, "a fully loaded file forgets its loader")
+        XCTAssertEqual(try WSave.verify(fd: lazy.fileDescriptor, ranges: ranges, layout), 0)
+        XCTAssertTrue(try sameContents(lazy.fileDescriptor, eager.fileDescriptor, in: FileRange(start: 0, end: lazy.totalSize)))
+        XCTAssertEqual(shape(lazy).0, shape(eager).0)
+        XCTAssertEqual(shape(lazy).1, shape(eager).1)
+        // (Reading the holes through the mapping committed them, as it would
+        // have in any file: the files' block counts differ for that reason
+        // alone.)
+        _ = expected
+    }
+
+    func testBackgroundLoadingFinishesAlone() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (layout, ranges) = try makeCheckpoint(path)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions())
+        defer { lazy.destroy() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while lazy.isLoading && ContinuousClock.now < deadline {
+            usleep(2000)
+        }
+        XCTAssertFalse(lazy.isLoading, "background loading did not finish")
+        XCTAssertEqual(try WSave.verify(fd: lazy.fileDescriptor, ranges: ranges, layout), 0)
+    }
+
+    func testAPIAccessWaitsOnlyForItsFrames() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (layout, ranges) = try makeCheckpoint(path)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.backgroundLoading = false })
+        defer { lazy.destroy() }
+        // A stored page (not of the all-zero class) of the third range,
+        // through the API.
+        let expected = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { expected.deallocate() }
+        var j: UInt64 = 0
+        repeat {
+            j += layout.stride
+            WSave.fillPage(expected, 2 * WSave.pagesPerRange + j)
+        } while pg_is_zero(expected, 4096) == 1
+        let page = FileRange(start: ranges[2].start + j * 4096, end: ranges[2].start + (j + 1) * 4096)
+        try lazy.forEachMappedSlice(page) { slice in
+            XCTAssertEqual(memcmp(slice.baseAddress!, expected, 4096), 0)
+        }
+        let progress = try XCTUnwrap(lazy.loadProgress)
+        XCTAssertEqual(progress.framesDone, 1, "one frame loaded for one page: \(progress)")
+    }
+
+    func testUserWritesBeforeLoadingAreKept() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (layout, ranges) = try makeCheckpoint(path)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.backgroundLoading = false })
+        defer { lazy.destroy() }
+        // A raw write to a stored page nobody loaded yet, and an API write
+        // to another.
+        let rawPage = ranges[1].start
+        let apiPage = ranges[3].start + 4 * 4096
+        try rawPointer(lazy, rawPage).storeBytes(of: 0xDEAD_BEEF, as: UInt64.self)
+        try lazy.forEachMappedSlice(FileRange(start: apiPage, end: apiPage + 4096)) { slice in
+            slice.storeBytes(of: 0xFEED_FACE, as: UInt64.self)
+        }
+        try lazy.waitUntilLoaded()
+        var word: UInt64 = 0
+        _ = pread(lazy.fileDescriptor, &word, 8, off_t(rawPage))
+        XCTAssertEqual(word, 0xDEAD_BEEF, "the loader overwrote a raw write")
+        _ = pread(lazy.fileDescriptor, &word, 8, off_t(apiPage))
+        XCTAssertEqual(word, 0xFEED_FACE, "the loader overwrote an API write")
+        // The rest of those pages is the saved data.
+        let expected = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { expected.deallocate() }
+        WSave.fillPage(expected, WSave.pagesPerRange)
+        var got = [UInt8](repeating: 0, count: 4096)
+        _ = pread(lazy.fileDescriptor, &got, 4096, off_t(rawPage))
+        XCTAssertEqual(memcmp(Array(got[8...]), expected + 8, 4088), 0)
+        _ = layout
+    }
+
+    func testFreedAndDecommittedPagesAreNeverLoaded() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (_, ranges) = try makeCheckpoint(path)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.backgroundLoading = false })
+        defer { lazy.destroy() }
+        let total = try XCTUnwrap(lazy.loadProgress).bytesTotal
+        lazy.decRef(ranges[0])
+        try lazy.decommit(ranges[1])
+        try lazy.waitUntilLoaded()
+        lazy.waitForReclaim()
+        // Nothing of the two ranges was written into the file.
+        XCTAssertEqual(try dataExtents(lazy.fileDescriptor, in: ranges[0]), [])
+        XCTAssertEqual(try dataExtents(lazy.fileDescriptor, in: ranges[1]), [])
+        XCTAssertFalse(lazy.isLoading)
+        // The freed range comes back zeroed.
+        let again = try lazy.allocate(64 << 20, kind: .anonymous, direction: .topDown)
+        XCTAssertEqual(again, ranges[0])
+        try lazy.forEachMappedSlice(again) { slice in
+            XCTAssertEqual(pg_is_zero(slice.baseAddress!, slice.count), 1)
+        }
+        _ = total
+    }
+
+    func testDestroyWhileLoadingStopsTheLoader() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        _ = try makeCheckpoint(path, allocated: 256 << 20, touched: 256 << 20)
+        for _ in 0..<5 {
+            let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions())
+            usleep(2000)
+            lazy.destroy()
+        }
+    }
+
+    func testWithoutUserfaultfd() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let (layout, ranges) = try makeCheckpoint(path)
+        // Load eagerly: the file comes back complete.
+        let eager = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.simulateNoUserfaultfd = true })
+        XCTAssertFalse(eager.isLoading)
+        XCTAssertEqual(try WSave.verify(fd: eager.fileDescriptor, ranges: ranges, layout), 0)
+        eager.destroy()
+        // Refuse.
+        XCTAssertThrowsError(try MemoryFile.restore(from: .path(path), options: lazyOptions {
+            $0.simulateNoUserfaultfd = true
+            $0.withoutUserfaultfd = .fail
+        })) { error in
+            guard case LazyRestoreError.userfaultfdUnavailable = error else { return XCTFail("\(error)") }
+        }
+        // API only: lazy, and API access waits.
+        let api = try MemoryFile.restore(from: .path(path), options: lazyOptions {
+            $0.simulateNoUserfaultfd = true
+            $0.withoutUserfaultfd = .apiOnly
+            $0.backgroundLoading = false
+        })
+        defer { api.destroy() }
+        XCTAssertTrue(api.isLoading)
+        let expected = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { expected.deallocate() }
+        WSave.fillPage(expected, 0)
+        try api.forEachMappedSlice(FileRange(start: ranges[0].start, end: ranges[0].start + 4096)) { slice in
+            XCTAssertEqual(memcmp(slice.baseAddress!, expected, 4096), 0)
+        }
+    }
+
+    func testLazyRestoreFromAPipeIsRefused() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        _ = try makeCheckpoint(path, allocated: 64 << 20, touched: 1 << 20)
+        XCTAssertThrowsError(try withPipe(feeding: try readFile(path)) { fd in
+            try MemoryFile.restore(from: .descriptor(fd), options: lazyOptions())
+        }) { error in
+            guard case LazyRestoreError.needsRandomAccess = error else { return XCTFail("\(error)") }
+        }
+    }
+}
