@@ -81,6 +81,9 @@ struct CheckpointReport {
                     ])
                 })
             members["annotations"] = .object(metadata.annotations.mapValues { .string($0) })
+            if !metadata.prefetchOrder.isEmpty {
+                members["prefetchOrder"] = .array(metadata.prefetchOrder.map { .integer($0) })
+            }
         }
         return JSON.object(members).rendered
     }
@@ -129,6 +132,12 @@ struct CheckpointReport {
             }
             for key in metadata.annotations.keys.sorted() {
                 lines.append(rightPad("  \(key)", 18) + metadata.annotations[key]!)
+            }
+            if !metadata.prefetchOrder.isEmpty {
+                let shown = metadata.prefetchOrder.prefix(16).map(String.init).joined(separator: " ")
+                lines.append(
+                    rightPad("prefetch order", 18) + "\(metadata.prefetchOrder.count) frames: " + shown
+                        + (metadata.prefetchOrder.count > 16 ? " ..." : ""))
             }
         }
 

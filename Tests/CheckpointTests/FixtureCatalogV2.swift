@@ -40,6 +40,10 @@ enum FixtureCatalogV2 {
             summary: "the v1 crafted base (a refs-0 segment, frames of several runs, a run at the end of the file) as version 2 with an ANNO section; the base of the broken fixtures and of the sweeps",
             source: .crafted({ try craftedBase().bytes }, crafted: craftedBase)),
         GoodFixture(
+            name: "prefetch",
+            summary: "the crafted base with a PREF section: frames 2, 0 (frame 1 last, in address order)",
+            source: .crafted({ try withPrefetch().bytes }, crafted: withPrefetch)),
+        GoodFixture(
             name: "unknown-ancillary",
             summary: "the crafted base with an unknown ancillary head section (XHDR) and tail section (XTLR), which readers skip",
             source: .crafted({ try withUnknownAncillary().bytes }, crafted: withUnknownAncillary)),
@@ -51,6 +55,12 @@ enum FixtureCatalogV2 {
         c.headSections = [
             CraftedSection(type: .annotations, flags: [], payload: AnnotationsSection.encode(["note": "crafted", "source": "FixtureCatalogV2"]))
         ]
+        return c
+    }
+
+    static func withPrefetch() -> CraftedCheckpoint {
+        var c = craftedBase()
+        c.tailSections.append(CraftedSection(type: .prefetch, flags: [], payload: PrefetchSection.encode([2, 0])))
         return c
     }
 
@@ -151,6 +161,10 @@ enum FixtureCatalogV2 {
                                       payload: AccountingSection.encode(storedPerKind: stored, accounting: accounting))
                               ]
                           }),
+            BrokenFixture("prefetch-out-of-range", "a PREF section naming frame 7 of 3", everywhere: E("invalidField", "section PREF", "frame 1"),
+                          make: variant { $0.tailSections = [CraftedSection(type: .prefetch, flags: [], payload: PrefetchSection.encode([2, 7]))] }),
+            BrokenFixture("prefetch-twice", "a PREF section naming frame 1 twice", everywhere: E("invalidField", "section PREF", "frame 2"),
+                          make: variant { $0.tailSections = [CraftedSection(type: .prefetch, flags: [], payload: PrefetchSection.encode([1, 0, 1]))] }),
             BrokenFixture("data-beyond-data-size", "dataSize is 8 KiB short of the file: the last frame's last run lies beyond it",
                           everywhere: E("invalidField", "index", "entry 2 addresses"), stream: E("invalidField", "frame 2", "run 1"),
                           make: variant { $0.dataSize = (1 << 30) - 8192 }),

@@ -319,13 +319,25 @@ func renderMetadata(_ m: CheckpointMetadata) -> String {
             ("runs", renderRuns(f.runs)),
         ])
     })
-    return StableJSON.object([
+    var members: [(String, StableJSON)] = [
         ("header", header),
         ("segments", segments),
         ("totals", totals),
         ("checkpointLength", .number(m.checkpointLength)),
         ("frames", frames),
-    ]).rendered()
+    ]
+    if m.header.version >= 2 {
+        members.append(("sections", .array(m.sections.map { e in
+            .object([
+                ("type", .string(e.type.description)), ("placement", .string(e.placement.rawValue)),
+                ("flags", .number(UInt64(e.flags.rawValue))), ("offset", .number(e.offset)),
+                ("length", .number(e.length)), ("crc", .string(hexString(e.crc))),
+            ])
+        })))
+        members.append(("annotations", .object(m.annotations.keys.sorted().map { ($0, .string(m.annotations[$0]!)) })))
+        members.append(("prefetchOrder", .array(m.prefetchOrder.map { .number($0) })))
+    }
+    return StableJSON.object(members).rendered()
 }
 
 /// What a fixture restores to.

@@ -7,24 +7,30 @@ import Workloads
 import Synchronization
 import CLinuxShim
 
+/// A W-save file of `allocated` bytes, every `stride`-th page written,
+/// saved with `frameSize` frames to `path`.
+func makeWSaveCheckpoint(
+    _ path: String, allocated: UInt64 = 256 << 20, touched: UInt64 = 64 << 20, frameSize: Int = 256 << 10
+) throws -> (layout: WSave.Layout, ranges: [FileRange]) {
+    let layout = WSave.Layout(allocated: allocated, touched: touched)
+    let file = try MemoryFile()
+    defer { file.destroy() }
+    let ranges = try WSave.populate(file, layout)
+    try file.updateUsage()
+    var options = SaveOptions()
+    options.frameSize = frameSize
+    _ = try file.save(to: .path(path), options: options)
+    return (layout, ranges)
+}
+
 /// Lazy restores: the file is usable before its frames are loaded; every
 /// access waits only for what it needs; the result equals an eager
 /// restore's.
 final class LazyRestoreTests: XCTestCase {
-    /// A W-save file of `allocated` bytes, every `stride`-th page written,
-    /// saved with `frameSize` frames to `path`.
     func makeCheckpoint(
         _ path: String, allocated: UInt64 = 256 << 20, touched: UInt64 = 64 << 20, frameSize: Int = 256 << 10
     ) throws -> (layout: WSave.Layout, ranges: [FileRange]) {
-        let layout = WSave.Layout(allocated: allocated, touched: touched)
-        let file = try MemoryFile()
-        defer { file.destroy() }
-        let ranges = try WSave.populate(file, layout)
-        try file.updateUsage()
-        var options = SaveOptions()
-        options.frameSize = frameSize
-        _ = try file.save(to: .path(path), options: options)
-        return (layout, ranges)
+        try makeWSaveCheckpoint(path, allocated: allocated, touched: touched, frameSize: frameSize)
     }
 
     func lazyOptions(_ configure: (inout LazyRestoreOptions) -> Void = { _ in }) -> RestoreOptions {
@@ -256,5 +262,130 @@ final class LazyRestoreTests: XCTestCase {
         }) { error in
             guard case LazyRestoreError.needsRandomAccess = error else { return XCTFail("\(error)") }
         }
+    }
+}
+
+/// Frames that fail while loading: no wrong byte becomes visible.
+final class LazyRestoreFailureTests: XCTestCase {
+    static let childVariable = "PGSNAP_LAZY_SIGBUS_CHILD"
+
+    /// A checkpoint whose frames `damaged` (indices) have a payload byte
+    /// flipped; returns its metadata (read before the damage).
+    func damagedCheckpoint(_ path: String, damaged: [Int]) throws -> (CheckpointMetadata, [FileRange], WSave.Layout) {
+        let (layout, ranges) = try makeWSaveCheckpoint(path)
+        let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
+        let fd = open(path, O_RDWR)
+        defer { close(fd) }
+        for f in damaged {
+            let at = off_t(metadata.index[f].offset) + off_t(metadata.frames[f].headerLength) + off_t(metadata.frames[f].compressedLength / 2)
+            var byte: UInt8 = 0
+            _ = pread(fd, &byte, 1, at)
+            byte ^= 0x40
+            _ = pwrite(fd, &byte, 1, at)
+        }
+        return (metadata, ranges, layout)
+    }
+
+    func testDamagedFramesFailEveryWaiterAndNothingElse() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        let probe = try CheckpointReader.readMetadata(from: .path(try { () throws -> String in
+            _ = try makeWSaveCheckpoint(dir.path("probe"))
+            return dir.path("probe")
+        }()))
+        let last = Int(probe.totals.frameCount) - 1
+        let damaged = [0, last / 2, last]
+        let (metadata, _, layout) = try damagedCheckpoint(path, damaged: damaged)
+        let failures = Atomic<Int>(0)
+        var lazy = LazyRestoreOptions()
+        lazy.backgroundLoading = false
+        lazy.onFailure = { _ in failures.add(1, ordering: .relaxed) }
+        var options = RestoreOptions()
+        options.mode = .lazy(lazy)
+        let file = try MemoryFile.restore(from: .path(path), options: options)
+        defer { file.destroy() }
+
+        for f in damaged {
+            let run = metadata.frames[f].runs[0]
+            let page = FileRange(start: run.start, end: run.start + 4096)
+            // Three threads wait for the same frame: every one learns it
+            // failed.
+            let outcomes = StateLock<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 3) { _ in
+                do {
+                    try file.forEachMappedSlice(page) { _ in }
+                    outcomes.withLock { $0.append("success") }
+                } catch let e as CheckpointError {
+                    outcomes.withLock { $0.append("\(e.reason)") }
+                } catch {
+                    outcomes.withLock { $0.append("other \(error)") }
+                }
+            }
+            XCTAssertEqual(outcomes.withLock { $0 }, Array(repeating: "checksumMismatch", count: 3), "frame \(f)")
+        }
+        XCTAssertEqual(failures.load(ordering: .relaxed), 3, "onFailure once per damaged frame")
+        XCTAssertThrowsError(try file.waitUntilLoaded())
+        let progress = try XCTUnwrap(file.loadProgress)
+        XCTAssertEqual(progress.framesFailed, 3)
+        XCTAssertTrue(progress.isComplete)
+        XCTAssertTrue(file.isLoading, "a file with failed frames keeps its loader, so that access to them keeps failing")
+
+        // Every other frame holds its data.
+        var intact = 0
+        for (f, frame) in metadata.frames.enumerated() where !damaged.contains(f) {
+            let run = frame.runs[0]
+            try file.forEachMappedSlice(FileRange(start: run.start, end: run.start + 4096)) { _ in }
+            intact += 1
+        }
+        XCTAssertGreaterThan(intact, 0)
+        _ = layout
+
+        // A damaged range freed and allocated again is plain memory.
+        let run = metadata.frames[0].runs[0]
+        XCTAssertNoThrow(try file.decommit(FileRange(start: run.start, end: run.start + 4096)))
+    }
+
+    /// Raw access to a page of a failed frame raises SIGBUS: in a child
+    /// process (this test binary, re-run on this test).
+    func testRawAccessToAFailedFrameRaisesSIGBUS() throws {
+        if let path = ProcessInfo.processInfo.environment[Self.childVariable] {
+            var lazy = LazyRestoreOptions()
+            lazy.backgroundLoading = false
+            var options = RestoreOptions()
+            options.mode = .lazy(lazy)
+            let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
+            let file = try MemoryFile.restore(from: .path(path), options: options)
+            let run = metadata.frames[0].runs[0]
+            var base: UnsafeMutableRawPointer?
+            try file.forEachChunkMapping { b, offset, length in
+                if run.start >= offset && run.start < offset + UInt64(length) {
+                    base = b + Int(run.start - offset)
+                }
+            }
+            let value = base!.load(as: UInt64.self)
+            FileHandle.standardError.write("read \(value) from a failed frame\n".data(using: .utf8)!)
+            exit(86)
+        }
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        _ = try damagedCheckpoint(path, damaged: [0])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        process.arguments = ["CheckpointTests.LazyRestoreFailureTests/testRawAccessToAFailedFrameRaisesSIGBUS"]
+        var environment = ProcessInfo.processInfo.environment
+        environment[Self.childVariable] = path
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        // Under ThreadSanitizer, let the signal kill the child as it would
+        // without the sanitizer.
+        environment["TSAN_OPTIONS"] = "handle_sigbus=0"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        let errorPipe = Pipe()
+        process.standardError = errorPipe
+        try process.run()
+        let stderr = String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, "the child exited \(process.terminationStatus): \(stderr)")
+        XCTAssertEqual(process.terminationStatus, SIGBUS, "the child died of signal \(process.terminationStatus)")
     }
 }

@@ -99,12 +99,37 @@ struct CheckpointWriter {
 
     /// Phase 4: the tail sections.
     func writeTail(_ frames: WrittenFrames, to output: CheckpointOutput) throws {
-        let sections = [
+        var sections = [
             OutgoingSection(
                 .accounting, flags: .critical,
                 bytes: AccountingSection.encode(storedPerKind: frames.storedPerKind, accounting: source.accountingSnapshot()))
         ]
+        let prefetch = prefetchOrder(source.accessOrder(), entries: frames.entries)
+        if !prefetch.isEmpty {
+            sections.append(OutgoingSection(.prefetch, flags: [], bytes: PrefetchSection.encode(prefetch)))
+        }
         try writeSections(sections, placement: .tail, to: output)
+    }
+
+    /// The frames of this checkpoint holding `addresses`, in that order,
+    /// each once: the prefetch order for the next lazy restore.
+    func prefetchOrder(_ addresses: [UInt64], entries: [IndexEntry]) -> [UInt64] {
+        var seen = Set<Int>()
+        var order: [UInt64] = []
+        for address in addresses {
+            // The last frame starting at or before the address.
+            var lo = 0
+            var hi = entries.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if entries[mid].firstAddress <= address { lo = mid + 1 } else { hi = mid }
+            }
+            let f = lo - 1
+            if f >= 0 && address < entries[f].endAddress && seen.insert(f).inserted {
+                order.append(UInt64(f))
+            }
+        }
+        return order
     }
 
     /// Phase 3: the index.

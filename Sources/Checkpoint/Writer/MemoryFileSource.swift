@@ -32,4 +32,8 @@ final class MemoryFileSource: SaveSource, @unchecked Sendable {
     func accountingSnapshot() -> MemoryStats {
         file.accounting.snapshot()
     }
+
+    func accessOrder() -> [UInt64] {
+        file.recordedAccessOrder
+    }
 }

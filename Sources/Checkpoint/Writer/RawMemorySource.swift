@@ -90,6 +90,9 @@ final class RawMemorySource: SaveSource, @unchecked Sendable {
     /// The source is never modified.
     func dropZeroPages(_ runs: [FileRange]) throws {}
 
+    /// An image has no record of how it was used.
+    func accessOrder() -> [UInt64] { [] }
+
     func accountingSnapshot() -> MemoryStats {
         var stats = MemoryStats()
         stats[kind] = extents.reduce(0) { $0 + $1.length }

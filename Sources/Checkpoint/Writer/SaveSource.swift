@@ -15,6 +15,9 @@ protocol SaveSource: AnyObject, Sendable {
     func dropZeroPages(_ runs: [FileRange]) throws
     /// The memory's accounting at the end of the save.
     func accountingSnapshot() -> MemoryStats
+    /// Addresses in the order they were first needed after a lazy restore
+    /// (for the checkpoint's prefetch order); empty if unknown.
+    func accessOrder() -> [UInt64]
 }
 
 /// What a source looks like to a save.

@@ -123,10 +123,10 @@ extension MemoryFile {
         core.detachPendingContents(ifIs: pending)
     }
 
-    /// Keeps the order in which a lazy restore's pages were first needed
-    /// (file offsets), for the checkpoint this file is saved to next.
-    package func recordAccessOrder(_ offsets: [UInt64]) {
-        core.accessOrder.withLock { $0 = offsets }
+    /// Records that a lazy restore's page at `offset` was needed (the first
+    /// of its frame), for the checkpoint this file is saved to next.
+    package func recordAccess(_ offset: UInt64) {
+        core.accessOrder.withLock { $0.append(offset) }
     }
 
     /// The order recorded by `recordAccessOrder`, empty if none.

@@ -63,6 +63,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var finished = false
         /// Whether frames nobody waits for are loaded too.
         var background: Bool
+        /// The loader threads still to join: one that ends on its own (not
+        /// cancelled) detaches itself and leaves this list.
+        var threads: [Int: HostThread] = [:]
 
         var isComplete: Bool { done + failed == frames.count }
     }
@@ -74,7 +77,6 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     private let lock: StateLock<State>
     private let workAvailable: StateLock<State>.Condition
     private let frameFinished: StateLock<State>.Condition
-    private var threads: [HostThread] = []
     private var faults: ChunkFaultHandler?
     /// Frame spans for finding a page's frame: frame i covers
     /// `[spans[i].start, spans[i].end)`, in address order.
@@ -128,10 +130,14 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             finish()
             return
         }
-        for _ in 0..<max(1, options.loaderThreads) {
-            threads.append(try HostThread(name: "pgsnap-loader") { [self] in
-                self.runLoader()
-            })
+        // Started under the lock, so that a thread ending at once finds
+        // itself in the list.
+        try lock.withLock { s in
+            for i in 0..<max(1, options.loaderThreads) {
+                s.threads[i] = try HostThread(name: "pgsnap-loader") { [self] in
+                    self.runLoader(i)
+                }
+            }
         }
     }
 
@@ -237,13 +243,17 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     }
 
     func cancel() {
-        lock.withLock { $0.cancelled = true }
+        let threads = lock.withLock { s in
+            s.cancelled = true
+            let t = s.threads
+            s.threads = [:]
+            return t
+        }
         lock.broadcast(workAvailable)
         lock.broadcast(frameFinished)
-        for t in threads {
+        for t in threads.values {
             t.join()
         }
-        threads.removeAll()
         stopFaultHandling()
     }
 
@@ -280,6 +290,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 s.recording = false
             } else if s.recordedFrames.insert(f).inserted {
                 s.accessOrder.append(page)
+                file?.recordAccess(page)
             }
         }
         lock.signal(workAvailable)
@@ -311,7 +322,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
-    private func runLoader() {
+    private func runLoader(_ index: Int) {
+        defer {
+            // Ending on its own, the thread lets itself go; once cancelled,
+            // `cancel()` joins it.
+            lock.withLock { s in
+                if !s.cancelled, let me = s.threads.removeValue(forKey: index) {
+                    me.detach()
+                }
+            }
+        }
         let context: DecodeContext
         let payload: PageBuffer
         do {
@@ -387,15 +407,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 return (faulted, s.frames[f].wanted)
             }
         }
-        lock.broadcast(frameFinished)
         if case .failure(let error) = result {
             // Every page of the frame: the faulting threads get SIGBUS now,
-            // later accesses too, even once the handler is gone.
+            // later accesses too, even once the handler is gone. Reported
+            // before any waiter returns.
             faults?.poison(failedRanges)
             options.onFailure?(error)
         } else {
             faults?.wake(offsets: faulted)
         }
+        lock.broadcast(frameFinished)
     }
 
     private func failEverything(_ error: any Error) {
@@ -431,11 +452,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     private func finish() {
         lock.withLock { $0.finished = true }
         stopFaultHandling()
-        let (failed, order) = lock.withLock { ($0.failed, $0.accessOrder) }
+        let failed = lock.withLock { $0.failed }
         if let file {
-            if !order.isEmpty {
-                file.recordAccessOrder(order)
-            }
             if failed == 0 {
                 file.detachPendingContents(self)
             }
