@@ -49,7 +49,7 @@ let package = Package(
         ),
         // The reference workloads of ../shared/bench/WORKLOADS.md (page
         // contents, W-save), shared by the demo, the benchmarks and tests.
-        .target(name: "Workloads", dependencies: ["PGAlloc"]),
+        .target(name: "Workloads", dependencies: ["PGAlloc", "CLinuxShim"]),
         .executableTarget(
             name: "pgsnap",
             dependencies: [

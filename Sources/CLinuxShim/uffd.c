@@ -173,3 +173,10 @@ ssize_t pg_recv_with_fd(int socket, void *bytes, size_t length, int *fd) {
     }
     return n;
 }
+
+int pg_peer_pid(int socket) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return credentials.pid;
+}

@@ -17,9 +17,15 @@ enum ExitStatus {
     /// Anything else: a failure inside pgsnap or its libraries
     /// (`EX_SOFTWARE`).
     static let software: Int32 = 70
+    /// A service the command needs is not available here: userfaultfd for
+    /// a lazy restore (`EX_UNAVAILABLE`).
+    static let unavailable: Int32 = 69
     /// A file or descriptor could not be opened, read or written
     /// (`EX_IOERR`).
     static let ioError: Int32 = 74
+    /// serve-uffd: the VMM broke the protocol or sent memory regions that
+    /// do not match the checkpoint (`EX_PROTOCOL`).
+    static let protocolError: Int32 = 76
     /// `restore --exec`: the command exists but could not be executed
     /// (as env(1) and the shells report it).
     static let cannotExecute: Int32 = 126
@@ -35,6 +41,11 @@ enum ExitStatus {
             return ioError
         case is CheckpointUsageError, is ValidationError:
             return usage
+        case let lazy as LazyRestoreError:
+            if case .userfaultfdUnavailable = lazy { return unavailable }
+            return usage
+        case is UffdServer.ProtocolError:
+            return protocolError
         case let zstd as ZstdError:
             if case .invalidLevel = zstd { return usage }
             return software

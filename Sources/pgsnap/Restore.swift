@@ -40,6 +40,9 @@ struct Restore: ParsableCommand {
     @Flag(help: "Restore into a memfd and run the command after --, which inherits it.")
     var exec = false
 
+    @Flag(help: "Refused, with the reason: an image is written whole, and --exec's command maps the memfd itself. Use serve-uffd to restore a VMM's memory lazily.")
+    var lazy = false
+
     @Argument(
         parsing: .postTerminator,
         help: ArgumentHelp("With --exec: the command and its arguments, after --.", valueName: "command"))
@@ -52,6 +55,12 @@ struct Restore: ParsableCommand {
     var outputOptions: OutputOptions
 
     func validate() throws {
+        if lazy {
+            throw ValidationError(
+                exec
+                    ? "--lazy cannot apply to --exec: the command maps the memfd itself, where pgsnap cannot catch its page faults; serve-uffd restores a VMM's memory lazily"
+                    : "--lazy cannot apply to an image: the image is written whole before anyone reads it; serve-uffd restores a VMM's memory lazily")
+        }
         if exec {
             if output != nil {
                 throw ValidationError("give OUTPUT or --exec, not both")

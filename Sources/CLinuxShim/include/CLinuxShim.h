@@ -120,6 +120,9 @@ int pg_uffd_read_events(int fd, struct pg_uffd_event *events, int capacity);
 // extra descriptors and sets *fd to -1 if none came.
 ssize_t pg_send_with_fd(int socket, const void *bytes, size_t length, int fd);
 ssize_t pg_recv_with_fd(int socket, void *bytes, size_t length, int *fd);
+// The process at the other end of a connected Unix socket (SO_PEERCRED), or
+// -1.
+int pg_peer_pid(int socket);
 
 #ifdef __cplusplus
 }

@@ -4,13 +4,34 @@ import Glibc
 import PGAlloc
 import SystemPackage
 
-/// Loads a lazily restored MemoryFile's frames in the background, and lets
-/// every access wait only for the frames it needs.
+/// Where a loader writes the pages of a frame: a restored memfd, or a
+/// VMM's memory through its userfaultfd.
+protocol LoadTarget: AnyObject, Sendable {
+    /// Writes `bytes` at checkpoint address `address` (pages still wanted).
+    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws
+}
+
+/// A restored MemoryFile's memfd, written with `pwrite`.
+final class MemfdTarget: LoadTarget, @unchecked Sendable {
+    let fd: FileDescriptor
+
+    init(fd: FileDescriptor) {
+        self.fd = fd
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
+        try fd.writeAll(bytes, atAbsoluteOffset: address, call: "pwrite into the restored memfd")
+    }
+}
+
+/// Loads a checkpoint's frames in the background into a target (a lazily
+/// restored MemoryFile, or a VMM's memory), and lets every access wait only
+/// for the frames it needs.
 ///
 /// Frames are loaded in the checkpoint's prefetch order (its `PREF`
 /// section) when it has one, then in address order; a frame someone waits
 /// for (an API call through `waitUntilLoaded(_:)`, a page fault through
-/// the `ChunkFaultHandler`) goes first. A loader thread takes a frame,
+/// the `FaultHandler`) goes first. A loader thread takes a frame,
 /// reads its payload, checks its CRC, decompresses it and writes the pages
 /// still wanted into the memfd with `pwrite`; pages dropped meanwhile
 /// (freed or decommitted: `drop(_:)`) are never written, and a drop waits
@@ -72,12 +93,20 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     private let input: RandomAccessInput
     private let header: CheckpointHeader
-    private let fd: FileDescriptor
-    private weak var file: MemoryFile?
+    private var target: LoadTarget
+    /// Told of each frame's first page as it is first needed, while
+    /// recording.
+    private let onAccess: @Sendable (UInt64) -> Void
+    /// Told when every frame is loaded or failed (with the failures).
+    private let onFinish: @Sendable (LazyLoader, Int) -> Void
+    /// Whether the fault handler stops once everything is loaded (a
+    /// MemoryFile's: access is ordinary from then on) or goes on until
+    /// `cancel()` (a VMM's: holes and removed pages still fault).
+    private let faultsEndWithLoading: Bool
     private let lock: StateLock<State>
     private let workAvailable: StateLock<State>.Condition
     private let frameFinished: StateLock<State>.Condition
-    private var faults: ChunkFaultHandler?
+    private var faults: FaultHandler?
     /// Frame spans for finding a page's frame: frame i covers
     /// `[spans[i].start, spans[i].end)`, in address order.
     private let spans: [FileRange]
@@ -85,11 +114,17 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     private let recordingDeadline: UInt64
     private let recordingFrameLimit: Int
 
-    init(input: RandomAccessInput, metadata: CheckpointMetadata, file: MemoryFile, options: LazyRestoreOptions) throws {
+    init(
+        input: RandomAccessInput, metadata: CheckpointMetadata, target: LoadTarget, options: LazyRestoreOptions,
+        onAccess: @escaping @Sendable (UInt64) -> Void = { _ in },
+        onFinish: @escaping @Sendable (LazyLoader, Int) -> Void = { _, _ in }, faultsEndWithLoading: Bool = true
+    ) throws {
+        self.faultsEndWithLoading = faultsEndWithLoading
         self.input = input
         header = metadata.header
-        fd = FileDescriptor(rawValue: file.fileDescriptor)
-        self.file = file
+        self.target = target
+        self.onAccess = onAccess
+        self.onFinish = onFinish
         self.options = options
         var frames: [Frame] = []
         frames.reserveCapacity(metadata.frames.count)
@@ -117,15 +152,22 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
-    /// Starts the fault handler on `uffd` (nil: no raw-access handling) and
-    /// the loader threads.
-    func start(uffd: Int32?) throws {
-        guard let file else { return }
-        if let uffd {
-            faults = try ChunkFaultHandler(file: file, uffd: uffd) { [unowned self] offset in
-                self.classifyFault(offset)
-            }
-        }
+    /// Sets where frames are written, before `start`: a fault handler made
+    /// after the loader (it needs the loader's classification).
+    func retarget(_ target: LoadTarget) {
+        self.target = target
+    }
+
+    /// The fault classification for a `FaultHandler`: what to do with a
+    /// fault on the page at checkpoint address `offset`.
+    var faultClassifier: @Sendable (UInt64) -> FaultHandler.FaultAction {
+        { [unowned self] offset in self.classifyFault(offset) }
+    }
+
+    /// Starts the loader threads, with `faults` (if any) serving the page
+    /// faults on the memory loaded into.
+    func start(faults: FaultHandler?) throws {
+        self.faults = faults
         if lock.withLock({ $0.frames.isEmpty }) {
             finish()
             return
@@ -290,14 +332,14 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 s.recording = false
             } else if s.recordedFrames.insert(f).inserted {
                 s.accessOrder.append(page)
-                file?.recordAccess(page)
+                onAccess(page)
             }
         }
         lock.signal(workAvailable)
     }
 
     /// What the fault handler does with a fault on the page at `offset`.
-    private func classifyFault(_ offset: UInt64) -> ChunkFaultHandler.FaultAction {
+    private func classifyFault(_ offset: UInt64) -> FaultHandler.FaultAction {
         let page = FileRange(start: offset, end: offset + 4096)
         guard let f = framesWanting(page).first else { return .zero }
         return lock.withLock { s in
@@ -386,7 +428,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let h = frame.header
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(h.compressedLength)])
         try input.read(at: frame.payloadOffset, into: compressed, section: .frame(h.sequence))
-        let sink = WantedPagesSink(fd: fd, wanted: wanted)
+        let sink = WantedPagesSink(target: target, wanted: wanted)
         try decodeFrame(h, payload: UnsafeRawBufferPointer(compressed), payloadOffset: frame.payloadOffset, context: context, sink: sink)
         return sink.written
     }
@@ -451,13 +493,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     private func finish() {
         lock.withLock { $0.finished = true }
-        stopFaultHandling()
-        let failed = lock.withLock { $0.failed }
-        if let file {
-            if failed == 0 {
-                file.detachPendingContents(self)
-            }
+        if faultsEndWithLoading {
+            stopFaultHandling()
         }
+        onFinish(self, lock.withLock { $0.failed })
         lock.broadcast(frameFinished)
         lock.broadcast(workAvailable)
     }
@@ -478,12 +517,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 /// Writes the pages of a decompressed frame that are still wanted into the
 /// memfd.
 private final class WantedPagesSink: FrameSink, @unchecked Sendable {
-    let fd: FileDescriptor
+    let target: LoadTarget
     let wanted: [FileRange]
     private(set) var written: UInt64 = 0
 
-    init(fd: FileDescriptor, wanted: [FileRange]) {
-        self.fd = fd
+    init(target: LoadTarget, wanted: [FileRange]) {
+        self.target = target
         self.wanted = wanted
     }
 
@@ -501,9 +540,7 @@ private final class WantedPagesSink: FrameSink, @unchecked Sendable {
                 let piece = wanted[k].intersection(run)
                 if !piece.isEmpty {
                     let at = Int(off + (piece.start - run.start))
-                    try fd.writeAll(
-                        UnsafeRawBufferPointer(rebasing: data[at..<at + Int(piece.length)]), atAbsoluteOffset: piece.start,
-                        call: "pwrite into the restored memfd")
+                    try target.write(UnsafeRawBufferPointer(rebasing: data[at..<at + Int(piece.length)]), at: piece.start)
                     written += piece.length
                 }
                 k += 1

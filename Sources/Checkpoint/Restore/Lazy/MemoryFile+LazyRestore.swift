@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import PGAlloc
+import SystemPackage
 
 extension MemoryFile {
     /// A lazy restore: reads and checks everything but the frames' payloads
@@ -17,7 +18,7 @@ extension MemoryFile {
             throw LazyRestoreError.needsRandomAccess(opened.name)
         }
         let uffd: Int32?
-        switch lazy.simulateNoUserfaultfd ? .failure(.userfaultfdUnavailable("simulated by a test")) : ChunkFaultHandler.openUserfaultfd() {
+        switch lazy.simulateNoUserfaultfd ? .failure(.userfaultfdUnavailable("simulated by a test")) : FaultHandler.openUserfaultfd() {
         case .success(let fd):
             uffd = fd
         case .failure(let error):
@@ -54,10 +55,21 @@ extension MemoryFile {
                 }
             }
             try file.installRestoredLayout(fileSize: metadata.header.fileSize, segments: metadata.segments, committed: stored)
-            let loader = try LazyLoader(input: input, metadata: metadata, file: file, options: lazy)
+            let loader = try LazyLoader(
+                input: input, metadata: metadata, target: MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor)),
+                options: lazy,
+                onAccess: { [weak file] in file?.recordAccess($0) },
+                onFinish: { [weak file] loader, failed in
+                    // Without failures the file forgets the loader; with
+                    // some, it keeps it, so that access to them keeps
+                    // failing.
+                    if failed == 0 {
+                        file?.detachPendingContents(loader)
+                    }
+                })
             file.attachPendingContents(loader)
             uffdGiven = true
-            try loader.start(uffd: uffd)
+            try loader.start(faults: uffd.map { try FaultHandler(file: file, uffd: $0, classify: loader.faultClassifier) })
         } catch {
             if let uffd, !uffdGiven { close(uffd) }
             file.destroy()

@@ -4,9 +4,12 @@ import Glibc
 import CLinuxShim
 import PGAlloc
 
-/// Catches access to a lazily restored MemoryFile's chunk mappings, with a
-/// userfaultfd registered in missing mode on every chunk.
+/// Serves the page faults of a userfaultfd registered in missing mode over
+/// memory that holds a checkpoint's address space: a lazily restored
+/// MemoryFile's chunk mappings (which this registers), or a VMM's guest
+/// memory regions (which the VMM registered: `pgsnap serve-uffd`).
 ///
+/// For a MemoryFile:
 /// Missing mode rather than minor: the loader writes frames into the memfd
 /// with `pwrite`, which puts the pages in the page cache; an access to a
 /// page that is there (loaded, or written by the user since) never faults.
@@ -16,15 +19,29 @@ import PGAlloc
 /// as the kernel itself would), and pages of a frame that failed (poisoned:
 /// the access raises SIGBUS). Minor mode would fault on pages already in
 /// the page cache instead, which is the opposite of what is needed here.
-final class ChunkFaultHandler: @unchecked Sendable {
+///
+/// For a VMM's private anonymous memory, the loader writes each frame with
+/// UFFDIO_COPY (`copy(_:at:)`), which installs the pages and wakes whoever
+/// waits on them.
+final class FaultHandler: LoadTarget, @unchecked Sendable {
     private let uffd: Int32
     private let stopFD: Int32
+    /// Where each range of checkpoint addresses is mapped.
     private let chunks: [(base: UInt64, offset: UInt64, length: UInt64)]
     private var thread: HostThread?
-    private var registered = true
-    /// What to do with a fault at a file offset (a page), asked of the
-    /// loader; runs on the handler thread.
+    /// Whether this registered the ranges (and unregisters them).
+    private let ownsRegistration: Bool
+    private var running = true
+    /// What to do with a fault at a checkpoint address (a page), asked of
+    /// the loader; runs on the handler thread.
     private let classify: @Sendable (UInt64) -> FaultAction
+    /// Called with the checkpoint addresses of a range the memory's owner
+    /// removed (`madvise(MADV_DONTNEED)`: a balloon), on the handler
+    /// thread; the range reads as zero from then on.
+    private let removed: (@Sendable (FileRange) -> Void)?
+    /// Called on the handler thread when the peer is gone (the
+    /// userfaultfd's memory was released).
+    private let ended: (@Sendable () -> Void)?
 
     enum FaultAction {
         /// The page holds no saved data: give it a zero page now.
@@ -60,9 +77,7 @@ final class ChunkFaultHandler: @unchecked Sendable {
 
     /// Registers every chunk of `file` on `uffd` (which this takes over)
     /// and starts the handler thread.
-    init(file: MemoryFile, uffd: Int32, classify: @escaping @Sendable (UInt64) -> FaultAction) throws {
-        self.uffd = uffd
-        self.classify = classify
+    convenience init(file: MemoryFile, uffd: Int32, classify: @escaping @Sendable (UInt64) -> FaultAction) throws {
         var chunks: [(UInt64, UInt64, UInt64)] = []
         do {
             try file.forEachChunkMapping { base, offset, length in
@@ -79,12 +94,31 @@ final class ChunkFaultHandler: @unchecked Sendable {
             close(uffd)
             throw error
         }
-        self.chunks = chunks.map { (base: $0.0, offset: $0.1, length: $0.2) }
+        try self.init(
+            uffd: uffd, mappings: chunks.map { (base: $0.0, offset: $0.1, length: $0.2) }, ownsRegistration: true,
+            classify: classify, removed: nil, ended: nil)
+    }
+
+    /// Serves `uffd` (which this takes over), already registered over
+    /// `mappings`, and starts the handler thread.
+    init(
+        uffd: Int32, mappings: [(base: UInt64, offset: UInt64, length: UInt64)], ownsRegistration: Bool,
+        classify: @escaping @Sendable (UInt64) -> FaultAction, removed: (@Sendable (FileRange) -> Void)?,
+        ended: (@Sendable () -> Void)?
+    ) throws {
+        self.uffd = uffd
+        self.classify = classify
+        self.removed = removed
+        self.ended = ended
+        self.ownsRegistration = ownsRegistration
+        chunks = mappings
         stopFD = pg_eventfd(0, pg_EFD_CLOEXEC)
         if stopFD < 0 {
             let e = HostError.last("eventfd")
-            for c in chunks {
-                _ = pg_uffd_unregister(uffd, c.0, c.2)
+            if ownsRegistration {
+                for c in mappings {
+                    _ = pg_uffd_unregister(uffd, c.base, c.length)
+                }
             }
             close(uffd)
             throw e
@@ -99,8 +133,8 @@ final class ChunkFaultHandler: @unchecked Sendable {
         close(stopFD)
     }
 
-    /// The mapped address of the page at file offset `offset`.
-    private func address(of offset: UInt64) -> UInt64? {
+    /// The mapped address of the checkpoint address `offset`.
+    func address(of offset: UInt64) -> UInt64? {
         for c in chunks where offset >= c.offset && offset < c.offset + c.length {
             return c.base + (offset - c.offset)
         }
@@ -127,23 +161,42 @@ final class ChunkFaultHandler: @unchecked Sendable {
             if fds[1].revents != 0 {
                 return
             }
+            if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 {
+                // The memory the userfaultfd served is gone.
+                ended?()
+                return
+            }
             let count = events.withUnsafeMutableBufferPointer { pg_uffd_read_events(uffd, $0.baseAddress, Int32($0.count)) }
             if count < 0 {
                 if errno == EAGAIN || errno == EINTR { continue }
                 fatalError("pgsnap: reading the userfaultfd failed: \(HostError.last("read"))")
             }
-            for e in events.prefix(Int(count)) where e.event == pg_UFFD_EVENT_PAGEFAULT {
-                let page = e.address & ~UInt64(4095)
-                guard let offset = offset(of: page) else { continue }
-                switch classify(offset) {
-                case .zero:
-                    zero(page)
-                case .wake:
-                    _ = pg_uffd_wake(uffd, page, 4096)
-                case .wait:
+            if count == 0 {
+                ended?()
+                return
+            }
+            for e in events.prefix(Int(count)) {
+                switch e.event {
+                case pg_UFFD_EVENT_PAGEFAULT:
+                    let page = e.address & ~UInt64(4095)
+                    guard let offset = offset(of: page) else { continue }
+                    switch classify(offset) {
+                    case .zero:
+                        zero(page)
+                    case .wake:
+                        _ = pg_uffd_wake(uffd, page, 4096)
+                    case .wait:
+                        break
+                    case .poison:
+                        poisonPage(page)
+                    }
+                case pg_UFFD_EVENT_REMOVE:
+                    // Whole pages only: a removal is page-aligned.
+                    if let removed, let start = offset(of: e.start), let end = offset(of: e.end - 1) {
+                        removed(FileRange(start: start, end: end + 1))
+                    }
+                default:
                     break
-                case .poison:
-                    poisonPage(page)
                 }
             }
         }
@@ -160,6 +213,46 @@ final class ChunkFaultHandler: @unchecked Sendable {
     private func poisonPage(_ page: UInt64) {
         if pg_uffd_poison(uffd, page, 4096, nil) != 0 {
             _ = pg_uffd_wake(uffd, page, 4096)
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
+        try copy(bytes, at: address)
+    }
+
+    /// Copies `bytes` into the memory at checkpoint address `offset` with
+    /// UFFDIO_COPY (waking threads waiting on those pages); pages already
+    /// there are left as they are.
+    func copy(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < bytes.count {
+            let at = offset + UInt64(done)
+            guard let c = chunks.first(where: { at >= $0.offset && at < $0.offset + $0.length }) else {
+                throw HostError("UFFDIO_COPY at \(hex(at)): outside the registered memory", errno: EFAULT)
+            }
+            let a = c.base + (at - c.offset)
+            // Up to the end of this mapping: the next may lie elsewhere.
+            let length = min(UInt64(bytes.count - done), c.offset + c.length - at)
+            var copied: Int64 = 0
+            if pg_uffd_copy(uffd, a, bytes.baseAddress! + done, length, &copied) == 0 {
+                done += Int(length)
+                continue
+            }
+            let code = errno
+            if copied > 0 {
+                done += Int(copied)
+            } else if code == EEXIST || copied == -Int64(EEXIST) {
+                // This page is there already (faulted in as zero, or
+                // copied): skip it.
+                done += 4096
+            } else if code == EAGAIN {
+                continue
+            } else if code == ENOENT || code == ESRCH {
+                // The memory's owner went away.
+                return
+            } else {
+                throw HostError("ioctl(UFFDIO_COPY)", errno: code)
+            }
         }
     }
 
@@ -206,17 +299,19 @@ final class ChunkFaultHandler: @unchecked Sendable {
         }
     }
 
-    /// Unregisters the mappings (access is ordinary from now on; pages
-    /// still poisoned stay so) and stops the thread. Threads waiting on a
-    /// fault are woken into an ordinary fault.
+    /// Unregisters the mappings it registered (access is ordinary from now
+    /// on; pages still poisoned stay so) and stops the thread. Threads
+    /// waiting on a fault are woken into an ordinary fault.
     func stop() {
-        guard registered else { return }
-        registered = false
-        for c in chunks {
-            _ = pg_uffd_unregister(uffd, c.base, c.length)
+        guard running else { return }
+        running = false
+        if ownsRegistration {
+            for c in chunks {
+                _ = pg_uffd_unregister(uffd, c.base, c.length)
+            }
         }
         var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { write(stopFD, $0.baseAddress, 8) }
+        _ = withUnsafeBytes(of: &one) { Glibc.write(stopFD, $0.baseAddress, 8) }
         thread?.join()
         thread = nil
         close(uffd)
