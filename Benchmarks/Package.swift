@@ -50,6 +50,15 @@ let package = Package(
             ],
             path: "Sources/pgallocbench"
         ),
+        .executableTarget(
+            name: "lazybench",
+            dependencies: [
+                .product(name: "PGAlloc", package: "PGAlloc"),
+                .product(name: "Checkpoint", package: "PGAlloc"),
+                .product(name: "Workloads", package: "PGAlloc"),
+            ],
+            path: "Sources/lazybench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -46,9 +46,11 @@ final class RoundTripTests: XCTestCase {
         XCTAssertTrue(restore.stderr.contains("restored stdin to out.img"), restore.stderr)
         XCTAssertEqual(try contents(dir.path("out.img")), image.bytes)
 
-        let toStdout = try PGSnap.run(["save", "src.img", "-"], in: dir.url)
+        // The same creation time for both: the bytes are then the same.
+        let fixedTime = ["SOURCE_DATE_EPOCH": "1764500000"]
+        let toStdout = try PGSnap.run(["save", "src.img", "-"], in: dir.url, environment: fixedTime)
         XCTAssertEqual(toStdout.status, 0, toStdout.stderr)
-        XCTAssertEqual(try PGSnap.run(["save", "src.img", "ck.pgsnap"], in: dir.url).status, 0)
+        XCTAssertEqual(try PGSnap.run(["save", "src.img", "ck.pgsnap"], in: dir.url, environment: fixedTime).status, 0)
         XCTAssertEqual([UInt8](toStdout.stdout), try contents(dir.path("ck.pgsnap")))
 
         // inspect and verify read stdin too.
@@ -61,13 +63,16 @@ final class RoundTripTests: XCTestCase {
     }
 
     /// The same input and options give the same checkpoint bytes, whatever
-    /// the number of threads.
+    /// the number of threads (with the creation time fixed, as
+    /// SOURCE_DATE_EPOCH does).
     func testCheckpointsAreByteDeterministic() throws {
         let dir = try Scratch()
         try SparseImage.reference().write(to: dir.path("src.img"))
         var files: [[UInt8]] = []
         for (i, threads) in ["1", "2", "2", "3"].enumerated() {
-            let r = try PGSnap.run(["save", "src.img", "ck\(i).pgsnap", "--frame-size", "64KiB", "--threads", threads, "-q"], in: dir.url)
+            let r = try PGSnap.run(
+                ["save", "src.img", "ck\(i).pgsnap", "--frame-size", "64KiB", "--threads", threads, "-q"], in: dir.url,
+                environment: ["SOURCE_DATE_EPOCH": "1764500000"])
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertEqual(r.stderr, "", "--quiet prints nothing")
             files.append(try contents(dir.path("ck\(i).pgsnap")))

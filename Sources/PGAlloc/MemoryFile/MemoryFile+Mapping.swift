@@ -32,6 +32,18 @@ extension MemoryFile {
         try core.forEachMappingSlice(fr, body)
     }
 
+    /// Lends the mapping of every chunk of the file (address, file offset,
+    /// length), mapping the chunks that are not mapped yet: for a VMM that
+    /// hands guest memory to its vCPUs (as gVisor's KVM platform maps the
+    /// chunks into the guest), and for measuring raw access. The addresses
+    /// stay valid until `destroy()`; while the file is lazily restored,
+    /// access through them is caught by its fault handler.
+    public func withChunkMappings<R>(_ body: ([(address: UnsafeMutableRawPointer, offset: UInt64, length: Int)]) throws -> R) throws -> R {
+        var chunks: [(address: UnsafeMutableRawPointer, offset: UInt64, length: Int)] = []
+        try forEachChunkMapping { chunks.append((address: $0, offset: $1, length: $2)) }
+        return try body(chunks)
+    }
+
     /// Calls `body` with the address, file offset and length of every chunk
     /// of the file, mapping the chunks that are not mapped yet: a lazy
     /// restore registers them for fault handling.
