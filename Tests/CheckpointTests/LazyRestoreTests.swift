@@ -73,8 +73,11 @@ final class LazyRestoreTests: XCTestCase {
         XCTAssertTrue(lazy.isLoading)
         let before = try XCTUnwrap(lazy.loadProgress)
         XCTAssertEqual(before.framesDone, 0, "nothing loaded before anything is touched")
-        XCTAssertEqual(shape(lazy).0, shape(eager).0, "usage set in place at once")
+        // At once: the segments (ranges, kinds, references) and the
+        // accounting; which pages are known committed follows as frames load.
+        XCTAssertEqual(savedShape(lazy.usageSnapshot), savedShape(eager.usageSnapshot), "usage set in place at once")
         XCTAssertEqual(shape(lazy).1, shape(eager).1, "accounting in place at once")
+        XCTAssertNoThrow(try lazy.checkInvariants(), "accounting equals the known-committed pages plus those accounted in advance")
 
         // Two threads read every page through the raw mapping, in
         // different orders: each read faults, loads its frame, and sees the
@@ -113,6 +116,7 @@ final class LazyRestoreTests: XCTestCase {
         XCTAssertTrue(try sameContents(lazy.fileDescriptor, eager.fileDescriptor, in: FileRange(start: 0, end: lazy.totalSize)))
         XCTAssertEqual(shape(lazy).0, shape(eager).0)
         XCTAssertEqual(shape(lazy).1, shape(eager).1)
+        XCTAssertNoThrow(try lazy.checkInvariants())
         // (Reading the holes through the mapping committed them, as it would
         // have in any file: the files' block counts differ for that reason
         // alone.)

@@ -58,7 +58,27 @@ struct CheckpointScanner {
         return CheckpointMetadata(
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: tally.frames, index: ends.index.entries, sections: head.sections + ends.tail,
-            annotations: head.annotations, framesOffset: head.framesOffset, prefetchOrder: ends.prefetchOrder)
+            annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
+            prefetchOrder: ends.prefetchOrder)
+    }
+
+    /// Everything but the frames, from a file: header, ends (trailer, index,
+    /// tail sections) and head (sections, segment table). The frames are
+    /// neither read nor checked: a lazy loader checks each when it needs
+    /// it. `frames` is empty.
+    func scanWithoutFrames() throws -> CheckpointMetadata {
+        guard let file = input.randomAccess else {
+            preconditionFailure("CheckpointScanner.scanWithoutFrames: \(input.name) is not a file")
+        }
+        let header = try readHeader()
+        let ends = try readEnds(header: header, from: file)
+        let head = try readHead(header: header, ends: ends)
+        try ends.checkFramesOffset(head.framesOffset)
+        return CheckpointMetadata(
+            header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
+            frames: [], index: ends.index.entries, sections: head.sections + ends.tail,
+            annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
+            prefetchOrder: ends.prefetchOrder)
     }
 
     /// Phase 1: the header. Reads what there is of it, so that a short file

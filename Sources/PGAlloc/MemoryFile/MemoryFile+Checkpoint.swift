@@ -51,7 +51,10 @@ extension MemoryFile {
     ///
     /// - Throws: `MemoryFileError.evictionsPending`; `HostError`.
     package func prepareForSave() throws -> (fileSize: UInt64, segments: [SegmentRecord], scan: CommittedScan) {
-        try core.prepareForSave()
+        // A lazily restored file is saved once everything is loaded: the
+        // save reads every stored page anyway.
+        try core.waitForAllContents()
+        return try core.prepareForSave()
     }
 
     /// Bytes known to be committed.
@@ -99,12 +102,18 @@ extension MemoryFile {
         try core.installRestoredLayout(fileSize: fileSize, segments: segments, committed: [])
     }
 
-    /// As `installRestoredLayout(fileSize:segments:)`, with the pages of
-    /// `committed` (sorted, disjoint, inside segments with references)
-    /// marked known committed and accounted at once: a lazy restore's
-    /// stored pages, whose contents arrive later.
-    package func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord], committed: [FileRange]) throws {
-        try core.installRestoredLayout(fileSize: fileSize, segments: segments, committed: committed)
+    /// As `installRestoredLayout(fileSize:segments:)`, for a lazy restore:
+    /// the stored pages, whose contents arrive later, are accounted at once
+    /// (`stored`, per kind); they become known committed as they load
+    /// (`markPendingLoaded`).
+    package func installRestoredLayout(fileSize: UInt64, segments: [SegmentRecord], accountedInAdvance stored: MemoryStats) throws {
+        try core.installRestoredLayout(fileSize: fileSize, segments: segments, committed: [])
+        core.state.withLock { s in
+            for kind in MemoryKind.allCases where stored[kind] > 0 {
+                core.accounting.inc(stored[kind], kind)
+                s.pendingAccounted[kind] += stored[kind]
+            }
+        }
     }
 
     /// Marks restored pages as known committed and accounts them.

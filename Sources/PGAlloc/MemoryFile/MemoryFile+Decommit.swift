@@ -41,11 +41,13 @@ extension MemoryFileCore {
             checkPageRange(fr, "decommit")
         }
         // After destroy the descriptor number may name another file.
-        state.withLock { checkAlive($0, "decommit") }
         // Decommitted pages read as zero: saved contents still to load
         // must never land on them.
-        for fr in ranges {
-            dropPendingContents(fr)
+        state.withLock { s in
+            checkAlive(s, "decommit")
+            for fr in ranges {
+                dropPendingContentsLocked(&s, fr)
+            }
         }
         var done = 0
         defer {

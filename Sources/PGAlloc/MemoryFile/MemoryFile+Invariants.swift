@@ -79,6 +79,9 @@ extension MemoryFile {
             }
             if ownAccounting {
                 committed[.system] += s.usageSwapped
+                for kind in MemoryKind.allCases {
+                    committed[kind] += s.pendingAccounted[kind]
+                }
                 let actual = core.accounting.snapshot()
                 if actual != committed {
                     return "accounting \(actual) differs from the usage set's \(committed)"

@@ -21,8 +21,12 @@ package protocol PendingContents: AnyObject, Sendable {
     func waitUntilLoaded(_ range: FileRange) throws
     /// The pages of `range` no longer need their saved contents (they are
     /// freed or decommitted): never write them. Returns once no write to
-    /// them is in progress.
-    func drop(_ range: FileRange)
+    /// them is in progress, with the stored pages of `range` that were
+    /// still to load (the file accounted them in advance and must give
+    /// that back).
+    ///
+    /// Called with the MemoryFile's state lock held.
+    func drop(_ range: FileRange) -> [FileRange]
     /// Returns once everything is loaded (or failed).
     func waitUntilLoaded() throws
     /// How far loading has got.
@@ -123,6 +127,59 @@ extension MemoryFile {
         core.detachPendingContents(ifIs: pending)
     }
 
+    /// A frame's pages are written: marks the pages `wanted()` returns
+    /// (asked under the state lock, so that no drop comes between) known
+    /// committed; they were accounted in advance. Returns them.
+    package func markPendingLoaded(_ wanted: () -> [FileRange]) -> [FileRange] {
+        core.state.withLock { s in
+            let runs = wanted()
+            for run in runs {
+                var seg = s.usage.findSegment(containing: run.start)
+                while let current = seg, s.usage.start(of: current) < run.end {
+                    let isolated = s.usage.isolate(current, to: run)
+                    let length = s.usage.range(of: isolated).length
+                    let kind = s.usage[isolated].kind
+                    if !s.usage[isolated].knownCommitted {
+                        s.usage[isolated].knownCommitted = true
+                        s.usageExpected += length
+                        core.settlePending(&s, length, kind)
+                    }
+                    seg = s.usage.nextSegment(after: isolated)
+                }
+            }
+            if let first = runs.first, let last = runs.last {
+                let span = FileRange(start: first.start, end: last.end)
+                s.usage.mergeRange(span)
+                s.usage.mergeAdjacent(span)
+            }
+            return runs
+        }
+    }
+
+    /// Pages that were accounted in advance will never be loaded (their
+    /// frame failed): gives their accounting back.
+    package func releasePendingAccounting(_ ranges: [FileRange]) {
+        core.state.withLock { s in
+            for r in ranges {
+                core.releasePendingLocked(&s, r)
+            }
+        }
+    }
+
+    /// Everything is loaded: whatever is left accounted in advance (a
+    /// checkpoint whose per-kind totals disagreed with its frames) is given
+    /// back. Returns what was left.
+    package func settlePendingAccounting() -> MemoryStats {
+        core.state.withLock { s in
+            let left = s.pendingAccounted
+            for kind in MemoryKind.allCases where left[kind] > 0 {
+                core.accounting.dec(left[kind], kind)
+            }
+            s.pendingAccounted = MemoryStats()
+            return left
+        }
+    }
+
     /// Records that a lazy restore's page at `offset` was needed (the first
     /// of its frame), for the checkpoint this file is saved to next.
     package func recordAccess(_ offset: UInt64) {
@@ -146,10 +203,45 @@ extension MemoryFileCore {
     }
 
     /// The pages of `fr` lose their contents (freed or decommitted): the
-    /// loader must not write them.
+    /// loader must not write them, and the stored ones still to load give
+    /// back the accounting they had in advance.
     @inline(__always)
-    func dropPendingContents(_ fr: FileRange) {
-        pendingContents.current?.drop(fr)
+    func dropPendingContentsLocked(_ s: inout MemoryFileState, _ fr: FileRange) {
+        guard let pending = pendingContents.current else { return }
+        for r in pending.drop(fr) {
+            releasePendingLocked(&s, r)
+        }
+    }
+
+    /// Gives back the advance accounting of the stored pages of `r`, which
+    /// will never be loaded.
+    func releasePendingLocked(_ s: inout MemoryFileState, _ r: FileRange) {
+        var seg = s.usage.findSegment(containing: r.start)
+        while let current = seg, s.usage.start(of: current) < r.end {
+            let length = s.usage.range(of: current).intersection(r).length
+            let kind = s.usage[current].kind
+            let released = min(length, s.pendingAccounted[kind])
+            s.pendingAccounted[kind] -= released
+            accounting.dec(released, kind)
+            seg = s.usage.nextSegment(after: current)
+        }
+    }
+
+    /// `length` bytes of `kind` accounted in advance are now known
+    /// committed. A checkpoint whose per-kind totals were wrong can leave
+    /// too little in advance: the difference is accounted now.
+    func settlePending(_ s: inout MemoryFileState, _ length: UInt64, _ kind: MemoryKind) {
+        let settled = min(length, s.pendingAccounted[kind])
+        s.pendingAccounted[kind] -= settled
+        if settled < length {
+            accounting.inc(length - settled, kind)
+        }
+    }
+
+    /// Waits until every page holds its contents, if a loader is attached:
+    /// for operations over the whole file.
+    func waitForAllContents() throws {
+        try pendingContents.current?.waitUntilLoaded()
     }
 
     func detachPendingContents(ifIs pending: PendingContents) {

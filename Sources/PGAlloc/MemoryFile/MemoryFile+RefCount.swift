@@ -73,7 +73,7 @@ extension MemoryFileCore {
                 if info.refs == 0 {
                     // Before the reclaimer can see them: a loader still
                     // writing saved contents must leave them alone.
-                    dropPendingContents(range)
+                    dropPendingContentsLocked(&s, range)
                     s.pendingReclaim.append(range)
                     freed = true
                     // Freed pages count as System until the reclaimer has

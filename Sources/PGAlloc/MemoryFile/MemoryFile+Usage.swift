@@ -44,6 +44,9 @@ extension MemoryFileCore {
     }
 
     func updateUsage() throws {
+        // The stored pages a lazy restore still loads are accounted but not
+        // yet known committed: a scan would count them again.
+        try waitForAllContents()
         // The seed decides and scans under its lock, dropping it only around
         // mincore; here each step takes the lock on its own.
         let currentUsage: UInt64? = try state.withLock { (s: inout MemoryFileState) throws -> UInt64? in

@@ -115,6 +115,12 @@ struct MemoryFileState: ~Copyable {
     /// The size of the file: a power-of-two multiple of the chunk size, or 0.
     var fileSize: UInt64 = 0
 
+    /// A lazy restore's stored pages still to load, per kind: accounted
+    /// already (the file's accounting is in place from the start), but not
+    /// yet known committed. The accounting equals the known-committed
+    /// segments plus these. Zero once everything is loaded.
+    var pendingAccounted = MemoryStats()
+
     /// Set by destroy; tells the reclaimer to release everything and stop.
     var destroyed = false
 

@@ -28,35 +28,52 @@ final class MemfdTarget: LoadTarget, @unchecked Sendable {
 /// restored MemoryFile, or a VMM's memory), and lets every access wait only
 /// for the frames it needs.
 ///
+/// Nothing of a frame is read before it is needed: the loader knows the
+/// frames from the index alone (where each record lies, which addresses it
+/// spans), so that opening costs the same whatever the data. A frame's
+/// header (its runs, checked against the index and the segment table) is
+/// read when the frame is loaded, or earlier when an access or a drop
+/// needs to know which of its pages are stored.
+///
 /// Frames are loaded in the checkpoint's prefetch order (its `PREF`
 /// section) when it has one, then in address order; a frame someone waits
 /// for (an API call through `waitUntilLoaded(_:)`, a page fault through
-/// the `FaultHandler`) goes first. A loader thread takes a frame,
-/// reads its payload, checks its CRC, decompresses it and writes the pages
-/// still wanted into the memfd with `pwrite`; pages dropped meanwhile
-/// (freed or decommitted: `drop(_:)`) are never written, and a drop waits
-/// for a frame being written to finish, so that nothing lands on pages
-/// after they are handed back.
+/// the `FaultHandler`) goes first. A loader thread takes a frame, reads its
+/// record, checks it, decompresses it and writes the pages still wanted;
+/// then `markLoaded` (the MemoryFile's, under its state lock) makes them
+/// known committed. Pages dropped meanwhile (freed or decommitted:
+/// `drop(_:)`) are never written, and a drop waits for a frame being
+/// written to finish, so that nothing lands on pages after they are handed
+/// back.
 ///
-/// Lock order: the MemoryFile's state lock (held by `decRef` when it calls
-/// `drop`), then this loader's lock. The loader never takes a lock of the
-/// MemoryFile, and the fault handler takes only this loader's lock.
+/// Lock order: the MemoryFile's state lock (held by `decRef` and
+/// `decommit` when they call `drop`, and by `markLoaded`), then this
+/// loader's lock. The loader takes the MemoryFile's lock only through
+/// `markLoaded`, never while a frame it writes is `.loading` (a drop may
+/// wait for that under the state lock); the fault handler takes only this
+/// loader's lock.
 final class LazyLoader: PendingContents, @unchecked Sendable {
     enum FrameState {
         case pending
+        /// A loader thread reads and writes it; drops wait.
         case loading
+        /// Written, about to be marked loaded.
+        case written
         case loaded
         case failed(any Error)
     }
 
     struct Frame {
-        /// The frame's runs (its header's), for locating its pages in the
-        /// decompressed data.
-        let header: FrameHeader
-        let payloadOffset: UInt64
-        /// The pages still to write: the runs less what was dropped.
-        var wanted: [FileRange]
+        /// The frame's header, once read.
+        var header: FrameHeader?
+        /// Pages dropped before the header was read.
+        var dropped: [FileRange] = []
+        /// The stored pages still to write: the runs less what was dropped
+        /// (once the header is read).
+        var wanted: [FileRange] = []
         var state = FrameState.pending
+        /// Whether it is in the urgent queue already.
+        var queued = false
         /// File offsets of pages a thread faulted on, to wake once the
         /// frame is written.
         var faulted: [UInt64] = []
@@ -92,64 +109,55 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     }
 
     private let input: RandomAccessInput
-    private let header: CheckpointHeader
+    private let metadata: CheckpointMetadata
     private var target: LoadTarget
-    /// Told of each frame's first page as it is first needed, while
-    /// recording.
-    private let onAccess: @Sendable (UInt64) -> Void
-    /// Told when every frame is loaded or failed (with the failures).
-    private let onFinish: @Sendable (LazyLoader, Int) -> Void
-    /// Whether the fault handler stops once everything is loaded (a
-    /// MemoryFile's: access is ordinary from then on) or goes on until
-    /// `cancel()` (a VMM's: holes and removed pages still fault).
-    private let faultsEndWithLoading: Bool
     private let lock: StateLock<State>
     private let workAvailable: StateLock<State>.Condition
     private let frameFinished: StateLock<State>.Condition
     private var faults: FaultHandler?
-    /// Frame spans for finding a page's frame: frame i covers
-    /// `[spans[i].start, spans[i].end)`, in address order.
-    private let spans: [FileRange]
     private let options: LazyRestoreOptions
     private let recordingDeadline: UInt64
     private let recordingFrameLimit: Int
+    private let segments: SegmentLookup
+    private let hooks: Hooks
 
-    init(
-        input: RandomAccessInput, metadata: CheckpointMetadata, target: LoadTarget, options: LazyRestoreOptions,
-        onAccess: @escaping @Sendable (UInt64) -> Void = { _ in },
-        onFinish: @escaping @Sendable (LazyLoader, Int) -> Void = { _, _ in }, faultsEndWithLoading: Bool = true
-    ) throws {
-        self.faultsEndWithLoading = faultsEndWithLoading
+    /// What the loader tells its owner.
+    struct Hooks: Sendable {
+        /// A frame's first page, as it is first needed, while recording.
+        var access: @Sendable (UInt64) -> Void = { _ in }
+        /// A frame is written: make `wanted()` (asked under the owner's
+        /// lock) loaded, and return it.
+        var markLoaded: @Sendable (_ wanted: () -> [FileRange]) -> [FileRange] = { $0() }
+        /// Pages that were to load will not be (their frame failed).
+        var lost: @Sendable ([FileRange]) -> Void = { _ in }
+        /// Every frame is loaded or failed: with how many failed.
+        var finished: @Sendable (LazyLoader, Int) -> Void = { _, _ in }
+        /// Whether the fault handler stops once everything is loaded (a
+        /// MemoryFile's: access is ordinary from then on) or goes on until
+        /// `cancel()` (a VMM's: holes and removed pages still fault).
+        var faultsEndWithLoading = true
+    }
+
+    init(input: RandomAccessInput, metadata: CheckpointMetadata, target: LoadTarget, options: LazyRestoreOptions, hooks: Hooks) {
         self.input = input
-        header = metadata.header
+        self.metadata = metadata
         self.target = target
-        self.onAccess = onAccess
-        self.onFinish = onFinish
         self.options = options
-        var frames: [Frame] = []
-        frames.reserveCapacity(metadata.frames.count)
-        for (frame, entry) in zip(metadata.frames, metadata.index) {
-            frames.append(Frame(header: frame, payloadOffset: entry.offset + UInt64(frame.headerLength), wanted: frame.runs))
-        }
-        spans = metadata.index.map { FileRange(start: $0.firstAddress, end: $0.endAddress) }
+        self.hooks = hooks
+        segments = SegmentLookup(metadata.segments)
+        let frames = [Frame](repeating: Frame(), count: metadata.index.count)
         // The stored order first, then every other frame by address.
         var order = metadata.prefetchOrder.map { Int($0) }
         let named = Set(order)
         order += frames.indices.filter { !named.contains($0) }
-        let threadCount = max(1, options.loaderThreads)
-        var state = State(
-            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes, loadersRunning: threadCount,
-            recording: options.recordAccessOrder != nil, background: options.backgroundLoading)
-        state.done = 0
-        lock = StateLock(state)
+        lock = StateLock(State(
+            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes, loadersRunning: max(1, options.loaderThreads),
+            recording: options.recordAccessOrder != nil, background: options.backgroundLoading))
         workAvailable = lock.makeCondition()
         frameFinished = lock.makeCondition()
         let recording = options.recordAccessOrder ?? AccessRecording(seconds: 0, frameShare: 0)
         recordingDeadline = monotonicNanoseconds() + UInt64(max(0, recording.seconds) * 1e9)
         recordingFrameLimit = Int((Double(frames.count) * min(1, max(0, recording.frameShare))).rounded(.up))
-        if frames.isEmpty {
-            lock.withLock { $0.loadersRunning = 0 }
-        }
     }
 
     /// Sets where frames are written, before `start`: a fault handler made
@@ -194,23 +202,36 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     }
 
     func waitUntilLoaded(_ range: FileRange) throws {
-        let needed = framesWanting(range)
+        let frames = framesSpanning(range)
+        guard !frames.isEmpty else { return }
+        // Which of the frames hold stored pages in the range: their headers
+        // say, read now if need be.
+        var needed: [Int] = []
+        for f in frames {
+            guard let (_, wanted) = try? knownRuns(f) else {
+                // A header that cannot be read fails its frame: it is waited
+                // for, and reports why.
+                needed.append(f)
+                continue
+            }
+            if wanted.contains(where: { $0.overlaps(range) }) {
+                needed.append(f)
+            }
+        }
         guard !needed.isEmpty else { return }
         let failure: (any Error)? = lock.withLock(waitingOn: frameFinished) { s -> StateLock<State>.Step<(any Error)?> in
             var waiting = false
             for f in needed {
                 switch s.frames[f].state {
                 case .pending:
-                    if !s.frames[f].wanted.isEmpty && s.frames[f].wanted.contains(where: { $0.overlaps(range) }) {
-                        prioritize(&s, f, page: max(range.start, s.frames[f].wanted[0].start))
-                        waiting = true
-                    }
-                case .loading:
+                    prioritize(&s, f, page: max(range.start, s.frames[f].wanted.first?.start ?? range.start))
+                    waiting = true
+                case .loading, .written:
                     waiting = true
                 case .loaded:
                     break
                 case .failed(let error):
-                    if s.frames[f].wanted.contains(where: { $0.overlaps(range) }) {
+                    if s.frames[f].header == nil || s.frames[f].wanted.contains(where: { $0.overlaps(range) }) {
                         return .done(error)
                     }
                 }
@@ -242,38 +263,57 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
-    func drop(_ range: FileRange) {
-        let needed = framesWanting(range)
-        guard !needed.isEmpty else { return }
-        var clearPoison = false
+    func drop(_ range: FileRange) -> [FileRange] {
+        let frames = framesSpanning(range)
+        guard !frames.isEmpty else { return [] }
+        // The runs of each frame: which pages of the range were stored.
+        for f in frames {
+            _ = try? knownRuns(f)
+        }
         lock.withLock(waitingOn: frameFinished) { s -> StateLock<State>.Step<Void> in
             // A frame being written must finish first: its pages cannot be
             // taken back from the kernel halfway.
-            if needed.contains(where: { if case .loading = s.frames[$0].state { return true } else { return false } }) {
-                return .wait
+            for f in frames {
+                if case .loading = s.frames[f].state { return .wait }
             }
             return .done(())
         }
+        var released: [FileRange] = []
+        var clearPoison = false
         lock.withLock { s in
-            for f in needed {
+            for f in frames {
+                if s.frames[f].header == nil {
+                    // Unreadable so far: remembered, applied if it is read.
+                    s.frames[f].dropped.append(range)
+                    continue
+                }
                 let before = s.frames[f].wanted
                 var after: [FileRange] = []
+                var gone: [FileRange] = []
                 for r in before {
                     after += r.subtracting(range)
+                    let piece = r.intersection(range)
+                    if !piece.isEmpty { gone.append(piece) }
                 }
-                guard after != before else { continue }
-                let droppedBytes = before.reduce(0) { $0 + $1.length } - after.reduce(0) { $0 + $1.length }
+                guard !gone.isEmpty else { continue }
                 s.frames[f].wanted = after
+                let goneBytes = gone.reduce(0) { $0 + $1.length }
                 switch s.frames[f].state {
                 case .pending:
-                    s.bytesTotal -= droppedBytes
+                    s.bytesTotal -= goneBytes
+                    released += gone
                     if after.isEmpty {
                         s.frames[f].state = .loaded
                         s.done += 1
                     }
+                case .written:
+                    // Written, not yet marked: never will be, now.
+                    s.bytesTotal -= goneBytes
+                    s.bytesLoaded -= goneBytes
+                    released += gone
                 case .failed:
                     clearPoison = true
-                default:
+                case .loading, .loaded:
                     break
                 }
             }
@@ -281,7 +321,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         if clearPoison {
             faults?.clearPoison(range)
         }
-        finishIfComplete()
+        // The caller holds the MemoryFile's lock: finishing (which calls
+        // into the file) is left to a loader thread.
+        lock.broadcast(workAvailable)
+        return released
     }
 
     func cancel() {
@@ -299,25 +342,78 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         stopFaultHandling()
     }
 
-    // MARK: Recording
+    // MARK: Frame headers
 
-    /// The file offsets first needed, in order, while recording.
-    var recordedAccessOrder: [UInt64] { lock.withLock { $0.accessOrder } }
+    /// The header and the still-wanted runs of frame `f`, reading and
+    /// checking the header first if it was not read yet.
+    private func knownRuns(_ f: Int) throws -> (FrameHeader, [FileRange]) {
+        if let known = lock.withLock({ s in s.frames[f].header.map { ($0, s.frames[f].wanted) } }) {
+            return known
+        }
+        let header: FrameHeader
+        do {
+            header = try readHeader(f)
+        } catch {
+            fail(f, error)
+            throw error
+        }
+        return lock.withLock { s in
+            if s.frames[f].header == nil {
+                s.frames[f].header = header
+                var wanted = header.runs
+                for d in s.frames[f].dropped {
+                    wanted = wanted.flatMap { $0.subtracting(d) }
+                }
+                s.frames[f].dropped = []
+                s.frames[f].wanted = wanted
+            }
+            return (s.frames[f].header!, s.frames[f].wanted)
+        }
+    }
 
-    // MARK: Internals
+    /// Reads frame `f`'s header and checks it against its index entry, the
+    /// previous frame's entry and the segment table: what the sequential
+    /// reader checks, frame by frame.
+    private func readHeader(_ f: Int) throws -> FrameHeader {
+        let entry = metadata.index[f]
+        let section = CheckpointSection.frame(UInt64(f))
+        let recordEnd = f + 1 < metadata.index.count ? metadata.index[f + 1].offset : metadata.indexOffset
+        let prefixBytes = try input.read(at: entry.offset, count: FrameLayout.fixedLength, section: section)
+        let previousEnd = f > 0 ? metadata.index[f - 1].endAddress : 0
+        let prefix = try FrameHeaderPrefix.decode(
+            prefixBytes, offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd, header: metadata.header)
+        let rest = try input.read(at: entry.offset + UInt64(FrameLayout.fixedLength), count: prefix.restLength, section: section)
+        let header = try prefix.complete(rest, offset: entry.offset, header: metadata.header)
+        let described = header.indexEntry(offset: entry.offset, digest: entry.digest)
+        let length = UInt64(header.headerLength) + UInt64(header.compressedLength)
+        if described != entry || CheckpointFormat.padded(length) != recordEnd - entry.offset {
+            throw CheckpointError.field(
+                section, entry.offset, "header", expected: "the frame the index describes at \(hex(entry.offset))",
+                found: "runs \(hex(header.runs.first!.start))..\(hex(header.runs.last!.end)), \(header.compressedLength) bytes compressed")
+        }
+        for (i, run) in header.runs.enumerated() where !segments.isReferenced(run) {
+            throw CheckpointError.field(
+                section, entry.offset + UInt64(FrameLayout.fixedLength), "run \(i)",
+                expected: "pages inside segments with references", found: run)
+        }
+        return header
+    }
+
+    // MARK: Recording and faults
 
     /// The frames whose span meets `range`.
-    private func framesWanting(_ range: FileRange) -> [Int] {
-        // The first span ending after range.start.
+    private func framesSpanning(_ range: FileRange) -> [Int] {
+        let index = metadata.index
+        // The first frame ending after range.start.
         var lo = 0
-        var hi = spans.count
+        var hi = index.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if spans[mid].end <= range.start { lo = mid + 1 } else { hi = mid }
+            if index[mid].endAddress <= range.start { lo = mid + 1 } else { hi = mid }
         }
         var out: [Int] = []
         var i = lo
-        while i < spans.count && spans[i].start < range.end {
+        while i < index.count && index[i].firstAddress < range.end {
             out.append(i)
             i += 1
         }
@@ -326,13 +422,15 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     /// Puts frame `f` first in line (it is pending), and records it.
     private func prioritize(_ s: inout State, _ f: Int, page: UInt64) {
+        guard !s.frames[f].queued else { return }
+        s.frames[f].queued = true
         s.urgent.append(f)
         if s.recording {
             if monotonicNanoseconds() > recordingDeadline || s.recordedFrames.count >= recordingFrameLimit {
                 s.recording = false
             } else if s.recordedFrames.insert(f).inserted {
                 s.accessOrder.append(page)
-                onAccess(page)
+                hooks.access(page)
             }
         }
         lock.signal(workAvailable)
@@ -341,7 +439,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// What the fault handler does with a fault on the page at `offset`.
     private func classifyFault(_ offset: UInt64) -> FaultHandler.FaultAction {
         let page = FileRange(start: offset, end: offset + 4096)
-        guard let f = framesWanting(page).first else { return .zero }
+        guard let f = framesSpanning(page).first else { return .zero }
+        if (try? knownRuns(f)) == nil {
+            return .poison
+        }
         return lock.withLock { s in
             let wanted = s.frames[f].wanted.contains { $0.overlaps(page) }
             switch s.frames[f].state {
@@ -349,7 +450,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 s.frames[f].faulted.append(offset)
                 prioritize(&s, f, page: offset)
                 return .wait
-            case .loading where wanted:
+            case .loading where wanted, .written where wanted:
                 s.frames[f].faulted.append(offset)
                 return .wait
             case .failed where wanted:
@@ -364,6 +465,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
+    // MARK: Loading
+
     private func runLoader(_ index: Int) {
         defer {
             // Ending on its own, the thread lets itself go; once cancelled,
@@ -377,23 +480,39 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let context: DecodeContext
         let payload: PageBuffer
         do {
-            context = try DecodeContext(frameLimit: Int(header.frameLimit))
-            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)))
+            context = try DecodeContext(frameLimit: Int(metadata.header.frameLimit))
+            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit)))
         } catch {
-            failEverything(error)
+            for f in 0..<metadata.index.count {
+                fail(f, error)
+            }
             return
         }
-        while let (f, frame, wanted) = nextFrame() {
-            let result = Result { try load(frame, wanted: wanted, context: context, payload: payload) }
-            complete(f, result)
+        while let f = nextFrame() {
+            do {
+                let (header, _) = try knownRuns(f)
+                // The wanted runs as they are once the frame is taken: a
+                // drop from now on waits for the write.
+                let wanted = lock.withLock { s -> [FileRange]? in
+                    guard case .pending = s.frames[f].state else { return nil }
+                    s.frames[f].state = .loading
+                    return s.frames[f].wanted
+                }
+                guard let wanted else { continue }
+                let written = try load(header, wanted: wanted, context: context, payload: payload)
+                complete(f, written: written)
+            } catch {
+                fail(f, error)
+            }
         }
         lock.withLock { $0.loadersRunning -= 1 }
         finishIfComplete()
     }
 
-    /// Takes the next frame to load: waited-for ones first.
-    private func nextFrame() -> (Int, Frame, [FileRange])? {
-        lock.withLock(waitingOn: workAvailable) { s -> StateLock<State>.Step<(Int, Frame, [FileRange])?> in
+    /// The next frame to load, waited-for ones first; nil when there is
+    /// none left or the loader is cancelled.
+    private func nextFrame() -> Int? {
+        lock.withLock(waitingOn: workAvailable) { s -> StateLock<State>.Step<Int?> in
             if s.cancelled {
                 return .done(nil)
             }
@@ -401,8 +520,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 let f = s.urgent[s.urgentHead]
                 s.urgentHead += 1
                 if case .pending = s.frames[f].state {
-                    s.frames[f].state = .loading
-                    return .done((f, s.frames[f], s.frames[f].wanted))
+                    return .done(f)
                 }
             }
             s.urgent.removeAll(keepingCapacity: true)
@@ -414,72 +532,82 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 let f = s.order[s.orderCursor]
                 s.orderCursor += 1
                 if case .pending = s.frames[f].state {
-                    s.frames[f].state = .loading
-                    return .done((f, s.frames[f], s.frames[f].wanted))
+                    return .done(f)
                 }
             }
             return .done(nil)
         }
     }
 
-    /// Reads, checks and decompresses frame `frame`, and writes the pages of
-    /// `wanted` into the memfd.
-    private func load(_ frame: Frame, wanted: [FileRange], context: DecodeContext, payload: PageBuffer) throws -> UInt64 {
-        let h = frame.header
-        let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(h.compressedLength)])
-        try input.read(at: frame.payloadOffset, into: compressed, section: .frame(h.sequence))
+    /// Reads, checks and decompresses the frame, and writes the pages of
+    /// `wanted`; returns the bytes written.
+    private func load(_ header: FrameHeader, wanted: [FileRange], context: DecodeContext, payload: PageBuffer) throws -> UInt64 {
+        let f = Int(header.sequence)
+        let payloadOffset = metadata.index[f].offset + UInt64(header.headerLength)
+        let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
+        try input.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
         let sink = WantedPagesSink(target: target, wanted: wanted)
-        try decodeFrame(h, payload: UnsafeRawBufferPointer(compressed), payloadOffset: frame.payloadOffset, context: context, sink: sink)
+        try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
         return sink.written
     }
 
-    private func complete(_ f: Int, _ result: Result<UInt64, any Error>) {
-        let (faulted, failedRanges): ([UInt64], [FileRange]) = lock.withLock { s in
-            let faulted = s.frames[f].faulted
-            s.frames[f].faulted = []
-            switch result {
-            case .success(let bytes):
-                s.frames[f].state = .loaded
-                s.done += 1
-                s.bytesLoaded += bytes
-                return (faulted, [])
-            case .failure(let error):
-                s.frames[f].state = .failed(error)
-                s.failed += 1
-                return (faulted, s.frames[f].wanted)
-            }
-        }
-        if case .failure(let error) = result {
-            // Every page of the frame: the faulting threads get SIGBUS now,
-            // later accesses too, even once the handler is gone. Reported
-            // before any waiter returns.
-            faults?.poison(failedRanges)
-            options.onFailure?(error)
-        } else {
-            faults?.wake(offsets: faulted)
+    /// Frame `f` is written: marks it loaded (through the owner, under its
+    /// lock) and wakes whoever waits for it.
+    private func complete(_ f: Int, written: UInt64) {
+        lock.withLock { s in
+            s.frames[f].state = .written
+            s.bytesLoaded += written
         }
         lock.broadcast(frameFinished)
-    }
-
-    private func failEverything(_ error: any Error) {
-        var pending: [Int] = []
-        lock.withLock { s in
-            for f in s.frames.indices {
-                if case .pending = s.frames[f].state {
-                    s.frames[f].state = .loading
-                    pending.append(f)
-                }
+        _ = hooks.markLoaded {
+            lock.withLock { s in
+                s.frames[f].state = .loaded
+                s.done += 1
+                return s.frames[f].wanted
             }
         }
-        for f in pending {
-            complete(f, .failure(error))
+        let faulted = lock.withLock { s in
+            let faulted = s.frames[f].faulted
+            s.frames[f].faulted = []
+            return faulted
         }
+        faults?.wake(offsets: faulted)
+        lock.broadcast(frameFinished)
+        finishIfComplete()
     }
 
-    /// Once every frame is loaded or failed: stops the fault handler and,
-    /// without failures, detaches from the file, which then costs nothing
-    /// more. With failures the loader stays attached, so that operations
-    /// on the failed pages keep throwing.
+    /// Frame `f` cannot be loaded: its pages are poisoned (the faulting
+    /// threads get SIGBUS now, later accesses too, even once the handler
+    /// is gone), its advance accounting is given back, and the failure is
+    /// reported before any waiter returns.
+    private func fail(_ f: Int, _ error: any Error) {
+        let lost = lock.withLock { s -> [FileRange]? in
+            switch s.frames[f].state {
+            case .failed, .loaded:
+                return nil
+            default:
+                s.frames[f].state = .failed(error)
+                s.failed += 1
+                s.frames[f].faulted = []
+                return s.frames[f].header == nil ? [] : s.frames[f].wanted
+            }
+        }
+        guard let lost else { return }
+        faults?.poison(lost.isEmpty ? [FileRange(start: metadata.index[f].firstAddress, end: metadata.index[f].endAddress)] : lost)
+        if !lost.isEmpty {
+            // Never under the file's lock: with the header known, a failure
+            // comes from a loader thread.
+            hooks.lost(lost)
+        }
+        options.onFailure?(error)
+        lock.broadcast(frameFinished)
+        // A caller may hold the MemoryFile's lock: finishing is left to a
+        // loader thread.
+        lock.broadcast(workAvailable)
+    }
+
+    /// Once every frame is loaded or failed: stops the fault handler (for a
+    /// MemoryFile) and tells the owner.
     private func finishIfComplete() {
         let finishing = lock.withLock { s -> Bool in
             guard s.isComplete, !s.finished else { return false }
@@ -493,10 +621,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     private func finish() {
         lock.withLock { $0.finished = true }
-        if faultsEndWithLoading {
+        if hooks.faultsEndWithLoading {
             stopFaultHandling()
         }
-        onFinish(self, lock.withLock { $0.failed })
+        hooks.finished(self, lock.withLock { $0.failed })
         lock.broadcast(frameFinished)
         lock.broadcast(workAvailable)
     }
@@ -514,8 +642,34 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     }
 }
 
-/// Writes the pages of a decompressed frame that are still wanted into the
-/// memfd.
+/// Whether runs lie inside segments with references, by binary search (a
+/// lazy loader checks frames in any order).
+struct SegmentLookup: Sendable {
+    let segments: [SegmentRecord]
+
+    init(_ segments: [SegmentRecord]) {
+        self.segments = segments
+    }
+
+    func isReferenced(_ run: FileRange) -> Bool {
+        var lo = 0
+        var hi = segments.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if segments[mid].range.end <= run.start { lo = mid + 1 } else { hi = mid }
+        }
+        var at = run.start
+        var i = lo
+        while at < run.end {
+            guard i < segments.count, segments[i].range.start <= at, segments[i].refs > 0 else { return false }
+            at = segments[i].range.end
+            i += 1
+        }
+        return true
+    }
+}
+
+/// Writes the pages of a decompressed frame that are still wanted.
 private final class WantedPagesSink: FrameSink, @unchecked Sendable {
     let target: LoadTarget
     let wanted: [FileRange]

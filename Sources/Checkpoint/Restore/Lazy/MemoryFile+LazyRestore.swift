@@ -5,11 +5,12 @@ import PGAlloc
 import SystemPackage
 
 extension MemoryFile {
-    /// A lazy restore: reads and checks everything but the frames' payloads
-    /// (header, sections, segment table, every frame header, index,
-    /// trailer), creates the file with its usage set and accounting as a
-    /// full restore leaves them, and starts the loader and, where it can,
-    /// the fault handler.
+    /// A lazy restore: reads and checks everything but the frames (header,
+    /// sections, segment table, index, trailer), creates the file with its
+    /// usage set and its accounting (the stored pages accounted in
+    /// advance, known committed as they load), and starts the loader and,
+    /// where it can, the fault handler. What it reads does not grow with
+    /// the data: the frames' headers are read as the frames are needed.
     static func restoreLazily(
         from location: CheckpointLocation, options: RestoreOptions, lazy: LazyRestoreOptions
     ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
@@ -35,11 +36,10 @@ extension MemoryFile {
         }
         var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10))
         scanner.memoryLimit = options.memoryLimit
-        scanner.collectFrames = true
         let metadata: CheckpointMetadata
         let file: MemoryFile
         do {
-            metadata = try scanner.scan(.skip)
+            metadata = try scanner.scanWithoutFrames()
             file = try MemoryFile(options: options.memoryFile)
         } catch {
             if let uffd { close(uffd) }
@@ -48,25 +48,26 @@ extension MemoryFile {
         // The fault handler owns the userfaultfd once the loader starts.
         var uffdGiven = false
         do {
-            var stored: [FileRange] = []
-            for frame in metadata.frames {
-                for run in frame.runs {
-                    append(run, to: &stored)
+            try file.installRestoredLayout(
+                fileSize: metadata.header.fileSize, segments: metadata.segments, accountedInAdvance: metadata.totals.storedPerKind)
+            var hooks = LazyLoader.Hooks()
+            hooks.access = { [weak file] in file?.recordAccess($0) }
+            hooks.markLoaded = { [weak file] wanted in file?.markPendingLoaded(wanted) ?? wanted() }
+            hooks.lost = { [weak file] in file?.releasePendingAccounting($0) }
+            hooks.finished = { [weak file] loader, failed in
+                guard let file else { return }
+                // A checkpoint whose per-kind totals disagreed with its
+                // frames leaves accounting in advance: given back.
+                _ = file.settlePendingAccounting()
+                // Without failures the file forgets the loader; with some,
+                // it keeps it, so that access to them keeps failing.
+                if failed == 0 {
+                    file.detachPendingContents(loader)
                 }
             }
-            try file.installRestoredLayout(fileSize: metadata.header.fileSize, segments: metadata.segments, committed: stored)
-            let loader = try LazyLoader(
+            let loader = LazyLoader(
                 input: input, metadata: metadata, target: MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor)),
-                options: lazy,
-                onAccess: { [weak file] in file?.recordAccess($0) },
-                onFinish: { [weak file] loader, failed in
-                    // Without failures the file forgets the loader; with
-                    // some, it keeps it, so that access to them keeps
-                    // failing.
-                    if failed == 0 {
-                        file?.detachPendingContents(loader)
-                    }
-                })
+                options: lazy, hooks: hooks)
             file.attachPendingContents(loader)
             uffdGiven = true
             try loader.start(faults: uffd.map { try FaultHandler(file: file, uffd: $0, classify: loader.faultClassifier) })

@@ -113,8 +113,7 @@ public final class UffdServer {
         }
         var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10))
         scanner.memoryLimit = options.memoryLimit
-        scanner.collectFrames = true
-        return (input, try scanner.scan(.skip))
+        return (input, try scanner.scanWithoutFrames())
     }
 
     private func listen(at path: String) throws -> Int32 {
@@ -208,9 +207,16 @@ public final class UffdServer {
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.offset + a.size > b.offset {
             throw ProtocolError("regions at offsets \(a.offset) and \(b.offset) overlap in the memory file")
         }
-        for frame in metadata.frames {
-            for run in frame.runs where !sorted.contains(where: { run.start >= $0.offset && run.end <= $0.offset + $0.size }) {
-                throw ProtocolError("stored pages \(run) lie outside every region: the checkpoint is not this VMM's memory")
+        // Every frame lies inside the regions (its span, from the index: its
+        // runs are read only when it loads).
+        for entry in metadata.index {
+            var at = entry.firstAddress
+            while at < entry.endAddress {
+                guard let r = sorted.first(where: { at >= $0.offset && at < $0.offset + $0.size }) else {
+                    throw ProtocolError(
+                        "stored pages at \(hex(at)) (frame at \(hex(entry.offset))) lie outside every region: the checkpoint is not this VMM's memory")
+                }
+                at = r.offset + r.size
             }
         }
     }
@@ -228,8 +234,9 @@ public final class UffdServer {
         var loaderReference: LazyLoader?
         let started = ContinuousClock.now
         let firstFrame = StateLock<Double?>(nil)
-        let loader = try LazyLoader(
-            input: input, metadata: metadata, target: Unplugged(), options: lazy, faultsEndWithLoading: false)
+        var hooks = LazyLoader.Hooks()
+        hooks.faultsEndWithLoading = false
+        let loader = LazyLoader(input: input, metadata: metadata, target: Unplugged(), options: lazy, hooks: hooks)
         loaderReference = loader
         let faults = try FaultHandler(
             uffd: uffd, mappings: regions.map { (base: $0.base, offset: $0.offset, length: $0.size) }, ownsRegistration: false,
