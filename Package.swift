@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // What Glibc does not expose to Swift: memfd_create, fallocate and its
@@ -45,6 +46,7 @@ let package = Package(
             dependencies: [
                 "PGAlloc", "CZstd", "CCRC32C", "CLinuxShim",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The reference workloads of ../shared/bench/WORKLOADS.md (page

@@ -20,6 +20,8 @@ public struct CheckpointMetadata: Sendable {
     public var framesOffset: UInt64
     /// Checkpoint offset of the index (where the frames end).
     public var indexOffset: UInt64
+    /// Bytes of the index.
+    public var indexLength: UInt64
     /// Version 2: the `PREF` section's frames (the order a lazy restore
     /// loads them in); empty without one.
     public var prefetchOrder: [UInt64]

@@ -59,7 +59,7 @@ struct CheckpointScanner {
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: tally.frames, index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            prefetchOrder: ends.prefetchOrder)
+            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder)
     }
 
     /// Everything but the frames, from a file: header, ends (trailer, index,
@@ -78,7 +78,7 @@ struct CheckpointScanner {
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: [], index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            prefetchOrder: ends.prefetchOrder)
+            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder)
     }
 
     /// Phase 1: the header. Reads what there is of it, so that a short file
