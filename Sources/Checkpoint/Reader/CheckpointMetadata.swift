@@ -25,6 +25,26 @@ public struct CheckpointMetadata: Sendable {
     /// Version 2: the `PREF` section's frames (the order a lazy restore
     /// loads them in); empty without one.
     public var prefetchOrder: [UInt64]
+    /// The parent (`PRNT`) of an incremental checkpoint.
+    public var parent: ParentRecord? = nil
+    /// Pages not stored but referenced (`REFS`), by address.
+    public var references: [PageReference] = []
+    /// Where the page hashes (`PHSH`) are, and which pages they cover.
+    var pageHashes: PageHashes? = nil
+
+    /// Bytes of the references.
+    public var referencedBytes: UInt64 { references.reduce(0) { $0 + $1.destination.length } }
+}
+
+/// A checkpoint's `PHSH`: the pages it stores, and where each one's hash
+/// lies in the file.
+struct PageHashes: Sendable {
+    /// The stored pages.
+    var runs: PageRunTable
+    /// Checkpoint offset of the first hash.
+    var hashesOffset: UInt64
+    /// Whether the whole payload's CRC was checked.
+    var checked: Bool
 }
 
 /// What a scan does with the frames' payloads.

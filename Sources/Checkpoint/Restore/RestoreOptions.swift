@@ -17,6 +17,11 @@ public struct RestoreOptions: Sendable {
     /// applies it too, so that it accepts what a restore would.
     public var memoryLimit: UInt64 = RestoreOptions.defaultMemoryLimit
 
+    /// Directories where the parents of an incremental checkpoint are
+    /// looked for (by file name) when they are not at the path the child
+    /// records.
+    public var parentSearchPaths: [String] = []
+
     /// The default memory limit: 1 TiB.
     public static let defaultMemoryLimit: UInt64 = 1 << 40
 

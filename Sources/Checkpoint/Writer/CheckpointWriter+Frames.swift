@@ -14,12 +14,14 @@ extension CheckpointWriter {
             try SaveWorkerContext(level: level, frameSize: frameSize)
         }
         defer { queue.shutDown() }
+        let decisions = try PageDecisions(parent: parent, expectedPages: layout.committedBytes / CheckpointFormat.pageSize)
+        var unit = 0
         // One payload buffer per frame in flight, reused.
         var freeBuffers = try (0..<maxInFlight).map { _ in
             try PageBuffer(capacity: ZstdCompressor.compressBound(frameSize))
         }
 
-        var written = WrittenFrames()
+        var written = try WrittenFrames()
         var cursor: UInt64 = 0
         var producing = true
         var kinds = KindCursor(segments: layout.segments)
@@ -36,8 +38,10 @@ extension CheckpointWriter {
                     cursor = last.end
                     let buffer = freeBuffers.removeLast()
                     let source = self.source
+                    let n = unit
+                    unit += 1
                     queue.submit { context in
-                        try compressUnit(runs, of: source, into: buffer, context: context)
+                        try compressUnit(n, runs: runs, of: source, decisions: decisions, into: buffer, context: context)
                     }
                 }
                 guard let result = try queue.nextResult() else { break }
@@ -56,6 +60,18 @@ extension CheckpointWriter {
                         kinds.account(run, into: &written.storedPerKind)
                     }
                     written.storedBytes += UInt64(result.uncompressedLength)
+                    for run in result.runs {
+                        written.storedPages.add(run)
+                    }
+                    try written.digests.append(result.digests)
+                }
+                for reference in result.references {
+                    written.references.add(reference)
+                    if reference.link == 0 {
+                        written.duplicateBytes += reference.destination.length
+                    } else {
+                        written.referencedBytes += reference.destination.length
+                    }
                 }
                 try zeroPages.add(result.zeros, source: source)
                 freeBuffers.append(result.payload)

@@ -54,4 +54,12 @@ public struct SaveReport: Sendable, Hashable {
     /// How the pages holding data were found ("none", "mincore",
     /// "seekData", "mincoreThenSeekData").
     public var scan: String
+    /// Bytes of pages with data not stored because the parent chain holds
+    /// them.
+    public var referencedBytes: UInt64 = 0
+    /// Bytes of pages with data not stored because an equal page is stored
+    /// at another address of this checkpoint.
+    public var duplicateBytes: UInt64 = 0
+    /// The parent, for an incremental save.
+    public var parent: ParentRecord? = nil
 }
