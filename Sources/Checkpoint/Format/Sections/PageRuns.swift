@@ -141,3 +141,29 @@ struct PageRunTable: Sendable {
         }
     }
 }
+
+extension PageRunTable {
+    /// The listed pages inside `range`, as stretches: the address of the
+    /// first page, its ordinal, and the pages in the stretch.
+    func stretches(in range: FileRange) -> [(address: UInt64, ordinal: UInt64, pages: UInt64)] {
+        let page = CheckpointFormat.pageSize
+        let first = range.start / page
+        let end = (range.end + page - 1) / page
+        // The first run ending after `first`.
+        var lo = 0
+        var hi = starts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if starts[mid] + (ordinals[mid + 1] - ordinals[mid]) <= first { lo = mid + 1 } else { hi = mid }
+        }
+        var out: [(address: UInt64, ordinal: UInt64, pages: UInt64)] = []
+        while lo < starts.count && starts[lo] < end {
+            let runEnd = starts[lo] + (ordinals[lo + 1] - ordinals[lo])
+            let s = max(starts[lo], first)
+            let e = min(runEnd, end)
+            out.append((s * page, ordinals[lo] + (s - starts[lo]), e - s))
+            lo += 1
+        }
+        return out
+    }
+}

@@ -43,7 +43,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         case failed(any Error)
     }
 
+    /// A unit of loading: one of the checkpoint's frames (its stored
+    /// pages), or a frame of a link that gives referenced pages (`pieces`:
+    /// where its pages go).
     struct Frame {
+        /// For a unit of references: which frame of which link, and where
+        /// its pages go.
+        var references: ReferencePlan.Unit?
         /// The frame's header, once read.
         var header: FrameHeader?
         /// Pages dropped before the header was read.
@@ -90,6 +96,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     private let input: RandomAccessInput
     private let metadata: CheckpointMetadata
+    /// The checkpoint's parents, for its references.
+    private let chain: CheckpointChain?
+    /// Units of references by destination: each piece's pages and its
+    /// unit, sorted by address.
+    private let referenceMap: [(range: FileRange, unit: Int)]
+    /// The checkpoint's own frames come first among the units.
+    private var ownFrames: Int { metadata.index.count }
     private var target: LoadTarget
     private let lock: StateLock<State>
     private let workAvailable: StateLock<State>.Condition
@@ -118,21 +131,45 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var faultsEndWithLoading = true
     }
 
-    init(input: RandomAccessInput, metadata: CheckpointMetadata, target: LoadTarget, options: LazyRestoreOptions, hooks: Hooks) {
+    /// A loader of the checkpoint read from `input` (`metadata`, read
+    /// without frames), whose references to parents `chain` resolves.
+    init(
+        input: RandomAccessInput, metadata: CheckpointMetadata, chain: CheckpointChain?, target: LoadTarget, options: LazyRestoreOptions,
+        hooks: Hooks
+    ) throws {
         self.input = input
         self.metadata = metadata
+        self.chain = chain
         self.target = target
         self.options = options
         self.hooks = hooks
         segments = SegmentLookup(metadata.segments)
-        let frames = [Frame](repeating: Frame(), count: metadata.index.count)
-        // The stored order first, then every other frame by address.
+        var frames = [Frame](repeating: Frame(), count: metadata.index.count)
+        let plan = try ReferencePlan(references: metadata.references) { link in
+            link == 0 ? metadata.index : chain!.link(link).metadata.index
+        }
+        var map: [(range: FileRange, unit: Int)] = []
+        for unit in plan.units {
+            var frame = Frame()
+            frame.references = unit
+            for piece in unit.pieces {
+                map.append((piece.destinationRange, frames.count))
+            }
+            frames.append(frame)
+        }
+        map.sort { $0.range.start < $1.range.start }
+        referenceMap = map
+        // The stored order first, then every other frame by address, then
+        // the references by address.
         var order = metadata.prefetchOrder.map { Int($0) }
         let named = Set(order)
-        order += frames.indices.filter { !named.contains($0) }
+        order += (0..<metadata.index.count).filter { !named.contains($0) }
+        var seen = Set<Int>()
+        order += map.compactMap { seen.insert($0.unit).inserted ? $0.unit : nil }
         lock = StateLock(State(
-            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes, loadersRunning: max(1, options.loaderThreads),
-            recording: options.recordAccessOrder != nil, background: options.backgroundLoading))
+            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
+            loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
+            background: options.backgroundLoading))
         workAvailable = lock.makeCondition()
         frameFinished = lock.makeCondition()
         let recording = options.recordAccessOrder ?? AccessRecording(seconds: 0, frameShare: 0)
@@ -331,8 +368,14 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             return known
         }
         let header: FrameHeader
+        let unit = lock.withLock { $0.frames[f].references }
         do {
-            header = try readFrameHeader(f, from: input, metadata: metadata, segments: segments)
+            if let unit {
+                let (linkInput, linkMetadata) = link(unit.link)
+                header = try readFrameHeader(unit.frame, from: linkInput, metadata: linkMetadata, segments: nil)
+            } else {
+                header = try readFrameHeader(f, from: input, metadata: metadata, segments: segments)
+            }
         } catch {
             fail(f, error)
             throw error
@@ -340,7 +383,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         return lock.withLock { s in
             if s.frames[f].header == nil {
                 s.frames[f].header = header
-                var wanted = header.runs
+                var wanted = unit.map { Self.destinations(of: $0) } ?? header.runs
                 for d in s.frames[f].dropped {
                     wanted = wanted.flatMap { $0.subtracting(d) }
                 }
@@ -351,10 +394,47 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
+    /// The input and metadata of link `n` (0: this checkpoint).
+    private func link(_ n: Int) -> (RandomAccessInput, CheckpointMetadata) {
+        if n == 0 {
+            return (input, metadata)
+        }
+        let l = chain!.link(n)
+        return (l.input, l.metadata)
+    }
+
+    /// The pages a unit of references gives, sorted and joined.
+    private static func destinations(of unit: ReferencePlan.Unit) -> [FileRange] {
+        var out: [FileRange] = []
+        for range in unit.pieces.map(\.destinationRange).sorted(by: { $0.start < $1.start }) {
+            append(range, to: &out)
+        }
+        return out
+    }
+
     // MARK: Recording and faults
 
-    /// The frames whose span meets `range`.
+    /// The units that may give pages of `range`: the checkpoint's frames
+    /// whose span meets it, and the units of references that do.
     private func framesSpanning(_ range: FileRange) -> [Int] {
+        var out = ownFramesSpanning(range)
+        var lo = 0
+        var hi = referenceMap.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if referenceMap[mid].range.end <= range.start { lo = mid + 1 } else { hi = mid }
+        }
+        while lo < referenceMap.count && referenceMap[lo].range.start < range.end {
+            if !out.contains(referenceMap[lo].unit) {
+                out.append(referenceMap[lo].unit)
+            }
+            lo += 1
+        }
+        return out
+    }
+
+    /// The checkpoint's frames whose span meets `range`.
+    private func ownFramesSpanning(_ range: FileRange) -> [Int] {
         let index = metadata.index
         // The first frame ending after range.start.
         var lo = 0
@@ -391,10 +471,17 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// What the fault handler does with a fault on the page at `offset`.
     private func classifyFault(_ offset: UInt64) -> FaultHandler.FaultAction {
         let page = FileRange(start: offset, end: offset + 4096)
-        guard let f = framesSpanning(page).first else { return .zero }
-        if (try? knownRuns(f)) == nil {
-            return .poison
+        let candidates = framesSpanning(page)
+        // The unit that gives the page, if any still does.
+        var giver: Int?
+        for c in candidates {
+            guard let (_, wanted) = try? knownRuns(c) else { return .poison }
+            if wanted.contains(where: { $0.overlaps(page) }) {
+                giver = c
+                break
+            }
         }
+        guard let f = giver ?? candidates.first else { return .zero }
         return lock.withLock { s in
             let wanted = s.frames[f].wanted.contains { $0.overlaps(page) }
             switch s.frames[f].state {
@@ -432,10 +519,11 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let context: DecodeContext
         let payload: PageBuffer
         do {
-            context = try DecodeContext(frameLimit: Int(metadata.header.frameLimit))
-            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit)))
+            let frameLimit = ([metadata] + (chain?.links.map(\.metadata) ?? [])).map(\.header.frameLimit).max()!
+            context = try DecodeContext(frameLimit: Int(frameLimit))
+            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: frameLimit)))
         } catch {
-            for f in 0..<metadata.index.count {
+            for f in 0..<lock.withLock({ $0.frames.count }) {
                 fail(f, error)
             }
             return
@@ -451,7 +539,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     return s.frames[f].wanted
                 }
                 guard let wanted else { continue }
-                let written = try load(header, wanted: wanted, context: context, payload: payload)
+                let unit = lock.withLock { $0.frames[f].references }
+                let written = try load(header, unit: unit, wanted: wanted, context: context, payload: payload)
                 complete(f, written: written)
             } catch {
                 fail(f, error)
@@ -493,11 +582,19 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     /// Reads, checks and decompresses the frame, and writes the pages of
     /// `wanted`; returns the bytes written.
-    private func load(_ header: FrameHeader, wanted: [FileRange], context: DecodeContext, payload: PageBuffer) throws -> UInt64 {
+    private func load(
+        _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer
+    ) throws -> UInt64 {
         let f = Int(header.sequence)
-        let payloadOffset = metadata.index[f].offset + UInt64(header.headerLength)
+        let (frameInput, frameMetadata) = link(unit?.link ?? 0)
+        let payloadOffset = frameMetadata.index[f].offset + UInt64(header.headerLength)
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
-        try input.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        try frameInput.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        if let unit {
+            let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
+            try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+            return sink.bytesWritten
+        }
         let sink = WantedPagesSink(target: target, wanted: wanted)
         try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
         return sink.written
@@ -545,7 +642,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             }
         }
         guard let lost else { return }
-        faults?.poison(lost.isEmpty ? [FileRange(start: metadata.index[f].firstAddress, end: metadata.index[f].endAddress)] : lost)
+        faults?.poison(lost.isEmpty ? unreadSpan(f) : lost)
         if !lost.isEmpty {
             // Never under the file's lock: with the header known, a failure
             // comes from a loader thread.
@@ -556,6 +653,15 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         // A caller may hold the MemoryFile's lock: finishing is left to a
         // loader thread.
         lock.broadcast(workAvailable)
+    }
+
+    /// The pages a unit whose header could not be read may give: its
+    /// frame's span, or its references' destinations.
+    private func unreadSpan(_ f: Int) -> [FileRange] {
+        if let unit = lock.withLock({ $0.frames[f].references }) {
+            return Self.destinations(of: unit)
+        }
+        return [FileRange(start: metadata.index[f].firstAddress, end: metadata.index[f].endAddress)]
     }
 
     /// Once every frame is loaded or failed: stops the fault handler (for a

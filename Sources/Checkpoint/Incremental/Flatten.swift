@@ -1,0 +1,23 @@
+import PGAlloc
+
+extension MemoryFile {
+    /// Writes the memory of the chain ending at `location` as one
+    /// self-contained checkpoint at `output`: the chain is restored (into a
+    /// MemoryFile of its own, destroyed afterwards, so the whole memory is
+    /// held once while this runs) and saved without a parent. The
+    /// annotations are the child's unless `saveOptions` gives some.
+    public static func flatten(
+        _ location: CheckpointLocation, to output: CheckpointLocation, restoreOptions: RestoreOptions = RestoreOptions(),
+        saveOptions: SaveOptions = SaveOptions()
+    ) throws -> SaveReport {
+        var restore = restoreOptions
+        restore.mode = .eager
+        let (file, metadata) = try restoreWithMetadata(from: location, options: restore)
+        defer { file.destroy() }
+        var save = saveOptions
+        if save.annotations.isEmpty {
+            save.annotations = metadata.annotations
+        }
+        return try file.save(to: output, options: save)
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import PGAlloc
+
+extension MemoryFile {
+    /// Saves the file as an incremental checkpoint of the checkpoint at
+    /// `parent`: a page equal to the parent's page at the same address is
+    /// referenced, not stored (as is a page equal to one stored earlier in
+    /// this checkpoint, or seen in the parent). The child records the
+    /// parent's identity and its path relative to the child's directory;
+    /// restoring the child needs the whole chain.
+    ///
+    /// The parent's own parents are found as a restore finds them: by the
+    /// recorded path, then by file name in `parentSearchPaths`.
+    ///
+    /// - Throws: as `save(to:options:)`; `ChainError` if the parent or one
+    ///   of its links cannot be used; `CheckpointUsageError` if `location`
+    ///   is a link of the chain.
+    public func save(
+        to location: CheckpointLocation, parent: String, parentSearchPaths: [String] = [], options: SaveOptions = SaveOptions()
+    ) throws -> SaveReport {
+        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
+        return try CheckpointWriter.save(MemoryFileSource(self), to: location, parent: parentPages, options: options)
+    }
+}
+
+extension RawImage {
+    /// Saves the image at `source` as an incremental checkpoint of the
+    /// checkpoint at `parent` (see `MemoryFile.save(to:parent:)`).
+    public static func save(
+        source: String, kind: MemoryKind = .anonymous, to location: CheckpointLocation, parent: String, parentSearchPaths: [String] = [],
+        options: SaveOptions = SaveOptions()
+    ) throws -> SaveReport {
+        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
+        let input = try OwnedFileDescriptor.open(source, flags: O_RDONLY | O_NONBLOCK)
+        return try CheckpointWriter.save(
+            RawMemorySource(descriptor: input.descriptor, name: source, kind: kind), to: location, parent: parentPages, options: options)
+    }
+}
+
+/// Opening the parent of an incremental save.
+enum IncrementalParent {
+    /// The chain of `parent`, checked, as the pages a save of `location`
+    /// compares with.
+    static func open(_ parent: String, for location: CheckpointLocation, searchPaths: [String]) throws -> ChainParentPages {
+        let chain = try CheckpointChain.openAsParent(parent, searchPaths: searchPaths)
+        var recorded = absolutePath(parent)
+        if let output = location.filePath {
+            var outputStat = stat()
+            if stat(output, &outputStat) == 0 {
+                for link in chain.links {
+                    var st = stat()
+                    if stat(link.path, &st) == 0 && st.st_dev == outputStat.st_dev && st.st_ino == outputStat.st_ino {
+                        throw CheckpointUsageError("\(output) is a link of its parent's chain (\(link.path)): write the child elsewhere")
+                    }
+                }
+            }
+            recorded = relativePath(from: absolutePath(directory(of: output)), to: recorded)
+        }
+        guard recorded.utf8.count <= ParentSection.maxPathLength else {
+            throw CheckpointUsageError("the path to the parent is longer than \(ParentSection.maxPathLength) bytes")
+        }
+        return ChainParentPages(chain: chain, path: recorded)
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// `path` made absolute and without `.`, `..` or symbolic links, as far
+    /// as it exists.
+    static func absolutePath(_ path: String) -> String {
+        if let resolved = realpath(path, nil) {
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        return String(cString: buffer) + "/" + path
+    }
+
+    /// The path of `target` relative to `directory` (both absolute).
+    static func relativePath(from directory: String, to target: String) -> String {
+        let from = directory.split(separator: "/")
+        let to = target.split(separator: "/")
+        var common = 0
+        while common < from.count && common < to.count - 1 && from[common] == to[common] {
+            common += 1
+        }
+        let ups = Array(repeating: "..", count: from.count - common)
+        return (ups + to[common...].map(String.init)).joined(separator: "/")
+    }
+}
