@@ -7,6 +7,9 @@ struct CheckpointReport {
     let metadata: CheckpointMetadata
     /// Checkpoint offset of each frame record.
     let frameOffsets: [UInt64]
+    /// The checkpoint (link 0, with its identity) and its parents, when
+    /// read from a file.
+    var chain: [ChainLinkDescription]?
 
     init(_ metadata: CheckpointMetadata) {
         self.metadata = metadata
@@ -84,6 +87,26 @@ struct CheckpointReport {
             if !metadata.prefetchOrder.isEmpty {
                 members["prefetchOrder"] = .array(metadata.prefetchOrder.map { .integer($0) })
             }
+            members["referencedBytes"] = .integer(metadata.referencedBytes)
+            if let parent = metadata.parent {
+                members["parent"] = .parent(parent)
+            }
+            if let identity = chain?.first?.identity {
+                members["identity"] = .string(identity.description)
+            }
+            if let chain {
+                members["chain"] = .array(
+                    chain.map { link in
+                        .object([
+                            "checkpoint": .string(link.path),
+                            "identity": link.identity.map { .string($0.description) } ?? .string(""),
+                            "link": .integer(UInt64(link.link)),
+                            "referencedBytes": .object(
+                                Dictionary(uniqueKeysWithValues: link.referencedBytesByLink.map { (String($0.key), JSON.integer($0.value)) })),
+                            "storedBytes": .integer(link.metadata.totals.storedBytes),
+                        ])
+                    })
+            }
         }
         return JSON.object(members).rendered
     }
@@ -138,6 +161,22 @@ struct CheckpointReport {
                 lines.append(
                     rightPad("prefetch order", 18) + "\(metadata.prefetchOrder.count) frames: " + shown
                         + (metadata.prefetchOrder.count > 16 ? " ..." : ""))
+            }
+            if let identity = chain?.first?.identity {
+                lines.append("")
+                lines.append(rightPad("identity", 18) + identity.description)
+            }
+            if let chain, chain.count > 1 {
+                lines.append(rightPad("chain", 18) + "\(chain.count) links, this checkpoint first")
+                lines.append(
+                    "  " + rightPad("link", 6) + rightPad("identity", 18) + leftPad("stored", 12) + "  references (by link, counted from each)")
+                for link in chain {
+                    let refs = link.referencedBytesByLink.keys.sorted().map { "\($0): \(humanBytes(link.referencedBytesByLink[$0]!))" }
+                    lines.append(
+                        "  " + rightPad(String(link.link), 6) + rightPad(String(link.identity?.description.prefix(16) ?? "-"), 18)
+                            + leftPad(humanBytes(link.metadata.totals.storedBytes), 12) + "  " + (refs.isEmpty ? "none" : refs.joined(separator: ", "))
+                            + "  " + link.path)
+                }
             }
         }
 

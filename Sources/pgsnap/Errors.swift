@@ -26,6 +26,10 @@ enum ExitStatus {
     /// serve-uffd: the VMM broke the protocol or sent memory regions that
     /// do not match the checkpoint (`EX_PROTOCOL`).
     static let protocolError: Int32 = 76
+    /// An incremental checkpoint's chain is broken: a parent missing,
+    /// changed since the child was saved, forming a cycle, or unable to be
+    /// a parent.
+    static let brokenChain: Int32 = 79
     /// `restore --exec`: the command exists but could not be executed
     /// (as env(1) and the shells report it).
     static let cannotExecute: Int32 = 126
@@ -37,6 +41,8 @@ enum ExitStatus {
         switch error {
         case is CheckpointError:
             return dataError
+        case let chain as ChainError:
+            return chain.reason == .parentInvalid ? dataError : brokenChain
         case is HostError:
             return ioError
         case is CheckpointUsageError, is ValidationError:
@@ -101,7 +107,7 @@ struct Subject {
     }
 
     func failure(_ error: any Error) -> CommandFailure {
-        if error is CheckpointError, let checkpoint {
+        if error is CheckpointError || error is ChainError, let checkpoint {
             return CommandFailure(checkpoint, error)
         }
         return CommandFailure(action, error)

@@ -24,12 +24,23 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the description as JSON on stdout (fields in docs/CLI.md).")
     var json = false
 
+    @OptionGroup
+    var parents: ParentSearchOptions
+
     func run() throws {
         let name = checkpoint.sourceName
-        let metadata = try perform(Subject("inspect \(name)", checkpoint: name)) {
+        let subject = Subject("inspect \(name)", checkpoint: name)
+        let metadata = try perform(subject) {
             try CheckpointReader.readMetadata(from: checkpoint.source, includeFrames: true)
         }
-        let report = CheckpointReport(metadata)
+        var report = CheckpointReport(metadata)
+        // A file's identity, and an incremental checkpoint's chain (from a
+        // file: its parents are found relative to it).
+        if metadata.header.version >= 2, !checkpoint.isStandardStream {
+            var options = RestoreOptions()
+            options.parentSearchPaths = parents.directories
+            report.chain = try perform(subject) { try CheckpointReader.chain(of: checkpoint.source, options: options) }
+        }
         if json {
             print(report.json(includeSegments: segments), terminator: "")
         } else {

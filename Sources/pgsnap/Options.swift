@@ -77,10 +77,25 @@ func parseKind(_ name: String) throws -> MemoryKind {
     return kind
 }
 
-/// How restore and verify read a checkpoint: `--threads`, `--memory-limit`.
+/// Where the parents of an incremental checkpoint are looked for:
+/// `--parent-dir`.
+struct ParentSearchOptions: ParsableArguments {
+    @Option(
+        name: .customLong("parent-dir"),
+        help: ArgumentHelp(
+            "A directory where the parents of an incremental checkpoint are looked for, by file name, when they are not at the path the child records; repeatable.",
+            valueName: "dir"))
+    var directories: [String] = []
+}
+
+/// How restore and verify read a checkpoint: `--threads`, `--memory-limit`,
+/// `--parent-dir`.
 struct ReadOptions: ParsableArguments {
     @OptionGroup
     var threads: ThreadOptions
+
+    @OptionGroup
+    var parents: ParentSearchOptions
 
     @Option(
         help: ArgumentHelp(
@@ -98,6 +113,7 @@ struct ReadOptions: ParsableArguments {
         options.threads = threads.count
         options.progress = display?.callback
         options.memoryLimit = memoryLimit.bytes
+        options.parentSearchPaths = parents.directories
         return options
     }
 }

@@ -23,12 +23,13 @@ struct PGSnap: ParsableCommand {
               70   internal failure, e.g. the demo found a wrong page (EX_SOFTWARE)
               74   I/O error: a missing file or directory, a full disk (EX_IOERR)
               76   serve-uffd: the VMM broke the protocol or its memory is not the checkpoint's (EX_PROTOCOL)
+              79   broken chain: a parent of an incremental checkpoint missing, changed or cyclic
               126  restore --exec: the command could not be executed
               127  restore --exec: the command was not found
 
             Every error prints exactly one line on stderr: pgsnap: <what>: <why>.
             """,
-        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, ServeUffd.self, Demo.self])
+        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, Flatten.self, ServeUffd.self, Demo.self])
 
     /// Runs the command line. Unlike ArgumentParser's own `main()`, prints
     /// every error, usage errors included, as one line on stderr, and maps

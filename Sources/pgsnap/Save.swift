@@ -46,6 +46,15 @@ struct Save: ParsableCommand {
             valueName: "key=value"))
     var annotate: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Save incrementally against this checkpoint: pages equal to its memory's are referenced, not stored. Restoring OUTPUT needs PARENT (found by its path relative to OUTPUT, or with --parent-dir).",
+            valueName: "parent"))
+    var parent: String?
+
+    @OptionGroup
+    var parentSearch: ParentSearchOptions
+
     @OptionGroup(title: "Compression")
     var compression: CompressionOptions
 
@@ -84,6 +93,11 @@ struct Save: ParsableCommand {
         let started = ContinuousClock.now
         let report = try perform(subject) {
             defer { display?.finish() }
+            if let parent {
+                return try RawImage.save(
+                    source: source, kind: kind, to: output.destination, parent: parent, parentSearchPaths: parentSearch.directories,
+                    options: options)
+            }
             return try RawImage.save(source: source, kind: kind, to: output.destination, options: options)
         }
         let elapsed = seconds(started.duration(to: .now))
@@ -96,6 +110,8 @@ struct Save: ParsableCommand {
                 "saved \(source) to \(outputName): \(humanBytes(report.storedBytes)) stored in \(report.frames) "
                     + "frame\(report.frames == 1 ? "" : "s"), checkpoint \(humanBytes(report.checkpointBytes)) "
                     + "(ratio \(fixed(ratio(report.storedBytes, report.checkpointBytes), digits: 2))), "
+                    + (report.referencedBytes + report.duplicateBytes > 0
+                        ? "\(humanBytes(report.referencedBytes)) taken from the parent, \(humanBytes(report.duplicateBytes)) duplicates, " : "")
                     + "\(fixed(elapsed, digits: 2)) s, \(humanRate(report.storedBytes, seconds: elapsed))")
         }
     }
@@ -115,15 +131,21 @@ struct Save: ParsableCommand {
 
     /// The report of a save, as `pgsnap save --json` prints it.
     static func json(_ report: SaveReport) -> String {
-        JSON.object([
+        var fields: [String: JSON] = [
             "checkpointBytes": .integer(report.checkpointBytes),
             "compressionRatio": .ratio(ratio(report.storedBytes, report.checkpointBytes)),
+            "duplicateBytes": .integer(report.duplicateBytes),
             "fileSize": .integer(report.fileSize),
             "frameCount": .integer(report.frames),
+            "referencedBytes": .integer(report.referencedBytes),
             "scan": .string(report.scan),
             "segmentCount": .integer(UInt64(report.segments)),
             "storedBytes": .integer(report.storedBytes),
             "zeroBytesDropped": .integer(report.zeroBytesDropped),
-        ]).rendered
+        ]
+        if let parent = report.parent {
+            fields["parent"] = .parent(parent)
+        }
+        return JSON.object(fields).rendered
     }
 }

@@ -34,7 +34,8 @@ struct Verify: ParsableCommand {
         if outputOptions.json {
             print(Verify.json(metadata), terminator: "")
         } else if !outputOptions.quiet {
-            print("OK: \(metadata.totals.frameCount) frames, \(metadata.totals.storedBytes) bytes stored")
+            let chain = metadata.parent.map { ", and its chain of \($0.depth) parent\($0.depth == 1 ? "" : "s")" } ?? ""
+            print("OK: \(metadata.totals.frameCount) frames, \(metadata.totals.storedBytes) bytes stored\(chain)")
         }
     }
 

@@ -18,6 +18,7 @@ extension MemoryFile {
         if save.annotations.isEmpty {
             save.annotations = metadata.annotations
         }
-        return try file.save(to: output, options: save)
+        // The chain's own data size: a raw image's exact length survives.
+        return try CheckpointWriter.save(MemoryFileSource(file, dataSize: metadata.header.dataSize), to: output, options: save)
     }
 }

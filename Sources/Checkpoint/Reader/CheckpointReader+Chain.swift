@@ -1,0 +1,88 @@
+import PGAlloc
+
+/// A checkpoint of a chain, as `CheckpointReader.chain(of:)` describes it.
+public struct ChainLinkDescription: Sendable {
+    /// 0 for the checkpoint asked about, 1 for its parent, and so on.
+    public var link: Int
+    /// Where it is.
+    public var path: String
+    public var identity: CheckpointIdentity?
+    /// Everything but its frames (segments only for link 0).
+    public var metadata: CheckpointMetadata
+    /// Bytes it references, by the link (counted from it) storing them:
+    /// 0 for its own pages stored once.
+    public var referencedBytesByLink: [Int: UInt64]
+}
+
+extension CheckpointReader {
+    /// The checkpoint at `location` and its parents (found as a restore
+    /// finds them, with `options.parentSearchPaths`), newest first; each
+    /// parent's identity checked. Frames are not read.
+    public static func chain(of location: CheckpointLocation, options: RestoreOptions = RestoreOptions()) throws -> [ChainLinkDescription] {
+        let opened = try OpenedInput.open(location)
+        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 64 << 10))
+        scanner.memoryLimit = CheckpointFormat.maxFileSize
+        let metadata: CheckpointMetadata
+        var identity: CheckpointIdentity?
+        if case .random(let file) = opened {
+            metadata = try scanner.scanWithoutFrames()
+            identity = metadata.header.version >= 2 ? try Self.identity(of: file, metadata: metadata) : nil
+        } else {
+            metadata = try scanner.scan(.skip)
+        }
+        let chain = try metadata.parent.map {
+            try CheckpointChain.resolve(parent: $0, childPath: location.filePath, searchPaths: options.parentSearchPaths)
+        }
+        try ReferenceReader.check(metadata.references, against: chain)
+        var out = [describe(link: 0, path: location.description, identity: identity, metadata: metadata)]
+        for (i, l) in (chain?.links ?? []).enumerated() {
+            out.append(describe(link: i + 1, path: l.path, identity: l.identity, metadata: l.metadata))
+        }
+        return out
+    }
+
+    private static func describe(link: Int, path: String, identity: CheckpointIdentity?, metadata: CheckpointMetadata) -> ChainLinkDescription {
+        var byLink: [Int: UInt64] = [:]
+        for r in metadata.references {
+            byLink[r.link, default: 0] += r.destination.length
+        }
+        return ChainLinkDescription(link: link, path: path, identity: identity, metadata: metadata, referencedBytesByLink: byLink)
+    }
+
+    /// Verifies one checkpoint: every rule and checksum, every frame
+    /// decompressed and, from a file, every stored page against its hash;
+    /// its references against `chain` (resolved here when nil and it has a
+    /// parent).
+    static func verifyOne(
+        _ location: CheckpointLocation, options: RestoreOptions, chain known: CheckpointChain?, includeFrames: Bool
+    ) throws -> (CheckpointMetadata, CheckpointChain?) {
+        let opened = try OpenedInput.open(location)
+        var scanner = CheckpointScanner(input: SequentialReader(opened))
+        scanner.threads = options.threads
+        scanner.progress = options.progress
+        scanner.memoryLimit = options.memoryLimit
+        scanner.collectFrames = includeFrames
+        var chain = known
+        scanner.beforeFrames = { head, ends in
+            if chain == nil, let parent = head.parent {
+                chain = try CheckpointChain.resolve(parent: parent, childPath: location.filePath, searchPaths: options.parentSearchPaths)
+            }
+            if let ends {
+                try ReferenceReader.check(ends.references, against: chain)
+            }
+        }
+        var sink: FrameSink = DiscardSink()
+        if case .random(let file) = opened {
+            // The page hashes are read before the frames: their runs check
+            // the frames, their hashes the pages.
+            scanner.checkPageHashes = true
+            let probe = try CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10)).scanWithoutFrames()
+            if let hashes = probe.pageHashes {
+                sink = PageHashCheckSink(input: file, hashes: hashes)
+            }
+        }
+        let metadata = try scanner.scan(.decompress(sink))
+        try ReferenceReader.check(metadata.references, against: chain)
+        return (metadata, chain)
+    }
+}
