@@ -153,9 +153,14 @@ final class IncrementalTests: XCTestCase {
                     let page = randomPage(in: ranges, &rng)
                     switch rng.next() % 5 {
                     case 0:
-                        // A copy of another page: stored once.
+                        // A copy of a few other pages: stored once.
                         let other = randomPage(in: ranges, &rng)
-                        try writeThroughMapping(file, at: page, try readBytes(file.fileDescriptor, FileRange(start: other, end: other + 4096)))
+                        let count = UInt64(1 + rng.next() % 8)
+                        let end = min(page + count * 4096, ranges.first { $0.contains(page) }!.end)
+                        let from = min(other, ranges.first { $0.contains(other) }!.end - (end - page))
+                        if from >= ranges.first(where: { $0.contains(other) })!.start {
+                            try writeThroughMapping(file, at: page, try readBytes(file.fileDescriptor, FileRange(start: from, end: from + (end - page))))
+                        }
                     case 1:
                         // The contents of an earlier save: found in the
                         // chain, maybe at another address.
@@ -171,12 +176,16 @@ final class IncrementalTests: XCTestCase {
             }
             let path = dir.path("c\(step)")
             let report: SaveReport
+            // Small frames too: references then span frames, and a frame
+            // gives pages to many places.
+            var options = SaveOptions()
+            options.frameSize = [16 << 10, 64 << 10, 8 << 20].randomElement(using: &rng)!
             if let parent {
-                report = try file.save(to: .path(path), parent: parent)
+                report = try file.save(to: .path(path), parent: parent, options: options)
                 XCTAssertNotNil(report.parent, "step \(step)")
                 XCTAssertGreaterThan(report.referencedBytes, 0, "step \(step): most pages are the parent's")
             } else {
-                report = try file.save(to: .path(path))
+                report = try file.save(to: .path(path), options: options)
             }
             saved.append((path, try SavedMemory(file)))
             parent = path

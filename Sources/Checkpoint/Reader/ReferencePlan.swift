@@ -32,10 +32,9 @@ struct ReferencePlan: Sendable {
         }
         for link in byLink.keys.sorted() {
             let entries = index(link)
-            var pieces = byLink[link]!
-            pieces.sort { $0.source.start < $1.source.start }
-            var current: Unit?
-            for piece in pieces {
+            // A piece may span frames: each part goes to its frame.
+            var byFrame: [Int: [Piece]] = [:]
+            for piece in byLink[link]! {
                 var source = piece.source
                 var destination = piece.destination
                 while !source.isEmpty {
@@ -45,18 +44,14 @@ struct ReferencePlan: Sendable {
                             found: "page \(hex(source.start)), outside its frames")
                     }
                     let end = min(source.end, entries[f].endAddress)
-                    let part = Piece(source: FileRange(start: source.start, end: end), destination: destination)
-                    if current?.frame == f {
-                        current!.pieces.append(part)
-                    } else {
-                        if let c = current { units.append(c) }
-                        current = Unit(link: link, frame: f, pieces: [part])
-                    }
+                    byFrame[f, default: []].append(Piece(source: FileRange(start: source.start, end: end), destination: destination))
                     destination += end - source.start
                     source.start = end
                 }
             }
-            if let c = current { units.append(c) }
+            for f in byFrame.keys.sorted() {
+                units.append(Unit(link: link, frame: f, pieces: byFrame[f]!.sorted { $0.source.start < $1.source.start }))
+            }
         }
     }
 
