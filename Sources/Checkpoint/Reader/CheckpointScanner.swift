@@ -45,6 +45,9 @@ struct CheckpointScanner {
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
+        // An eager restore reads every byte it is given: the page hashes'
+        // too, whose CRC it checks (a lazy restore does not read them).
+        scanner.checkPageHashes = true
         return scanner
     }
 
