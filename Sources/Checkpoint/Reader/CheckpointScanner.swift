@@ -30,7 +30,8 @@ struct CheckpointScanner {
     /// A scanner of the checkpoint at `location`, as `options` ask.
     static func opening(_ location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointScanner {
         try checkThreadCount(options.threads)
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)))
+        // Everything is read, in order: an object is fetched ahead.
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), readAhead: true))
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
