@@ -17,9 +17,22 @@ enum ExitStatus {
     /// Anything else: a failure inside pgsnap or its libraries
     /// (`EX_SOFTWARE`).
     static let software: Int32 = 70
-    /// A file or descriptor could not be opened, read or written
+    /// A file or descriptor could not be opened, read or written; an
+    /// object store answered that a bucket or key does not exist, that the
+    /// object changed while it was read, or refused a request otherwise
     /// (`EX_IOERR`).
     static let ioError: Int32 = 74
+    /// An object store could not be reached or kept failing (5xx,
+    /// throttling, broken connections) after every retry: trying again
+    /// later may work (`EX_TEMPFAIL`).
+    static let temporaryFailure: Int32 = 75
+    /// An object store refused the credentials or their permissions (401,
+    /// 403, a bad signature, an unknown key, an invalid token)
+    /// (`EX_NOPERM`).
+    static let permissionDenied: Int32 = 77
+    /// The object-store configuration in the environment cannot work (a
+    /// malformed AWS_ENDPOINT_URL, a key without its secret) (`EX_CONFIG`).
+    static let configuration: Int32 = 78
     /// `restore --exec`: the command exists but could not be executed
     /// (as env(1) and the shells report it).
     static let cannotExecute: Int32 = 126
@@ -33,6 +46,13 @@ enum ExitStatus {
             return dataError
         case is HostError:
             return ioError
+        case let store as ObjectStoreError:
+            switch store.kind {
+            case .accessDenied: return permissionDenied
+            case .unavailable: return temporaryFailure
+            case .configuration: return configuration
+            case .notFound, .changed, .rejected: return ioError
+            }
         case is CheckpointUsageError, is ValidationError:
             return usage
         case let zstd as ZstdError:
