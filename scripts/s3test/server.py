@@ -14,6 +14,8 @@ fault_proxy.py in front of moto, and writes DIR/env (a shell file of
     PGSNAP_TEST_S3_ENDPOINT           moto, http://127.0.0.1:PORT
     PGSNAP_TEST_S3_PROXY              the fault proxy in front of it
     PGSNAP_TEST_S3_PROXY_SCRIPT       fault_proxy.py, for tests that start one of their own
+    PGSNAP_TEST_S3_ADMIN_SCRIPT       admin.py: buckets, objects, uploads, faults
+    PGSNAP_TEST_S3_PYTHON             the Python that runs moto, for both scripts
     PGSNAP_TEST_S3_ACCESS_KEY_ID      the access key
     PGSNAP_TEST_S3_SECRET_ACCESS_KEY  its secret
 
@@ -103,6 +105,8 @@ def start(directory):
         "PGSNAP_TEST_S3_ENDPOINT": endpoint,
         "PGSNAP_TEST_S3_PROXY": proxy_url,
         "PGSNAP_TEST_S3_PROXY_SCRIPT": script,
+        "PGSNAP_TEST_S3_ADMIN_SCRIPT": os.path.join(HERE, "admin.py"),
+        "PGSNAP_TEST_S3_PYTHON": sys.executable,
         "PGSNAP_TEST_S3_ACCESS_KEY_ID": access.group(1),
         "PGSNAP_TEST_S3_SECRET_ACCESS_KEY": secret.group(1),
     }
