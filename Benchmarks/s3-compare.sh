@@ -92,6 +92,33 @@ for rep in $(seq "$REPS"); do
 done
 echo "checkpoint: $(stat -c %s "$WORK_DIR/ck.pgsnap") bytes"
 
+# moto's own cost, without pgsnap: the same parts uploaded one by one with
+# boto3, then completed; and ranged GETs of one block each.
+python3 - "$WORK_DIR/ck.pgsnap" <<'EOF'
+import os, sys, time, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"}))
+data = open(sys.argv[1], "rb").read()
+part = 8 << 20
+started = time.time()
+upload = s3.create_multipart_upload(Bucket="bench", Key="boto3")["UploadId"]
+parts = []
+for n, offset in enumerate(range(0, len(data), part), 1):
+    etag = s3.upload_part(Bucket="bench", Key="boto3", UploadId=upload, PartNumber=n, Body=data[offset:offset + part])["ETag"]
+    parts.append({"PartNumber": n, "ETag": etag})
+uploaded = time.time()
+s3.complete_multipart_upload(Bucket="bench", Key="boto3", UploadId=upload, MultipartUpload={"Parts": parts})
+completed = time.time()
+gets = 0
+for offset in range(0, len(data), part):
+    s3.get_object(Bucket="bench", Key="boto3", Range=f"bytes={offset}-{min(len(data), offset + part) - 1}")["Body"].read()
+    gets += 1
+read = time.time()
+print(f"moto alone (boto3, one request at a time): {len(parts)} parts uploaded in {uploaded - started:.2f}s, "
+      f"CompleteMultipartUpload {completed - uploaded:.2f}s, {gets} ranged GETs of 8 MiB {read - completed:.2f}s")
+EOF
+
 python3 - "$results" <<'EOF'
 import statistics, sys
 rows = {}
