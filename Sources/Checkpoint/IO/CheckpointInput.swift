@@ -140,6 +140,12 @@ final class SequentialReader {
     private let wantsReadAhead: Bool
     /// Made at the first read, when wanted and offered.
     private var readAhead: ReadAhead?
+    /// Offsets the caller will read at, skipping what lies between, if
+    /// it said so (`willRead(at:)`).
+    private var announcedOffsets: [UInt64]?
+    /// Made at the first read after `willRead(at:)`, when the input
+    /// offers a plan.
+    private var prefetch: RangePrefetch?
 
     /// Bytes `[bufferStart, bufferEnd)` of `buffer` are the next bytes of
     /// the input.
@@ -186,8 +192,14 @@ final class SequentialReader {
             if readAhead == nil && wantsReadAhead, let plan = input.readAheadPlan {
                 readAhead = try ReadAhead(input, plan: plan, from: offset)
             }
+            if let offsets = announcedOffsets, let plan = input.readAheadPlan {
+                announcedOffsets = nil
+                prefetch = try RangePrefetch(input, offsets: offsets, length: buffer.count, inFlight: 2 * plan.blocksInFlight)
+            }
             if let readAhead {
                 try readAhead.read(at: offset, into: destination, section: .file)
+            } else if let prefetch {
+                try prefetch.read(at: offset, into: destination, section: .file)
             } else {
                 try input.read(at: offset, into: destination, section: .file)
             }
@@ -203,6 +215,16 @@ final class SequentialReader {
         bufferStart = 0
         bufferEnd = try rawRead(into: buffer)
         return bufferEnd > 0
+    }
+
+    /// Announces that the reader will read at `offsets` (increasing), a
+    /// buffer's worth at each, and skip what lies between: an input that
+    /// offers a read-ahead plan (an object) then fetches those places in
+    /// parallel ahead of the reader. Nothing changes for other inputs.
+    func willRead(at offsets: [UInt64]) {
+        if randomAccess?.readAheadPlan != nil && readAhead == nil {
+            announcedOffsets = offsets
+        }
     }
 
     /// Reads exactly `count` bytes.

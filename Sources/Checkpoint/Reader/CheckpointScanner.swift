@@ -41,6 +41,10 @@ struct CheckpointScanner {
     func scan(_ mode: PayloadMode) throws -> CheckpointMetadata {
         let header = try readHeader()
         let knownEnds = try input.randomAccess.map { try readEnds(header: header, from: $0) }
+        if case .skip = mode, let knownEnds {
+            // Only the frame headers are read: an object fetches them ahead.
+            input.willRead(at: knownEnds.index.entries.map(\.offset))
+        }
         let head = try readHead(header: header, ends: knownEnds)
         try knownEnds?.checkFramesOffset(head.framesOffset)
 
