@@ -6,10 +6,11 @@ SWIFT ?= swift
 .PHONY: tsan test-memoryfile
 
 # The multi-threaded tests under ThreadSanitizer; any report fails the run:
-# the MemoryFile suite (reclaimer, evictions, pressure listener, stress) and
-# the checkpoint round trips (save and restore pipelines). The segment set is
+# the MemoryFile suite (reclaimer, evictions, pressure listener, stress), the
+# checkpoint round trips (save and restore pipelines) and the read-ahead of
+# objects (ReadAheadTests, on an input in memory). The segment set is
 # single-threaded; its long model tests gain nothing here.
-TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.ReadAheadTests
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 
