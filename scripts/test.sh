@@ -18,7 +18,7 @@ step "start the S3 test server (moto with signature checking, and a fault proxy)
 pgsnap_install_moto
 s3_dir=$(mktemp -d /tmp/pgsnap-s3test.XXXXXX)
 trap 'python3 scripts/s3test/server.py stop "$s3_dir"; rm -rf "$s3_dir"' EXIT
-python3 scripts/s3test/server.py start "$s3_dir" | sed 's/\(SECRET_ACCESS_KEY=\).*/\1(hidden)/'
+python3 scripts/s3test/server.py start "$s3_dir" | sed 's/\(SECRET_ACCESS_KEY=\|SESSION_TOKEN=\).*/\1(hidden)/'
 # shellcheck disable=SC1091
 source "$s3_dir/env"
 

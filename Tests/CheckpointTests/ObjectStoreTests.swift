@@ -309,6 +309,31 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(key?.code, "InvalidAccessKeyId")
     }
 
+    /// Temporary credentials (an assumed role): the session token is sent
+    /// and signed; a wrong one is refused.
+    func testSessionToken() throws {
+        let server = try S3TestServer.require()
+        let session = try XCTUnwrap(server.session, "server.py gives an assumed role's credentials")
+        let dir = try ScratchDirectory(for: self)
+        let image = try makeImage(dir, touched: 1 << 20)
+        let bucket = try server.makeBucket()
+        var config = configuration(server)
+        config.credentials = S3Credentials(accessKeyID: session.accessKeyID, secretAccessKey: session.secretAccessKey, sessionToken: session.token)
+        _ = try RawImage.save(source: image, to: try object(bucket, "c", config))
+        try RawImage.restore(from: try object(bucket, "c", config), toImage: dir.path("restored"))
+        XCTAssertEqual(try contents(dir.path("restored")), try contents(image))
+        config.credentials?.sessionToken = "x" + session.token.dropFirst()
+        let refused = assertStoreError(.accessDenied) {
+            _ = try CheckpointReader.readMetadata(from: try object(bucket, "c", config))
+        }
+        XCTAssertEqual(refused?.code, "InvalidToken")
+        XCTAssertFalse(refused?.description.contains(session.token.dropFirst()) ?? true)
+        config.credentials?.sessionToken = nil
+        assertStoreError(.accessDenied) {
+            _ = try CheckpointReader.readMetadata(from: try object(bucket, "c", config))
+        }
+    }
+
     func testMissingBucketAndKey() throws {
         let server = try S3TestServer.require()
         let dir = try ScratchDirectory(for: self)

@@ -96,6 +96,17 @@ final class ObjectStoreCLITests: XCTestCase {
         none["AWS_ACCESS_KEY_ID"] = ""
         none["AWS_SECRET_ACCESS_KEY"] = ""
         try assertFailure(["inspect", object], environment: none, status: 77, contains: "no credentials were given")
+        // The session token of temporary credentials, and a wrong one.
+        if let session = server.session {
+            var temporary = server.awsEnvironment()
+            temporary["AWS_ACCESS_KEY_ID"] = session.accessKeyID
+            temporary["AWS_SECRET_ACCESS_KEY"] = session.secretAccessKey
+            temporary["AWS_SESSION_TOKEN"] = session.token
+            let r = try run(["inspect", object, "--json"], environment: temporary)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            temporary["AWS_SESSION_TOKEN"] = "x" + session.token.dropFirst()
+            try assertFailure(["inspect", object], environment: temporary, status: 77, contains: "InvalidToken")
+        }
         // 75: nobody listens.
         var closed = server.awsEnvironment()
         closed["AWS_ENDPOINT_URL"] = "http://127.0.0.1:\(try server.freePort())"

@@ -15,6 +15,8 @@ public struct S3TestServer: Sendable {
     public let proxy: String
     public let accessKeyID: String
     public let secretAccessKey: String
+    /// An assumed role's temporary credentials: key, secret, session token.
+    public let session: (accessKeyID: String, secretAccessKey: String, token: String)?
     private let python: String
     private let adminScript: String
     private let proxyScript: String
@@ -33,9 +35,15 @@ public struct S3TestServer: Sendable {
                 "no S3 test server (\(names[missing]) is not set): scripts/test.sh starts one; by hand, "
                     + "`python3 scripts/s3test/server.py start DIR` and source DIR/env")
         }
+        var session: (String, String, String)?
+        if let key = env["PGSNAP_TEST_S3_SESSION_ACCESS_KEY_ID"], let secret = env["PGSNAP_TEST_S3_SESSION_SECRET_ACCESS_KEY"],
+            let token = env["PGSNAP_TEST_S3_SESSION_TOKEN"]
+        {
+            session = (key, secret, token)
+        }
         return S3TestServer(
-            endpoint: values[0], proxy: values[1], accessKeyID: values[2], secretAccessKey: values[3], python: values[4],
-            adminScript: values[5], proxyScript: values[6])
+            endpoint: values[0], proxy: values[1], accessKeyID: values[2], secretAccessKey: values[3], session: session,
+            python: values[4], adminScript: values[5], proxyScript: values[6])
     }
 
     /// The AWS variables that send pgsnap to the server (or to the proxy).

@@ -5,9 +5,11 @@
     server.py stop DIR     stop what `start DIR` started
 
 `start` runs moto's server mode on a free loopback port with signature
-checking on: INITIAL_NO_AUTH_ACTION_COUNT=3 lets exactly three requests in
+checking on: INITIAL_NO_AUTH_ACTION_COUNT=6 lets exactly six requests in
 unchecked, which create an IAM user, give it every S3 permission and make it
-an access key; every later request must be signed right. Then it starts
+an access key, then create a role with every S3 permission and assume it
+(temporary credentials with a session token); every later request must be
+signed right. Then it starts
 fault_proxy.py in front of moto, and writes DIR/env (a shell file of
 `export NAME=VALUE` lines, also printed) with:
 
@@ -18,6 +20,8 @@ fault_proxy.py in front of moto, and writes DIR/env (a shell file of
     PGSNAP_TEST_S3_PYTHON             the Python that runs moto, for both scripts
     PGSNAP_TEST_S3_ACCESS_KEY_ID      the access key
     PGSNAP_TEST_S3_SECRET_ACCESS_KEY  its secret
+    PGSNAP_TEST_S3_SESSION_ACCESS_KEY_ID, PGSNAP_TEST_S3_SESSION_SECRET_ACCESS_KEY,
+    PGSNAP_TEST_S3_SESSION_TOKEN      the assumed role's temporary credentials
 
 Everything listens on 127.0.0.1 only. The processes' ids are in DIR/*.pid.
 """
@@ -37,6 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # service; within the unchecked budget its signature is not looked at.
 IAM_AUTH = ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/iam/aws4_request, "
             "SignedHeaders=host, Signature=00")
+STS_AUTH = IAM_AUTH.replace("/iam/", "/sts/")
+TRUST = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
 POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
 
 
@@ -70,11 +76,18 @@ def wait_until_up(url, process, name, seconds=60):
     sys.exit(f"s3test: {name} did not answer at {url} within {seconds} s")
 
 
-def iam(endpoint, **params):
-    body = urllib.parse.urlencode(dict(params, Version="2010-05-08")).encode()
+def iam(endpoint, auth=IAM_AUTH, version="2010-05-08", **params):
+    body = urllib.parse.urlencode(dict(params, Version=version)).encode()
     request = urllib.request.Request(endpoint + "/", data=body, method="POST", headers={
-        "Authorization": IAM_AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+        "Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
     return urllib.request.urlopen(request, timeout=30).read().decode()
+
+
+def element(document, name):
+    found = re.search(f"<{name}>([^<]+)</{name}>", document)
+    if not found:
+        sys.exit(f"s3test: moto's answer has no {name}")
+    return found.group(1)
 
 
 def start(directory):
@@ -84,7 +97,7 @@ def start(directory):
     except ImportError:
         sys.exit("s3test: moto is not installed (pip install 'moto[server]'; scripts/setup.sh does it)")
     port = free_port()
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="6")
     moto = spawn(directory, "moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env)
     endpoint = f"http://127.0.0.1:{port}"
     # /moto-api/ does not count against the unchecked budget.
@@ -92,10 +105,10 @@ def start(directory):
     iam(endpoint, Action="CreateUser", UserName="pgsnap-tests")
     iam(endpoint, Action="PutUserPolicy", UserName="pgsnap-tests", PolicyName="s3-all", PolicyDocument=POLICY)
     key = iam(endpoint, Action="CreateAccessKey", UserName="pgsnap-tests")
-    access = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", key)
-    secret = re.search(r"<SecretAccessKey>([^<]+)</SecretAccessKey>", key)
-    if not access or not secret:
-        sys.exit("s3test: moto did not return an access key")
+    iam(endpoint, Action="CreateRole", RoleName="pgsnap-tests", AssumeRolePolicyDocument=TRUST)
+    iam(endpoint, Action="PutRolePolicy", RoleName="pgsnap-tests", PolicyName="s3-all", PolicyDocument=POLICY)
+    session = iam(endpoint, auth=STS_AUTH, version="2011-06-15", Action="AssumeRole",
+                  RoleArn="arn:aws:iam::123456789012:role/pgsnap-tests", RoleSessionName="pgsnap-tests")
     proxy_port = free_port()
     script = os.path.join(HERE, "fault_proxy.py")
     proxy = spawn(directory, "proxy", [sys.executable, script, str(proxy_port), str(port)])
@@ -107,8 +120,11 @@ def start(directory):
         "PGSNAP_TEST_S3_PROXY_SCRIPT": script,
         "PGSNAP_TEST_S3_ADMIN_SCRIPT": os.path.join(HERE, "admin.py"),
         "PGSNAP_TEST_S3_PYTHON": sys.executable,
-        "PGSNAP_TEST_S3_ACCESS_KEY_ID": access.group(1),
-        "PGSNAP_TEST_S3_SECRET_ACCESS_KEY": secret.group(1),
+        "PGSNAP_TEST_S3_ACCESS_KEY_ID": element(key, "AccessKeyId"),
+        "PGSNAP_TEST_S3_SECRET_ACCESS_KEY": element(key, "SecretAccessKey"),
+        "PGSNAP_TEST_S3_SESSION_ACCESS_KEY_ID": element(session, "AccessKeyId"),
+        "PGSNAP_TEST_S3_SESSION_SECRET_ACCESS_KEY": element(session, "SecretAccessKey"),
+        "PGSNAP_TEST_S3_SESSION_TOKEN": element(session, "SessionToken"),
     }
     text = "".join(f"export {k}='{v}'\n" for k, v in values.items())
     with open(os.path.join(directory, "env"), "w") as f:
