@@ -103,7 +103,7 @@ final class ObjectStoreTests: XCTestCase {
         let report = try RawImage.save(source: image, to: try object(bucket, "small", configuration(server, viaProxy: true)))
         XCTAssertLessThan(report.checkpointBytes, UInt64(S3Configuration.minimumPartSize))
         XCTAssertEqual(try server.faultLog().map(\.request), ["PUT /\(bucket)/small"])
-        try RawImage.restore(from: try object(bucket, "small", configuration(server)), toImage: dir.path("restored"))
+        _ = try RawImage.restore(from: try object(bucket, "small", configuration(server)), toImage: dir.path("restored"))
         XCTAssertEqual(try contents(dir.path("restored")), try contents(image))
     }
 
@@ -207,7 +207,7 @@ final class ObjectStoreTests: XCTestCase {
         try server.addFault(match: "^GET ", action: "500")
         try server.addFault(match: "^GET ", action: "reset")
         try server.addFault(match: "^GET ", action: "503")
-        try RawImage.restore(from: try object(bucket, "retried", config), toImage: dir.path("restored"))
+        _ = try RawImage.restore(from: try object(bucket, "retried", config), toImage: dir.path("restored"))
         XCTAssertEqual(try contents(dir.path("restored")), try contents(image))
         XCTAssertEqual(try server.faultLog().map(\.action).filter { !$0.isEmpty }.count, 3)
         _ = local
@@ -320,7 +320,7 @@ final class ObjectStoreTests: XCTestCase {
         var config = configuration(server)
         config.credentials = S3Credentials(accessKeyID: session.accessKeyID, secretAccessKey: session.secretAccessKey, sessionToken: session.token)
         _ = try RawImage.save(source: image, to: try object(bucket, "c", config))
-        try RawImage.restore(from: try object(bucket, "c", config), toImage: dir.path("restored"))
+        _ = try RawImage.restore(from: try object(bucket, "c", config), toImage: dir.path("restored"))
         XCTAssertEqual(try contents(dir.path("restored")), try contents(image))
         config.credentials?.sessionToken = "x" + session.token.dropFirst()
         let refused = assertStoreError(.accessDenied) {
