@@ -20,9 +20,22 @@ enum ExitStatus {
     /// A service the command needs is not available here: userfaultfd for
     /// a lazy restore (`EX_UNAVAILABLE`).
     static let unavailable: Int32 = 69
-    /// A file or descriptor could not be opened, read or written
+    /// A file or descriptor could not be opened, read or written; an
+    /// object store answered that a bucket or key does not exist, that the
+    /// object changed while it was read, or refused a request otherwise
     /// (`EX_IOERR`).
     static let ioError: Int32 = 74
+    /// An object store could not be reached or kept failing (5xx,
+    /// throttling, broken connections) after every retry: trying again
+    /// later may work (`EX_TEMPFAIL`).
+    static let temporaryFailure: Int32 = 75
+    /// An object store refused the credentials or their permissions (401,
+    /// 403, a bad signature, an unknown key, an invalid token)
+    /// (`EX_NOPERM`).
+    static let permissionDenied: Int32 = 77
+    /// The object-store configuration in the environment cannot work (a
+    /// malformed AWS_ENDPOINT_URL, a key without its secret) (`EX_CONFIG`).
+    static let configuration: Int32 = 78
     /// serve-uffd: the VMM broke the protocol or sent memory regions that
     /// do not match the checkpoint (`EX_PROTOCOL`).
     static let protocolError: Int32 = 76
@@ -45,6 +58,13 @@ enum ExitStatus {
             return chain.reason == .parentInvalid ? dataError : brokenChain
         case is HostError:
             return ioError
+        case let store as ObjectStoreError:
+            switch store.kind {
+            case .accessDenied: return permissionDenied
+            case .unavailable: return temporaryFailure
+            case .configuration: return configuration
+            case .notFound, .changed, .rejected: return ioError
+            }
         case is CheckpointUsageError, is ValidationError:
             return usage
         case let lazy as LazyRestoreError:

@@ -12,10 +12,12 @@ struct Inspect: ParsableCommand {
             every frame's header, index and trailer (a payload's checksum is checked \
             by verify and restore, not here). Prints the sizes, the compression \
             ratio, the accounting per memory kind, and a map of the saved memory in \
-            at most 16 lines of 64 cells. CHECKPOINT may be - for stdin.
+            at most 16 lines of 64 cells. CHECKPOINT may be s3://BUCKET/KEY, or - for stdin.
             """)
 
-    @Argument(help: ArgumentHelp("The checkpoint to inspect, or - for stdin.", valueName: "checkpoint"))
+    @Argument(
+        help: ArgumentHelp("The checkpoint to inspect: a path, s3://BUCKET/KEY, or - for stdin.", valueName: "checkpoint"),
+        transform: CheckpointArgument.parse)
     var checkpoint: CheckpointArgument
 
     @Flag(help: "List every segment: start, end, length, kind and references.")

@@ -18,8 +18,9 @@ struct Save: ParsableCommand {
             zero are not stored. SOURCE is only read, never changed.
 
             OUTPUT is a path, written atomically (it keeps its old contents unless \
-            the whole checkpoint was written), or - for stdout, which must not be a \
-            terminal.
+            the whole checkpoint was written); s3://BUCKET/KEY, uploaded in parts \
+            while compressing (the object appears only once it is whole); or - for \
+            stdout, which must not be a terminal.
 
             A one-line summary goes to stderr (progress too, when stderr is a \
             terminal); --json also prints the result on stdout.
@@ -28,7 +29,9 @@ struct Save: ParsableCommand {
     @Argument(help: ArgumentHelp("The memory to save: a raw image file or /proc/PID/fd/N.", valueName: "source"))
     var source: String
 
-    @Argument(help: ArgumentHelp("Where to write the checkpoint: a path, or - for stdout.", valueName: "output"))
+    @Argument(
+        help: ArgumentHelp("Where to write the checkpoint: a path, s3://BUCKET/KEY, or - for stdout.", valueName: "output"),
+        transform: CheckpointArgument.parse)
     var output: CheckpointArgument
 
     @Option(

@@ -41,7 +41,8 @@ struct CheckpointScanner {
     /// A scanner of the checkpoint at `location`, as `options` ask.
     static func opening(_ location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointScanner {
         try checkThreadCount(options.threads)
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)))
+        // Everything is read, in order: an object is fetched ahead.
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), readAhead: true))
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
@@ -54,6 +55,10 @@ struct CheckpointScanner {
     func scan(_ mode: PayloadMode) throws -> CheckpointMetadata {
         let header = try readHeader()
         let knownEnds = try input.randomAccess.map { try readEnds(header: header, from: $0) }
+        if case .skip = mode, let knownEnds {
+            // Only the frame headers are read: an object fetches them ahead.
+            input.willRead(at: knownEnds.index.entries.map(\.offset))
+        }
         let head = try readHead(header: header, ends: knownEnds)
         if let knownEnds {
             try knownEnds.checkFramesOffset(head.framesOffset)
