@@ -1,18 +1,36 @@
 import PGAlloc
 
-/// Reads frame `f`'s header and checks it against its index entry, the
-/// previous frame's entry and (when given) the segment table: what the
-/// sequential reader checks, frame by frame.
-func readFrameHeader(_ f: Int, from input: RandomAccessInput, metadata: CheckpointMetadata, segments: SegmentLookup?) throws -> FrameHeader {
+/// Reads frame `f`'s whole record (header and payload, in one read: one
+/// request to an object store) and checks the header against its index
+/// entry, the previous frame's entry and (when given) the segment table:
+/// what the sequential reader checks, frame by frame. Returns the header
+/// and the payload (whose CRC is checked when it is decompressed).
+func readFrameRecord(
+    _ f: Int, from input: RandomAccessInput, metadata: CheckpointMetadata, segments: SegmentLookup?
+) throws -> (FrameHeader, [UInt8]) {
     let entry = metadata.index[f]
     let section = CheckpointSection.frame(UInt64(f))
     let recordEnd = f + 1 < metadata.index.count ? metadata.index[f + 1].offset : metadata.indexOffset
-    let prefixBytes = try input.read(at: entry.offset, count: FrameLayout.fixedLength, section: section)
+    // Never more than the largest record the header allows.
+    let largest = UInt64(FrameLayout.fixedLength) + UInt64(metadata.header.frameLimit / 4096) * 20 + 64
+        + CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit) + 8
+    guard recordEnd > entry.offset, recordEnd - entry.offset <= largest else {
+        throw CheckpointError.field(
+            section, entry.offset, "record", expected: "at most \(largest) bytes up to the next frame", found: recordEnd - entry.offset)
+    }
+    let record = try input.read(at: entry.offset, count: Int(recordEnd - entry.offset), section: section)
+    guard record.count >= FrameLayout.fixedLength else {
+        throw CheckpointError(.truncated, section, offset: entry.offset, "a frame record is at least \(FrameLayout.fixedLength) bytes")
+    }
     let previousEnd = f > 0 ? metadata.index[f - 1].endAddress : 0
     let prefix = try FrameHeaderPrefix.decode(
-        prefixBytes, offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd, header: metadata.header)
-    let rest = try input.read(at: entry.offset + UInt64(FrameLayout.fixedLength), count: prefix.restLength, section: section)
-    let header = try prefix.complete(rest, offset: entry.offset, header: metadata.header)
+        Array(record[..<FrameLayout.fixedLength]), offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd,
+        header: metadata.header)
+    guard FrameLayout.fixedLength + prefix.restLength <= record.count else {
+        throw CheckpointError.field(section, entry.offset, "header", expected: "a header inside the record", found: "\(prefix.restLength) more bytes")
+    }
+    let header = try prefix.complete(
+        Array(record[FrameLayout.fixedLength..<FrameLayout.fixedLength + prefix.restLength]), offset: entry.offset, header: metadata.header)
     let described = header.indexEntry(offset: entry.offset, digest: entry.digest)
     let length = UInt64(header.headerLength) + UInt64(header.compressedLength)
     if described != entry || CheckpointFormat.padded(length) != recordEnd - entry.offset {
@@ -25,7 +43,7 @@ func readFrameHeader(_ f: Int, from input: RandomAccessInput, metadata: Checkpoi
             section, entry.offset + UInt64(FrameLayout.fixedLength), "run \(i)",
             expected: "pages inside segments with references", found: run)
     }
-    return header
+    return (header, Array(record[Int(header.headerLength)..<Int(length)]))
 }
 
 /// Whether runs lie inside segments with references, by binary search (a

@@ -53,10 +53,10 @@ enum ReferenceReader {
             defer { pipeline.shutDown() }
             do {
                 for u in units[start..<end] {
-                    let header = try readFrameHeader(u.frame, from: link.input, metadata: link.metadata, segments: nil)
+                    let (header, payload) = try readFrameRecord(u.frame, from: link.input, metadata: link.metadata, segments: nil)
                     let payloadOffset = link.metadata.index[u.frame].offset + UInt64(header.headerLength)
                     try pipeline.submit(header, payloadOffset: payloadOffset) { buffer in
-                        try link.input.read(at: payloadOffset, into: buffer, section: .frame(header.sequence))
+                        _ = payload.withUnsafeBytes { buffer.copyMemory(from: $0) }
                     }
                 }
                 try pipeline.finish()

@@ -90,6 +90,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// The loader threads still to join: one that ends on its own (not
         /// cancelled) detaches itself and leaves this list.
         var threads: [Int: HostThread] = [:]
+        /// Payloads read with their frame's header, not yet loaded.
+        var keptPayloads: [Int: [UInt8]] = [:]
 
         var isComplete: Bool { done + failed == frames.count }
     }
@@ -101,6 +103,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// Units of references by destination: each piece's pages and its
     /// unit, sorted by address.
     private let referenceMap: [(range: FileRange, unit: Int)]
+    /// Payloads kept from header reads, at most: a few frames' worth of
+    /// memory.
+    static let keptPayloadLimit = 4
+
     /// The checkpoint's own frames come first among the units.
     private var ownFrames: Int { metadata.index.count }
     private var target: LoadTarget
@@ -322,6 +328,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     if after.isEmpty {
                         s.frames[f].state = .loaded
                         s.done += 1
+                        s.keptPayloads[f] = nil
                     }
                 case .written:
                     // Written, not yet marked: never will be, now.
@@ -368,13 +375,14 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             return known
         }
         let header: FrameHeader
+        let payload: [UInt8]
         let unit = lock.withLock { $0.frames[f].references }
         do {
             if let unit {
                 let (linkInput, linkMetadata) = link(unit.link)
-                header = try readFrameHeader(unit.frame, from: linkInput, metadata: linkMetadata, segments: nil)
+                (header, payload) = try readFrameRecord(unit.frame, from: linkInput, metadata: linkMetadata, segments: nil)
             } else {
-                header = try readFrameHeader(f, from: input, metadata: metadata, segments: segments)
+                (header, payload) = try readFrameRecord(f, from: input, metadata: metadata, segments: segments)
             }
         } catch {
             fail(f, error)
@@ -383,6 +391,11 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         return lock.withLock { s in
             if s.frames[f].header == nil {
                 s.frames[f].header = header
+                // Read with the header: kept for the load that most often
+                // follows, a few frames at most.
+                if s.keptPayloads.count < Self.keptPayloadLimit {
+                    s.keptPayloads[f] = payload
+                }
                 var wanted = unit.map { Self.destinations(of: $0) } ?? header.runs
                 for d in s.frames[f].dropped {
                     wanted = wanted.flatMap { $0.subtracting(d) }
@@ -414,23 +427,31 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     // MARK: Recording and faults
 
-    /// The units that may give pages of `range`: the checkpoint's frames
-    /// whose span meets it, and the units of references that do.
+    /// The units that may give pages of `range`: the units of references
+    /// that do and, unless those give all of it (a referenced page is never
+    /// stored), the checkpoint's frames whose span meets it.
     private func framesSpanning(_ range: FileRange) -> [Int] {
-        var out = ownFramesSpanning(range)
         var lo = 0
         var hi = referenceMap.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if referenceMap[mid].range.end <= range.start { lo = mid + 1 } else { hi = mid }
         }
+        var units: [Int] = []
+        var covered = range.start
         while lo < referenceMap.count && referenceMap[lo].range.start < range.end {
-            if !out.contains(referenceMap[lo].unit) {
-                out.append(referenceMap[lo].unit)
+            if referenceMap[lo].range.start <= covered {
+                covered = max(covered, referenceMap[lo].range.end)
+            }
+            if !units.contains(referenceMap[lo].unit) {
+                units.append(referenceMap[lo].unit)
             }
             lo += 1
         }
-        return out
+        if covered >= range.end {
+            return units
+        }
+        return ownFramesSpanning(range) + units
     }
 
     /// The checkpoint's frames whose span meets `range`.
@@ -540,7 +561,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 }
                 guard let wanted else { continue }
                 let unit = lock.withLock { $0.frames[f].references }
-                let written = try load(header, unit: unit, wanted: wanted, context: context, payload: payload)
+                let written = try load(f, header, unit: unit, wanted: wanted, context: context, payload: payload)
                 complete(f, written: written)
             } catch {
                 fail(f, error)
@@ -583,13 +604,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// Reads, checks and decompresses the frame, and writes the pages of
     /// `wanted`; returns the bytes written.
     private func load(
-        _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer
+        _ f: Int, _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer
     ) throws -> UInt64 {
-        let f = Int(header.sequence)
         let (frameInput, frameMetadata) = link(unit?.link ?? 0)
-        let payloadOffset = frameMetadata.index[f].offset + UInt64(header.headerLength)
+        let payloadOffset = frameMetadata.index[Int(header.sequence)].offset + UInt64(header.headerLength)
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
-        try frameInput.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        if let kept = lock.withLock({ $0.keptPayloads.removeValue(forKey: f) }) {
+            _ = kept.withUnsafeBytes { compressed.copyMemory(from: $0) }
+        } else {
+            try frameInput.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        }
         if let unit {
             let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
             try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
@@ -637,6 +661,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             default:
                 s.frames[f].state = .failed(error)
                 s.failed += 1
+                s.keptPayloads[f] = nil
                 s.frames[f].faulted = []
                 return s.frames[f].header == nil ? [] : s.frames[f].wanted
             }
