@@ -94,7 +94,7 @@ struct CheckpointReport {
             if let identity = chain?.first?.identity {
                 members["identity"] = .string(identity.description)
             }
-            if let chain {
+            if let chain, chain.count > 1 {
                 members["chain"] = .array(
                     chain.map { link in
                         .object([
