@@ -213,7 +213,7 @@ struct Demo: ParsableCommand {
             try WSave.rewrite(source, ranges: ranges, layout, share: 0.01, seed: seed)
         }
         var started = ContinuousClock.now
-        let report = try perform(Subject("demo: save \(child) against \(parent)")) { try source.save(to: .path(child), parent: parent) }
+        let report = try perform(Subject("demo: save \(child) against \(parent)")) { try source.save(to: .path(child), parent: .path(parent)) }
         let saveSeconds = seconds(started.duration(to: .now))
         started = ContinuousClock.now
         let restored = try perform(Subject("demo: restore \(child)", checkpoint: child)) { try MemoryFile.restore(from: .path(child)) }

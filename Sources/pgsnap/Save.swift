@@ -52,8 +52,9 @@ struct Save: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Save incrementally against this checkpoint: pages equal to its memory's are referenced, not stored. Restoring OUTPUT needs PARENT (found by its path relative to OUTPUT, or with --parent-dir).",
-            valueName: "parent"))
-    var parent: String?
+            valueName: "parent"),
+        transform: CheckpointArgument.parse)
+    var parent: CheckpointArgument?
 
     @OptionGroup
     var parentSearch: ParentSearchOptions
@@ -98,7 +99,7 @@ struct Save: ParsableCommand {
             defer { display?.finish() }
             if let parent {
                 return try RawImage.save(
-                    source: source, kind: kind, to: output.destination, parent: parent, parentSearchPaths: parentSearch.directories,
+                    source: source, kind: kind, to: output.destination, parent: parent.source, parentSearchPaths: parentSearch.directories,
                     options: options)
             }
             return try RawImage.save(source: source, kind: kind, to: output.destination, options: options)

@@ -72,7 +72,7 @@ struct GoodFixture {
             defer { file.destroy() }
             _ = try file.save(to: .path(directory + "/\(parent).pgsnap"), options: options)
             try change(file)
-            _ = try file.save(to: .path(out), parent: directory + "/\(parent).pgsnap", options: options)
+            _ = try file.save(to: .path(out), parent: .path(directory + "/\(parent).pgsnap"), options: options)
         }
         return try readFile(out)
     }

@@ -64,7 +64,7 @@ final class FixtureGeneratorTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             _ = try file.save(to: .path(directory + "/p"), options: options)
             try change(file)
-            _ = try file.save(to: .path(directory + "/c"), parent: directory + "/p", options: options)
+            _ = try file.save(to: .path(directory + "/c"), parent: .path(directory + "/p"), options: options)
             return try describeRestored(file, dataSize: file.totalSize)
         case .crafted(_, let crafted):
             let c = crafted()

@@ -80,7 +80,7 @@ final class IncrementalTests: XCTestCase {
             try writeThroughMapping(file, at: page, rng.bytes(4096))
         }
         let expected = try SavedMemory(file)
-        let child = try file.save(to: .path(dir.path("child")), parent: dir.path("full"))
+        let child = try file.save(to: .path(dir.path("child")), parent: .path(dir.path("full")))
         XCTAssertEqual(child.storedBytes, 20 * 4096, "only the changed pages are stored")
         XCTAssertEqual(child.referencedBytes, (2048 - 20) * 4096)
         XCTAssertEqual(child.parent?.depth, 1)
@@ -181,7 +181,7 @@ final class IncrementalTests: XCTestCase {
             var options = SaveOptions()
             options.frameSize = [16 << 10, 64 << 10, 8 << 20].randomElement(using: &rng)!
             if let parent {
-                report = try file.save(to: .path(path), parent: parent, options: options)
+                report = try file.save(to: .path(path), parent: .path(parent), options: options)
                 XCTAssertNotNil(report.parent, "step \(step)")
                 XCTAssertGreaterThan(report.referencedBytes, 0, "step \(step): most pages are the parent's")
             } else {
@@ -232,7 +232,7 @@ final class IncrementalTests: XCTestCase {
         defer { file.destroy() }
         _ = try file.save(to: .path(dir.path("p")))
         try writeThroughMapping(file, at: ranges[0].start, rng.bytes(4096))
-        _ = try file.save(to: .path(dir.path("c")), parent: dir.path("p"))
+        _ = try file.save(to: .path(dir.path("c")), parent: .path(dir.path("p")))
 
         func chainError(_ path: String, _ options: RestoreOptions = RestoreOptions()) -> ChainError? {
             do {
@@ -268,6 +268,6 @@ final class IncrementalTests: XCTestCase {
         try FileManager.default.copyItem(atPath: dir.path("c"), toPath: dir.path("p"))
         XCTAssertEqual(chainError(dir.path("p"))?.reason, .cycle)
         // Saving a child over a link of its chain is refused.
-        XCTAssertThrowsError(try file.save(to: .path(dir.path("elsewhere/p")), parent: dir.path("c"), parentSearchPaths: [dir.path("elsewhere")]))
+        XCTAssertThrowsError(try file.save(to: .path(dir.path("elsewhere/p")), parent: .path(dir.path("c")), parentSearchPaths: [dir.path("elsewhere")]))
     }
 }

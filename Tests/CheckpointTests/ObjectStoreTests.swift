@@ -143,6 +143,40 @@ final class ObjectStoreTests: XCTestCase {
     /// A lazy restore from the store loads only the frame a page needs when
     /// nothing else is loading: that frame is fetched at once, before any
     /// other.
+    /// An incremental chain in the store: the child records its parent's
+    /// key relative to its own and finds it there, eagerly and lazily.
+    func testIncrementalChainInTheStore() throws {
+        let server = try S3TestServer.require()
+        let bucket = try server.makeBucket()
+        let config = configuration(server)
+        let layout = WSave.Layout(allocated: 64 << 20, touched: 16 << 20)
+        let file = try MemoryFile()
+        defer { file.destroy() }
+        let ranges = try WSave.populate(file, layout)
+        try file.updateUsage()
+        var options = SaveOptions()
+        options.frameSize = 1 << 20
+        _ = try file.save(to: try object(bucket, "vm/base", config), options: options)
+        let rewritten = try WSave.rewrite(file, ranges: ranges, layout, share: 0.01, seed: 9)
+        let child = try file.save(to: try object(bucket, "vm/child", config), parent: try object(bucket, "vm/base", config), options: options)
+        XCTAssertEqual(child.parent?.path, "base")
+        XCTAssertEqual(child.storedBytes, UInt64(rewritten.count) * 4096)
+
+        let eager = try MemoryFile.restore(from: try object(bucket, "vm/child", config))
+        defer { eager.destroy() }
+        XCTAssertEqual(try WSave.verify(fd: eager.fileDescriptor, ranges: ranges, layout, rewritten: (Set(rewritten), 9)), 0)
+        var lazy = LazyRestoreOptions()
+        lazy.withoutUserfaultfd = .apiOnly
+        var restoreOptions = RestoreOptions()
+        restoreOptions.mode = .lazy(lazy)
+        let lazyFile = try MemoryFile.restore(from: try object(bucket, "vm/child", config), options: restoreOptions)
+        defer { lazyFile.destroy() }
+        try lazyFile.waitUntilLoaded()
+        XCTAssertEqual(try WSave.verify(fd: lazyFile.fileDescriptor, ranges: ranges, layout, rewritten: (Set(rewritten), 9)), 0)
+        let chain = try CheckpointReader.chain(of: try object(bucket, "vm/child", config))
+        XCTAssertEqual(chain.map(\.path), ["s3://\(bucket)/vm/child", "s3://\(bucket)/vm/base"])
+    }
+
     func testLazyRestoreFetchesTheNeededFrameFirst() throws {
         let server = try S3TestServer.require()
         let bucket = try server.makeBucket()

@@ -143,7 +143,7 @@ func run(rep: Int) throws {
         let alone = try compressedSize(of: changed, in: file)
         let path = "\(work)/child-\(Int(share * 100))"
         t = now()
-        let child = try file.save(to: .path(path), parent: "\(work)/full")
+        let child = try file.save(to: .path(path), parent: .path("\(work)/full"))
         let s = seconds(t)
         emit([("what", "child"), ("rep", "\(rep)"), ("shape", shape), ("changed_share", "\(share)"), ("changed_pages", "\(changed.count)"),
               ("save_s", f6(s)), ("save_vs_full", f6(s / fullSeconds)), ("ckpt_bytes", "\(child.checkpointBytes)"),
@@ -156,7 +156,7 @@ func run(rep: Int) throws {
     for link in 1...chainLength {
         _ = try WSave.rewrite(file, ranges: ranges, layout, share: 0.01, seed: 100 + UInt64(link), phase: UInt64(link))
         let path = "\(work)/link\(link)"
-        _ = try file.save(to: .path(path), parent: parent)
+        _ = try file.save(to: .path(path), parent: .path(parent))
         parent = path
     }
     let flat = "\(work)/flat"

@@ -18,7 +18,7 @@ extension MemoryFile {
     ///   of its links cannot be used; `CheckpointUsageError` if `location`
     ///   is a link of the chain.
     public func save(
-        to location: CheckpointLocation, parent: String, parentSearchPaths: [String] = [], options: SaveOptions = SaveOptions()
+        to location: CheckpointLocation, parent: CheckpointLocation, parentSearchPaths: [String] = [], options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
         let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
         return try CheckpointWriter.save(MemoryFileSource(self), to: location, parent: parentPages, options: options)
@@ -29,7 +29,8 @@ extension RawImage {
     /// Saves the image at `source` as an incremental checkpoint of the
     /// checkpoint at `parent` (see `MemoryFile.save(to:parent:)`).
     public static func save(
-        source: String, kind: MemoryKind = .anonymous, to location: CheckpointLocation, parent: String, parentSearchPaths: [String] = [],
+        source: String, kind: MemoryKind = .anonymous, to location: CheckpointLocation, parent: CheckpointLocation,
+        parentSearchPaths: [String] = [],
         options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
         let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
@@ -42,31 +43,33 @@ extension RawImage {
 /// Opening the parent of an incremental save.
 enum IncrementalParent {
     /// The chain of `parent`, checked, as the pages a save of `location`
-    /// compares with.
-    static func open(_ parent: String, for location: CheckpointLocation, searchPaths: [String]) throws -> ChainParentPages {
+    /// compares with. The child records the parent's path relative to its
+    /// own directory when both are files, or both objects of one bucket;
+    /// otherwise the parent's absolute path or `s3://` location.
+    static func open(_ parent: CheckpointLocation, for location: CheckpointLocation, searchPaths: [String]) throws -> ChainParentPages {
+        if case .descriptor = parent {
+            throw CheckpointUsageError("\(parent): a parent is a file or an object, not a descriptor: its child must be able to find it")
+        }
         let chain = try CheckpointChain.openAsParent(parent, searchPaths: searchPaths)
-        var recorded = absolutePath(parent)
-        if let output = location.filePath {
-            var outputStat = stat()
-            if stat(output, &outputStat) == 0 {
-                for link in chain.links {
-                    var st = stat()
-                    if stat(link.path, &st) == 0 && st.st_dev == outputStat.st_dev && st.st_ino == outputStat.st_ino {
-                        throw CheckpointUsageError("\(output) is a link of its parent's chain (\(link.path)): write the child elsewhere")
-                    }
-                }
-            }
-            recorded = relativePath(from: absolutePath(directory(of: output)), to: recorded)
+        if let output = LinkKey.of(location), let link = chain.links.first(where: { LinkKey.of($0.location) == output }) {
+            throw CheckpointUsageError("\(location) is a link of its parent's chain (\(link.path)): write the child elsewhere")
+        }
+        let recorded: String
+        switch (parent, location) {
+        case (.path(let p), .path(let output)):
+            recorded = relativePath(from: absolutePath(LocationPaths.directory(of: output)), to: absolutePath(p))
+        case (.path(let p), _):
+            recorded = absolutePath(p)
+        case (.object(let p), .object(let output)) where p.bucket == output.bucket:
+            let directory = output.key.contains("/") ? LocationPaths.directory(of: output.key) : ""
+            recorded = relativePath(from: "/" + directory, to: "/" + p.key)
+        default:
+            recorded = parent.description
         }
         guard recorded.utf8.count <= ParentSection.maxPathLength else {
             throw CheckpointUsageError("the path to the parent is longer than \(ParentSection.maxPathLength) bytes")
         }
         return ChainParentPages(chain: chain, path: recorded)
-    }
-
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// `path` made absolute and without `.`, `..` or symbolic links, as far

@@ -39,7 +39,8 @@ public struct ChainError: Error, CustomStringConvertible, Sendable {
 
 /// The parents of a checkpoint, each found, opened and recognised by its
 /// identity: `links[0]` is link 1 (the parent), `links[1]` link 2, and so
-/// on to the full checkpoint that ends the chain.
+/// on to the full checkpoint that ends the chain. Links are files or
+/// objects of an S3-compatible store.
 final class CheckpointChain: Sendable {
     struct Link: Sendable {
         let input: RandomAccessInput
@@ -48,7 +49,10 @@ final class CheckpointChain: Sendable {
         let metadata: CheckpointMetadata
         let identity: CheckpointIdentity
         /// Where it was found.
-        let path: String
+        let location: CheckpointLocation
+
+        /// How messages name it.
+        var path: String { location.description }
     }
 
     let links: [Link]
@@ -60,31 +64,30 @@ final class CheckpointChain: Sendable {
     /// Link `n` (1 or more).
     func link(_ n: Int) -> Link { links[n - 1] }
 
-    /// Finds the ancestors of a checkpoint whose `PRNT` is `parent`. The
-    /// checkpoint is at `childPath` (nil for a stream: relative paths are
-    /// then taken from the working directory); each parent is looked for at
-    /// its recorded path, relative to its child's directory, then by its
-    /// file name in each of `searchPaths`.
+    /// Finds the ancestors of a checkpoint whose `PRNT` is `parent`, read
+    /// from `child` (a stream's relative paths are taken from the working
+    /// directory); each parent is looked for at its recorded path, relative
+    /// to its child's directory (its key's "directory" for an object), then
+    /// by its file name in each of `searchPaths` (directories, or
+    /// `s3://BUCKET/PREFIX`).
     static func resolve(
-        parent: ParentRecord, childPath: String?, searchPaths: [String], checkPageHashes: Bool = false
+        parent: ParentRecord, child: CheckpointLocation, searchPaths: [String], checkPageHashes: Bool = false
     ) throws -> CheckpointChain {
-        var visited = Set<FileKey>()
-        if let childPath, let key = FileKey(path: childPath) {
+        var visited = Set<String>()
+        if let key = LinkKey.of(child) {
             visited.insert(key)
         }
         var links: [Link] = []
         var record = parent
-        var childName = childPath ?? "the checkpoint"
-        var childDirectory = childPath.map(directory(of:))
+        var childLocation = child
         while true {
             let n = links.count + 1
-            let link = try find(record, link: n, childName: childName, childDirectory: childDirectory, searchPaths: searchPaths,
-                                visited: &visited, checkPageHashes: checkPageHashes)
+            let link = try find(record, link: n, child: childLocation, searchPaths: searchPaths, visited: &visited, checkPageHashes: checkPageHashes)
             let depth = link.metadata.parent?.depth ?? 0
             if depth != record.depth - 1 {
                 throw ChainError(
                     .parentChanged, link: n,
-                    "\(link.path) has \(depth) links above it, \(childName) records \(record.depth - 1)")
+                    "\(link.path) has \(depth) links above it, \(childLocation) records \(record.depth - 1)")
             }
             if link.metadata.pageHashes == nil {
                 throw ChainError(.notAParent, link: n, "\(link.path) has no page hashes (PHSH): it cannot be a parent")
@@ -92,78 +95,109 @@ final class CheckpointChain: Sendable {
             links.append(link)
             guard let next = link.metadata.parent else { break }
             record = next
-            childName = link.path
-            childDirectory = directory(of: link.path)
+            childLocation = link.location
         }
         return CheckpointChain(links: links)
     }
 
-    /// Opens the checkpoint at `path` as the parent of a save: link 1 is
-    /// it, its own ancestors follow.
-    static func openAsParent(_ path: String, searchPaths: [String]) throws -> CheckpointChain {
-        var visited = Set<FileKey>()
-        let first = try open(path, link: 1, visited: &visited, checkPageHashes: true)
+    /// Opens the checkpoint at `location` as the parent of a save: link 1
+    /// is it, its own ancestors follow.
+    static func openAsParent(_ location: CheckpointLocation, searchPaths: [String]) throws -> CheckpointChain {
+        var visited = Set<String>()
+        let first = try open(location, link: 1, visited: &visited, checkPageHashes: true)
         guard first.metadata.header.version >= 2, first.metadata.pageHashes != nil else {
-            throw ChainError(.notAParent, link: 1, "\(path) has no page hashes (PHSH): save it again to use it as a parent")
+            throw ChainError(.notAParent, link: 1, "\(location) has no page hashes (PHSH): save it again to use it as a parent")
         }
         if (first.metadata.parent?.depth ?? 0) >= ParentSection.maxDepth {
-            throw ChainError(.notAParent, link: 1, "\(path) ends a chain of \(ParentSection.maxDepth) links already: flatten it first")
+            throw ChainError(.notAParent, link: 1, "\(location) ends a chain of \(ParentSection.maxDepth) links already: flatten it first")
         }
         guard let grandparent = first.metadata.parent else {
             return CheckpointChain(links: [first])
         }
-        let rest = try resolve(parent: grandparent, childPath: path, searchPaths: searchPaths, checkPageHashes: true)
+        let rest = try resolve(parent: grandparent, child: location, searchPaths: searchPaths, checkPageHashes: true)
         return CheckpointChain(links: [first] + rest.links)
+    }
+
+    /// Where a recorded path leads from `child`, then by name in each
+    /// search path.
+    static func candidates(for path: String, child: CheckpointLocation, searchPaths: [String]) throws -> [CheckpointLocation] {
+        var out: [CheckpointLocation] = []
+        if let object = try ObjectLocation.parse(path) {
+            out.append(.object(object))
+        } else if path.hasPrefix("/") {
+            out.append(.path(path))
+        } else {
+            switch child {
+            case .path(let childPath):
+                out.append(.path(LocationPaths.join(LocationPaths.directory(of: childPath), path)))
+            case .object(let object):
+                let key = LocationPaths.normalized(LocationPaths.join(LocationPaths.directory(of: object.key), path))
+                if let key, let located = try? ObjectLocation(bucket: object.bucket, key: key, configuration: object.configuration) {
+                    out.append(.object(located))
+                }
+            case .descriptor:
+                out.append(.path(path))
+            }
+        }
+        let name = String(path.split(separator: "/").last ?? Substring(path))
+        for dir in searchPaths {
+            let c = try CheckpointLocation.parse(LocationPaths.join(dir, name))
+            if !out.contains(c) {
+                out.append(c)
+            }
+        }
+        return out
     }
 
     /// The first candidate whose identity is the recorded one.
     private static func find(
-        _ record: ParentRecord, link n: Int, childName: String, childDirectory: String?, searchPaths: [String],
-        visited: inout Set<FileKey>, checkPageHashes: Bool
+        _ record: ParentRecord, link n: Int, child: CheckpointLocation, searchPaths: [String], visited: inout Set<String>,
+        checkPageHashes: Bool
     ) throws -> Link {
-        var candidates: [String] = []
-        if record.path.hasPrefix("/") {
-            candidates.append(record.path)
-        } else {
-            candidates.append(childDirectory.map { join($0, record.path) } ?? record.path)
-        }
-        let name = String(record.path.split(separator: "/").last ?? Substring(record.path))
-        for dir in searchPaths {
-            let c = join(dir, name)
-            if !candidates.contains(c) {
-                candidates.append(c)
-            }
+        let childName = child.description
+        let candidates: [CheckpointLocation]
+        do {
+            candidates = try Self.candidates(for: record.path, child: child, searchPaths: searchPaths)
+        } catch let error as CheckpointUsageError {
+            throw ChainError(.parentMissing, link: n, "the parent of \(childName) cannot be named: \(error)")
         }
         var mismatches: [String] = []
-        for path in candidates {
-            guard let key = FileKey(path: path) else { continue }
-            if visited.contains(key) {
-                throw ChainError(.cycle, link: n, "\(path), the parent \(childName) names, is already a link of this chain (a cycle)")
+        for location in candidates {
+            guard LinkKey.exists(location) else { continue }
+            if let key = LinkKey.of(location), visited.contains(key) {
+                throw ChainError(.cycle, link: n, "\(location), the parent \(childName) names, is already a link of this chain (a cycle)")
             }
-            let link = try open(path, link: n, visited: &visited, checkPageHashes: checkPageHashes)
+            let link: Link
+            do {
+                link = try open(location, link: n, visited: &visited, checkPageHashes: checkPageHashes)
+            } catch let error as ObjectStoreError where error.kind == .notFound {
+                continue
+            }
             if link.identity == record.identity {
                 return link
             }
-            visited.remove(key)
-            mismatches.append("\(path) is \(link.identity.description.prefix(16))…")
+            if let key = LinkKey.of(location) {
+                visited.remove(key)
+            }
+            mismatches.append("\(location) is \(link.identity.description.prefix(16))…")
         }
         if !mismatches.isEmpty {
             throw ChainError(
                 .parentChanged, link: n,
                 "\(childName) needs the parent \(record.identity.description.prefix(16))…, but \(mismatches.joined(separator: "; ")): the parent changed since \(childName) was saved")
         }
-        let searched = searchPaths.isEmpty ? "" : ", nor as \(name) in \(searchPaths.joined(separator: ", "))"
+        let searched = searchPaths.isEmpty ? "" : ", nor as \(record.path.split(separator: "/").last ?? "") in \(searchPaths.joined(separator: ", "))"
         throw ChainError(
             .parentMissing, link: n,
-            "the parent of \(childName) is not at \(candidates[0])\(searched) (give its directory with --parent-dir)")
+            "the parent of \(childName) is not at \(candidates.first?.description ?? record.path)\(searched) (give its directory with --parent-dir)")
     }
 
-    /// Opens and reads the checkpoint at `path` (everything but frames),
-    /// and computes its identity.
-    private static func open(_ path: String, link n: Int, visited: inout Set<FileKey>, checkPageHashes: Bool) throws -> Link {
+    /// Opens and reads the checkpoint at `location` (everything but
+    /// frames), and computes its identity.
+    private static func open(_ location: CheckpointLocation, link n: Int, visited: inout Set<String>, checkPageHashes: Bool) throws -> Link {
         do {
-            guard case .random(let file) = try OpenedInput.open(.path(path)) else {
-                throw ChainError(.parentInvalid, link: n, "\(path) is not a regular file")
+            guard case .random(let file) = try OpenedInput.open(location) else {
+                throw ChainError(.parentInvalid, link: n, "\(location) is not a regular file")
             }
             var scanner = CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10))
             scanner.keepSegments = false
@@ -171,38 +205,100 @@ final class CheckpointChain: Sendable {
             scanner.memoryLimit = CheckpointFormat.maxFileSize
             let metadata = try scanner.scanWithoutFrames()
             guard metadata.header.version >= 2 else {
-                throw ChainError(.notAParent, link: n, "\(path) is a version-1 checkpoint: it cannot be a parent")
+                throw ChainError(.notAParent, link: n, "\(location) is a version-1 checkpoint: it cannot be a parent")
             }
-            if let key = FileKey(path: path) {
+            if let key = LinkKey.of(location) {
                 visited.insert(key)
             }
-            return Link(input: file, metadata: metadata, identity: try CheckpointReader.identity(of: file, metadata: metadata), path: path)
+            return Link(input: file, metadata: metadata, identity: try CheckpointReader.identity(of: file, metadata: metadata), location: location)
         } catch let error as CheckpointError {
-            throw ChainError(.parentInvalid, link: n, "\(path): \(error)")
+            throw ChainError(.parentInvalid, link: n, "\(location): \(error)")
         }
     }
+}
 
-    private static func directory(of path: String) -> String {
+/// Paths of files and of object keys, taken apart and put together.
+enum LocationPaths {
+    static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
-    private static func join(_ dir: String, _ name: String) -> String {
+    static func join(_ dir: String, _ name: String) -> String {
         dir.hasSuffix("/") ? dir + name : dir + "/" + name
+    }
+
+    /// A key without `.` and `..` segments (which a key may not have), or
+    /// nil if `..` climbs above its start.
+    static func normalized(_ key: String) -> String? {
+        var parts: [Substring] = []
+        for part in key.split(separator: "/", omittingEmptySubsequences: false) {
+            switch part {
+            case ".": continue
+            case "..":
+                guard !parts.isEmpty else { return nil }
+                parts.removeLast()
+            default: parts.append(part)
+            }
+        }
+        return parts.joined(separator: "/")
     }
 }
 
-/// A file's device and inode: how a chain recognises a file it has opened
-/// already, whatever path led to it.
-private struct FileKey: Hashable {
-    let device: UInt64
-    let inode: UInt64
+/// What tells two locations of the chain apart: a file's device and inode
+/// (whatever path led to it), an object's bucket and key.
+enum LinkKey {
+    static func of(_ location: CheckpointLocation) -> String? {
+        switch location {
+        case .path(let path):
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }
+            return "file \(st.st_dev) \(st.st_ino)"
+        case .object(let object):
+            return object.description
+        case .descriptor:
+            return nil
+        }
+    }
 
-    /// The key of the file at `path`, or nil if there is none.
-    init?(path: String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        device = UInt64(st.st_dev)
-        inode = UInt64(st.st_ino)
+    /// Whether there may be a checkpoint there: a file that exists, or any
+    /// object (a missing one is found out by reading it).
+    static func exists(_ location: CheckpointLocation) -> Bool {
+        if case .path(let path) = location {
+            var st = stat()
+            return stat(path, &st) == 0
+        }
+        return true
+    }
+}
+
+/// A checkpoint's chain, found as a scan reads the checkpoint: before any
+/// frame (`beforeFrames`, the scanner's hook) its parents are found and
+/// recognised and, from a file, its references checked against them; from
+/// a stream the references are checked once read (`check`).
+final class ChainResolution {
+    let location: CheckpointLocation
+    let searchPaths: [String]
+    private(set) var chain: CheckpointChain?
+
+    /// Resolves the chain of the checkpoint at `location`, unless `known`
+    /// gives it.
+    init(location: CheckpointLocation, searchPaths: [String], known: CheckpointChain? = nil) {
+        self.location = location
+        self.searchPaths = searchPaths
+        chain = known
+    }
+
+    func beforeFrames(_ head: CheckpointHead, _ ends: CheckpointEnds?) throws {
+        if chain == nil, let parent = head.parent {
+            chain = try CheckpointChain.resolve(parent: parent, child: location, searchPaths: searchPaths)
+        }
+        if let ends {
+            try ReferenceReader.check(ends.references, against: chain)
+        }
+    }
+
+    func check(_ references: [PageReference]) throws {
+        try ReferenceReader.check(references, against: chain)
     }
 }

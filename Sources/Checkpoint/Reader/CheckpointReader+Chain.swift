@@ -31,7 +31,7 @@ extension CheckpointReader {
             metadata = try scanner.scan(.skip)
         }
         let chain = try metadata.parent.map {
-            try CheckpointChain.resolve(parent: $0, childPath: location.filePath, searchPaths: options.parentSearchPaths)
+            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths)
         }
         try ReferenceReader.check(metadata.references, against: chain)
         var out = [describe(link: 0, path: location.description, identity: identity, metadata: metadata)]
@@ -62,15 +62,8 @@ extension CheckpointReader {
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
         scanner.collectFrames = includeFrames
-        var chain = known
-        scanner.beforeFrames = { head, ends in
-            if chain == nil, let parent = head.parent {
-                chain = try CheckpointChain.resolve(parent: parent, childPath: location.filePath, searchPaths: options.parentSearchPaths)
-            }
-            if let ends {
-                try ReferenceReader.check(ends.references, against: chain)
-            }
-        }
+        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths, known: known)
+        scanner.beforeFrames = resolution.beforeFrames
         var sink: FrameSink = DiscardSink()
         if case .random(let file) = opened {
             // The page hashes are read before the frames: their runs check
@@ -82,7 +75,7 @@ extension CheckpointReader {
             }
         }
         let metadata = try scanner.scan(.decompress(sink))
-        try ReferenceReader.check(metadata.references, against: chain)
-        return (metadata, chain)
+        try resolution.check(metadata.references)
+        return (metadata, resolution.chain)
     }
 }

@@ -29,7 +29,7 @@ public enum CheckpointReader {
         if let chain {
             for (i, link) in chain.links.enumerated() {
                 do {
-                    _ = try verifyOne(.path(link.path), options: options, chain: CheckpointChain(links: Array(chain.links[(i + 1)...])),
+                    _ = try verifyOne(link.location, options: options, chain: CheckpointChain(links: Array(chain.links[(i + 1)...])),
                                       includeFrames: false)
                 } catch let error as CheckpointError {
                     throw ChainError(.parentInvalid, link: i + 1, "\(link.path): \(error)")

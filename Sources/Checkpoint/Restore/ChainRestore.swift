@@ -15,29 +15,14 @@ extension CheckpointScanner {
     /// against the parents then too (from a stream, once read).
     func restore(into sink: RestoreSink, location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointMetadata {
         var scanner = self
-        var chain: CheckpointChain?
-        scanner.beforeFrames = { head, ends in
-            if let parent = head.parent {
-                chain = try CheckpointChain.resolve(parent: parent, childPath: location.filePath, searchPaths: options.parentSearchPaths)
-            }
-            if let ends {
-                try ReferenceReader.check(ends.references, against: chain)
-            }
-        }
+        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths)
+        scanner.beforeFrames = resolution.beforeFrames
         let metadata = try scanner.scan(.decompress(sink))
-        try ReferenceReader.check(metadata.references, against: chain)
-        try ReferenceReader.restore(metadata.references, chain: chain, target: sink.target, threads: options.threads)
+        try resolution.check(metadata.references)
+        try ReferenceReader.restore(metadata.references, chain: resolution.chain, target: sink.target, threads: options.threads)
         if !metadata.references.isEmpty {
             sink.referencesRestored(metadata.references.map(\.destination))
         }
         return metadata
-    }
-}
-
-extension CheckpointLocation {
-    /// The path, for a location given as one.
-    var filePath: String? {
-        if case .path(let path) = self { return path }
-        return nil
     }
 }

@@ -17,7 +17,7 @@ struct LazySource {
         scanner.memoryLimit = options.memoryLimit
         let metadata = try scanner.scanWithoutFrames()
         let chain = try metadata.parent.map {
-            try CheckpointChain.resolve(parent: $0, childPath: location.filePath, searchPaths: options.parentSearchPaths)
+            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths)
         }
         try ReferenceReader.check(metadata.references, against: chain)
         return LazySource(input: input, metadata: metadata, chain: chain)
