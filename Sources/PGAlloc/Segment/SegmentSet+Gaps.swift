@@ -1,3 +1,20 @@
+/// A gap a search found, with its range, which the search computes on the
+/// way (the outer gaps of a leaf take a climb through the ancestors) and
+/// callers need next; `position` is terminal if none was found.
+@usableFromInline
+struct FoundGap: Sendable {
+    @usableFromInline var position: SegmentPosition
+    @usableFromInline var range: FileRange
+
+    @inline(__always) @usableFromInline
+    init(position: SegmentPosition, range: FileRange) {
+        self.position = position
+        self.range = range
+    }
+
+    @usableFromInline static let none = FoundGap(position: .terminal, range: FileRange(start: 0, end: 0))
+}
+
 /// Gap tracking: every node keeps the length of the longest gap in its
 /// subtree, so that a search for a gap of at least N bytes skips every
 /// subtree whose longest gap is shorter, and costs O(log n).
@@ -5,11 +22,19 @@ extension SegmentSetStorage {
     @inline(__always) @usableFromInline
     func maxGap(_ n: Int) -> UInt64 { headers[n].maxGap }
 
-    /// The longest of the `count + 1` gaps of leaf `n`.
+    /// The longest of the `count + 1` gaps of leaf `n`. If the caller knows
+    /// the length of gap `known` (it just changed it), that length is used
+    /// rather than climbing to an ancestor for it.
     @usableFromInline
-    func calculateMaxGapLeaf(_ n: Int) -> UInt64 {
+    func calculateMaxGapLeaf(_ n: Int, known: (index: Int, length: UInt64)? = nil) -> UInt64 {
+        func outerGapLength(_ i: Int) -> UInt64 {
+            if let known, known.index == i {
+                return known.length
+            }
+            return gapRange(SegmentPosition(n, i)).length
+        }
         let c = count(n)
-        var best = gapRange(SegmentPosition(n, 0)).length
+        var best = outerGapLength(0)
         if c == 0 {
             return best
         }
@@ -22,7 +47,7 @@ extension SegmentSetStorage {
             }
             i += 1
         }
-        let last = gapRange(SegmentPosition(n, c)).length
+        let last = outerGapLength(c)
         return last > best ? last : best
     }
 
@@ -45,9 +70,9 @@ extension SegmentSetStorage {
     /// Recomputes the longest gap of leaf `n` and carries any change up to
     /// the ancestors, stopping as soon as an ancestor is unaffected.
     @usableFromInline
-    func updateMaxGapLeaf(_ n: Int) {
+    func updateMaxGapLeaf(_ n: Int, known: (index: Int, length: UInt64)? = nil) {
         precondition(!hasChildren(n), "SegmentSet.updateMaxGapLeaf: node \(n) is not a leaf")
-        let newMax = calculateMaxGapLeaf(n)
+        let newMax = calculateMaxGapLeaf(n, known: known)
         let oldMax = maxGap(n)
         if newMax == oldMax {
             return
@@ -103,57 +128,121 @@ extension SegmentSetStorage {
         setMaxGap(n, hasChildren(n) ? calculateMaxGapInternal(n) : calculateMaxGapLeaf(n))
     }
 
-    /// The length of gap `i` of leaf `n`: inner gaps straight from the
-    /// neighbouring keys, the outer two through the ancestors.
+    /// The first child position of internal node `n` in `from...through`
+    /// whose subtree has a gap of at least `minSize`, or `through + 1`.
     @inline(__always) @usableFromInline
-    func leafGapLength(_ n: Int, _ i: Int, count c: Int) -> UInt64 {
-        if i > 0 && i < c {
-            return key(n, i).start &- key(n, i - 1).end
+    func firstChild(of n: Int, from: Int, through: Int, withGap minSize: UInt64) -> Int {
+        let gaps = childGaps + n &* segmentMaxDegree
+        var i = from
+        while i <= through && gaps[i] < minSize {
+            i &+= 1
         }
-        return gapRange(SegmentPosition(n, i)).length
+        return i
     }
 
-    /// The first gap of at least `minSize` in the subtree of `n`.
+    /// The last child position of internal node `n` in `from...through`
+    /// whose subtree has a gap of at least `minSize`, or `from - 1`.
+    @inline(__always) @usableFromInline
+    func lastChild(of n: Int, from: Int, through: Int, withGap minSize: UInt64) -> Int {
+        let gaps = childGaps + n &* segmentMaxDegree
+        var i = through
+        while i >= from && gaps[i] < minSize {
+            i &-= 1
+        }
+        return i
+    }
+
+    /// The range of gap `i` of leaf `n` (which holds `c` segments): inner
+    /// gaps straight from the keys `k` of the leaf, the outer two through
+    /// the ancestors.
+    @inline(__always) @usableFromInline
+    func leafGapRange(_ n: Int, _ i: Int, count c: Int, keys k: UnsafeMutablePointer<FileRange>) -> FileRange {
+        if i > 0 && i < c {
+            return FileRange(start: k[i &- 1].end, end: k[i].start)
+        }
+        return gapRange(SegmentPosition(n, i))
+    }
+
+    /// The first gap of leaf `n` (which holds `c` segments) in
+    /// `from...through` of at least `minSize`, with its range, or none.
     @usableFromInline
-    func searchFirstLargeEnoughGap(under n: Int, minSize: UInt64) -> SegmentPosition {
+    func firstLeafGap(_ n: Int, from: Int, through: Int, count c: Int, minSize: UInt64) -> FoundGap {
+        let k = keys + n &* segmentMaxKeys
+        var i = from
+        while i <= through {
+            let r = leafGapRange(n, i, count: c, keys: k)
+            if r.length >= minSize {
+                return FoundGap(position: SegmentPosition(n, i), range: r)
+            }
+            i &+= 1
+        }
+        return .none
+    }
+
+    /// The last gap of leaf `n` (which holds `c` segments) in
+    /// `from...through` of at least `minSize`, with its range, or none.
+    @usableFromInline
+    func lastLeafGap(_ n: Int, from: Int, through: Int, count c: Int, minSize: UInt64) -> FoundGap {
+        let k = keys + n &* segmentMaxKeys
+        var i = through
+        while i >= from {
+            let r = leafGapRange(n, i, count: c, keys: k)
+            if r.length >= minSize {
+                return FoundGap(position: SegmentPosition(n, i), range: r)
+            }
+            i &-= 1
+        }
+        return .none
+    }
+
+    /// The first gap of at least `minSize` in the subtree of `n`, with its
+    /// range (which the search had to compute), or a terminal position.
+    @usableFromInline
+    func searchFirstLargeEnoughGap(under n: Int, minSize: UInt64) -> FoundGap {
         if maxGap(n) < minSize {
-            return .terminal
+            return .none
         }
         let c = count(n)
         if hasChildren(n) {
-            for i in 0...c where childGap(n, i) >= minSize {
+            let i = firstChild(of: n, from: 0, through: c, withGap: minSize)
+            if i <= c {
                 return searchFirstLargeEnoughGap(under: child(n, i), minSize: minSize)
             }
         } else {
-            for i in 0...c where leafGapLength(n, i, count: c) >= minSize {
-                return SegmentPosition(n, i)
+            let found = firstLeafGap(n, from: 0, through: c, count: c, minSize: minSize)
+            if found.position.ok {
+                return found
             }
         }
         preconditionFailure("SegmentSet: node \(n) records a gap of \(maxGap(n)) that none of its gaps has")
     }
 
-    /// The last gap of at least `minSize` in the subtree of `n`.
+    /// The last gap of at least `minSize` in the subtree of `n`, with its
+    /// range, or a terminal position.
     @usableFromInline
-    func searchLastLargeEnoughGap(under n: Int, minSize: UInt64) -> SegmentPosition {
+    func searchLastLargeEnoughGap(under n: Int, minSize: UInt64) -> FoundGap {
         if maxGap(n) < minSize {
-            return .terminal
+            return .none
         }
         let c = count(n)
         if hasChildren(n) {
-            for i in stride(from: c, through: 0, by: -1) where childGap(n, i) >= minSize {
+            let i = lastChild(of: n, from: 0, through: c, withGap: minSize)
+            if i >= 0 {
                 return searchLastLargeEnoughGap(under: child(n, i), minSize: minSize)
             }
         } else {
-            for i in stride(from: c, through: 0, by: -1) where leafGapLength(n, i, count: c) >= minSize {
-                return SegmentPosition(n, i)
+            let found = lastLeafGap(n, from: 0, through: c, count: c, minSize: minSize)
+            if found.position.ok {
+                return found
             }
         }
         preconditionFailure("SegmentSet: node \(n) records a gap of \(maxGap(n)) that none of its gaps has")
     }
 
-    /// The first gap after `gap` (not `gap` itself) of at least `minSize`.
+    /// The first gap after `gap` (not `gap` itself) of at least `minSize`,
+    /// with its range, or a terminal position.
     @usableFromInline
-    func nextLargeEnoughGap(after gap: SegmentPosition, minSize: UInt64) -> SegmentPosition {
+    func nextLargeEnoughGap(after gap: SegmentPosition, minSize: UInt64) -> FoundGap {
         var g = gap
         if g.ok && hasChildren(g.n) && g.i == count(g.n) {
             g = SegmentPosition(nextSegment(ofGap: g).n, 0)
@@ -165,23 +254,18 @@ extension SegmentSetStorage {
                 g = SegmentPosition(parent(g.n), parentIndex(g.n))
             }
             if !g.ok {
-                return .terminal
+                return .none
             }
-            g.i += 1
             let c = count(g.n)
             if hasChildren(g.n) {
-                while g.i <= c {
-                    if childGap(g.n, g.i) >= minSize {
-                        return searchFirstLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
-                    }
-                    g.i += 1
+                let i = firstChild(of: g.n, from: g.i + 1, through: c, withGap: minSize)
+                if i <= c {
+                    return searchFirstLargeEnoughGap(under: child(g.n, i), minSize: minSize)
                 }
             } else {
-                while g.i <= c {
-                    if leafGapLength(g.n, g.i, count: c) >= minSize {
-                        return g
-                    }
-                    g.i += 1
+                let found = firstLeafGap(g.n, from: g.i + 1, through: c, count: c, minSize: minSize)
+                if found.position.ok {
+                    return found
                 }
             }
             g = SegmentPosition(parent(g.n), parentIndex(g.n))
@@ -191,9 +275,10 @@ extension SegmentSetStorage {
         }
     }
 
-    /// The last gap before `gap` (not `gap` itself) of at least `minSize`.
+    /// The last gap before `gap` (not `gap` itself) of at least `minSize`,
+    /// with its range, or a terminal position.
     @usableFromInline
-    func previousLargeEnoughGap(before gap: SegmentPosition, minSize: UInt64) -> SegmentPosition {
+    func previousLargeEnoughGap(before gap: SegmentPosition, minSize: UInt64) -> FoundGap {
         var g = gap
         if g.ok && hasChildren(g.n) && g.i == 0 {
             let s = previousSegment(ofGap: g)
@@ -204,23 +289,17 @@ extension SegmentSetStorage {
                 g = SegmentPosition(parent(g.n), parentIndex(g.n))
             }
             if !g.ok {
-                return .terminal
+                return .none
             }
-            g.i -= 1
             if hasChildren(g.n) {
-                while g.i >= 0 {
-                    if childGap(g.n, g.i) >= minSize {
-                        return searchLastLargeEnoughGap(under: child(g.n, g.i), minSize: minSize)
-                    }
-                    g.i -= 1
+                let i = lastChild(of: g.n, from: 0, through: g.i - 1, withGap: minSize)
+                if i >= 0 {
+                    return searchLastLargeEnoughGap(under: child(g.n, i), minSize: minSize)
                 }
             } else {
-                let c = count(g.n)
-                while g.i >= 0 {
-                    if leafGapLength(g.n, g.i, count: c) >= minSize {
-                        return g
-                    }
-                    g.i -= 1
+                let found = lastLeafGap(g.n, from: 0, through: g.i - 1, count: count(g.n), minSize: minSize)
+                if found.position.ok {
+                    return found
                 }
             }
             g = SegmentPosition(parent(g.n), parentIndex(g.n))

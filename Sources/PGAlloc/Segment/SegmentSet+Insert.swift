@@ -44,6 +44,20 @@ extension SegmentSet {
         return Segment(storage.insert(gap.position, range, value))
     }
 
+    /// As `insert(_:_:into:)`, for a caller that has the gap's range at hand
+    /// (from the search that found the gap): looks up only the neighbours
+    /// that `range` touches, and checks that it fits only in debug builds.
+    ///
+    /// - Precondition: `gapRange` is the range of `gap`; `range` is
+    ///   non-empty and lies within it.
+    @discardableResult
+    mutating func insert(_ range: FileRange, _ value: Value, into gap: Gap, gapRange: FileRange) -> Segment {
+        assert(!range.isEmpty && gapRange.isSuperset(of: range) && self.range(of: gap) == gapRange,
+               "SegmentSet.insert(\(range)): gap \(gapRange) is not the gap's range or does not hold it")
+        makeUnique()
+        return Segment(storage.insert(gap.position, bounds: gapRange, range, value))
+    }
+
     /// Inserts a segment into `gap` without merging; returns it.
     ///
     /// - Precondition: `range` is non-empty and lies within `gap`.
