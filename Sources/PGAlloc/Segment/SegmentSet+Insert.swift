@@ -77,6 +77,24 @@ extension SegmentSet {
         return Segment(storage.insertWithoutMergingUnchecked(gap.position, range, value))
     }
 
+    /// Moves the boundary between two touching segments to `key`: the keys
+    /// between the old boundary and `key` pass from one segment to the
+    /// other, without an insertion or a removal. No gap changes, so neither
+    /// does any node's longest gap.
+    ///
+    /// - Precondition: `second` starts where `first` ends; `key` lies
+    ///   strictly inside the range they cover together.
+    mutating func moveBoundary(between first: Segment, and second: Segment, to key: UInt64) {
+        let a = range(of: first)
+        let b = range(of: second)
+        precondition(
+            a.end == b.start && a.start < key && key < b.end,
+            "SegmentSet.moveBoundary(\(a), \(b), to: 0x\(String(key, radix: 16))): not touching, or the key is outside them")
+        makeUnique()
+        storage.setKey(Int(first.node), Int(first.index), FileRange(start: a.start, end: key))
+        storage.setKey(Int(second.node), Int(second.index), FileRange(start: key, end: b.end))
+    }
+
     /// Removes a segment; returns the gap it leaves.
     @discardableResult
     public mutating func remove(_ segment: Segment) -> Gap {
