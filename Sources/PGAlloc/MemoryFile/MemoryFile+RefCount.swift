@@ -51,16 +51,16 @@ extension MemoryFileCore {
         checkPageRange(fr, "decRef")
         let wake = state.withLock { s -> Bool in
             checkAlive(s, "decRef")
-            if freeBesideFreedPagesLocked(&s, fr) {
+            // From the first segment ending after fr.start, so that a gap at
+            // the start of fr is reported as precisely as one in its middle.
+            var seg = s.usage.lowerBoundSegment(fr.start)
+            if let first = seg, freeBesideFreedPagesLocked(&s, fr, first) {
                 return noteFreedLocked(&s)
             }
             var freed = false
             var touched = 0
             var last: UsageSet.Segment?
             var expected = fr.start
-            // From the first segment ending after fr.start, so that a gap at
-            // the start of fr is reported as precisely as one in its middle.
-            var seg = s.usage.lowerBoundSegment(fr.start)
             while let current = seg, s.usage.start(of: current) < fr.end {
                 if s.usage.start(of: current) > expected {
                     preconditionFailure(
@@ -116,14 +116,12 @@ extension MemoryFileCore {
     /// of one segment with a single reference, and the freed pages next to
     /// it (waiting for the reclaimer) would absorb it. The boundary between
     /// the two segments moves instead, which ends in the same maximally
-    /// merged set. Returns false, changing nothing, in any other case.
-    private func freeBesideFreedPagesLocked(_ s: inout MemoryFileState, _ fr: FileRange) -> Bool {
-        guard let seg = s.usage.findSegment(containing: fr.start) else {
-            return false
-        }
+    /// merged set. `seg` is the first segment ending after `fr.start`.
+    /// Returns false, changing nothing, in any other case.
+    private func freeBesideFreedPagesLocked(_ s: inout MemoryFileState, _ fr: FileRange, _ seg: UsageSet.Segment) -> Bool {
         let range = s.usage.range(of: seg)
         let info = s.usage[seg]
-        guard fr.end <= range.end && info.refs == 1 && range != fr else {
+        guard range.start <= fr.start && fr.end <= range.end && info.refs == 1 && range != fr else {
             return false
         }
         let freedInfo = UsageInfo(kind: .system, knownCommitted: info.knownCommitted, refs: 0)
