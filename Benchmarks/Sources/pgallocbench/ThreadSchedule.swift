@@ -2,6 +2,14 @@
 // say how much of its wall time it spent running: on this shared 2-vCPU
 // machine a short loop that shares its CPU with another runnable thread
 // takes about twice as long, without executing one instruction more.
+//
+// The loop's own figures are its wall time (loop_s) and the thread's CPU
+// time over the same stretch (loop_run_s, read right next to the wall
+// clock); their difference is time the loop did not run. The counters
+// (wait, preemptions, migrations) are read around those clock reads, and
+// the CPU-time read is a system call, a place where a preemption that
+// fell due during the set-up takes effect: loop_wait_s may include a wait
+// just before or after the loop.
 
 #if canImport(Glibc)
 import Glibc
@@ -20,13 +28,27 @@ struct ThreadSchedule {
     /// False if the counters could not be read.
     var valid = false
 
-    static func now() -> ThreadSchedule {
+    /// The counters before a timed loop: the wait counter read last, so
+    /// that a wait while the others are read is not counted in the loop.
+    static func beforeLoop() -> ThreadSchedule {
+        snapshot(waitFirst: false)
+    }
+
+    /// The counters after a timed loop: the wait counter read first.
+    static func afterLoop() -> ThreadSchedule {
+        snapshot(waitFirst: true)
+    }
+
+    private static func snapshot(waitFirst: Bool) -> ThreadSchedule {
         var s = ThreadSchedule()
-        guard let stat = readSmallFile("/proc/thread-self/schedstat"),
-            let sched = readSmallFile("/proc/thread-self/sched"),
+        var stat = waitFirst ? readSmallFile("/proc/thread-self/schedstat") : nil
+        guard let sched = readSmallFile("/proc/thread-self/sched"),
             let procStat = readSmallFile("/proc/thread-self/stat")
         else {
             return s
+        }
+        if !waitFirst {
+            stat = readSmallFile("/proc/thread-self/schedstat")
         }
         // Field 39 of stat, "processor"; fields are counted from 1, and the
         // second (the name, in parentheses) may hold spaces.
@@ -36,8 +58,7 @@ struct ThreadSchedule {
                 s.cpu = cpu
             }
         }
-        let fields = stat.split(separator: " ")
-        guard fields.count >= 2, let wait = UInt64(fields[1]) else {
+        guard let fields = stat?.split(separator: " "), fields.count >= 2, let wait = UInt64(fields[1]) else {
             return s
         }
         s.waitNanoseconds = wait

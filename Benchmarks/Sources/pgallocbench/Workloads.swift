@@ -54,7 +54,7 @@ func runChurn(_ r: inout ResultLine, direction: AllocationDirection, ops: Int) t
     live.reserveCapacity(4096)
     var allocs = 0
     var frees = 0
-    let schedule = ThreadSchedule.now()
+    let schedule = ThreadSchedule.beforeLoop()
     let cpuStart = ThreadSchedule.cpuNanoseconds()
     let start = nowNanoseconds()
     for _ in 0..<ops {
@@ -73,7 +73,7 @@ func runChurn(_ r: inout ResultLine, direction: AllocationDirection, ops: Int) t
     }
     let elapsed = nowNanoseconds() - start
     let cpu = ThreadSchedule.cpuNanoseconds() - cpuStart
-    let scheduled = ThreadSchedule.now()
+    let scheduled = ThreadSchedule.afterLoop()
     r.set("ns_per_op", formatFixed6(Double(elapsed) / Double(ops)))
     r.set("file_size", mf.totalSize)
     r.set("ops", ops)
@@ -104,7 +104,7 @@ func runFrag(_ r: inout ResultLine, direction: AllocationDirection, n: Int, m: I
 
     var twos: [FileRange] = []
     twos.reserveCapacity(m)
-    let schedule = ThreadSchedule.now()
+    let schedule = ThreadSchedule.beforeLoop()
     let cpuStart = ThreadSchedule.cpuNanoseconds()
     let start = nowNanoseconds()
     for _ in 0..<m {
@@ -112,7 +112,7 @@ func runFrag(_ r: inout ResultLine, direction: AllocationDirection, n: Int, m: I
     }
     let elapsed = nowNanoseconds() - start
     let cpu = ThreadSchedule.cpuNanoseconds() - cpuStart
-    let scheduled = ThreadSchedule.now()
+    let scheduled = ThreadSchedule.afterLoop()
     r.set("ns_per_op", formatFixed6(Double(elapsed) / Double(m)))
     r.set("file_size", mf.totalSize)
     r.set("ones", n)
