@@ -38,18 +38,24 @@ extension SegmentSetStorage {
         if c == 0 {
             return best
         }
-        // The inner gaps need no climbing. Stopping at the largest possible
-        // length, as calculateMaxGapInternal does, keeps the loop scalar.
+        // The inner gaps need no climbing: four at a time while four
+        // remain, then one at a time. Stopping at the largest possible
+        // length, as calculateMaxGapInternal does, keeps the loops scalar.
         let k = keys + n &* segmentMaxKeys
-        var previousEnd = k[0].end
         var i = 1
+        while i &+ 3 < c && best < .max {
+            let g0 = k[i].start &- k[i &- 1].end
+            let g1 = k[i &+ 1].start &- k[i].end
+            let g2 = k[i &+ 2].start &- k[i &+ 1].end
+            let g3 = k[i &+ 3].start &- k[i &+ 2].end
+            best = Swift.max(best, Swift.max(Swift.max(g0, g1), Swift.max(g2, g3)))
+            i &+= 4
+        }
         while i < c && best < .max {
-            let r = k[i]
-            let len = r.start &- previousEnd
+            let len = k[i].start &- k[i &- 1].end
             if len > best {
                 best = len
             }
-            previousEnd = r.end
             i &+= 1
         }
         let last = outerGapLength(c)
@@ -70,6 +76,11 @@ extension SegmentSetStorage {
         var best = gaps[0]
         var i = 1
         let c = count(n)
+        // Four children a step while four remain, then one at a time.
+        while i &+ 3 <= c && best < bound {
+            best = Swift.max(best, Swift.max(Swift.max(gaps[i], gaps[i &+ 1]), Swift.max(gaps[i &+ 2], gaps[i &+ 3])))
+            i &+= 4
+        }
         while i <= c && best < bound {
             if gaps[i] > best {
                 best = gaps[i]
@@ -142,10 +153,19 @@ extension SegmentSetStorage {
 
     /// The first child position of internal node `n` in `from...through`
     /// whose subtree has a gap of at least `minSize`, or `through + 1`.
+    ///
+    /// Four children at a time while four remain, one branch saying that
+    /// none of them qualifies: a search skips most of a node's up to 20.
     @inline(__always) @usableFromInline
     func firstChild(of n: Int, from: Int, through: Int, withGap minSize: UInt64) -> Int {
         let gaps = childGaps + n &* segmentMaxDegree
         var i = from
+        while i &+ 3 <= through {
+            if Swift.max(Swift.max(gaps[i], gaps[i &+ 1]), Swift.max(gaps[i &+ 2], gaps[i &+ 3])) >= minSize {
+                break
+            }
+            i &+= 4
+        }
         while i <= through && gaps[i] < minSize {
             i &+= 1
         }
@@ -153,40 +173,66 @@ extension SegmentSetStorage {
     }
 
     /// The last child position of internal node `n` in `from...through`
-    /// whose subtree has a gap of at least `minSize`, or `from - 1`.
+    /// whose subtree has a gap of at least `minSize`, or `from - 1`; four
+    /// at a time as `firstChild`.
     @inline(__always) @usableFromInline
     func lastChild(of n: Int, from: Int, through: Int, withGap minSize: UInt64) -> Int {
         let gaps = childGaps + n &* segmentMaxDegree
         var i = through
+        while i &- 3 >= from {
+            if Swift.max(Swift.max(gaps[i], gaps[i &- 1]), Swift.max(gaps[i &- 2], gaps[i &- 3])) >= minSize {
+                break
+            }
+            i &-= 4
+        }
         while i >= from && gaps[i] < minSize {
             i &-= 1
         }
         return i
     }
 
-    /// The range of gap `i` of leaf `n` (which holds `c` segments): inner
-    /// gaps straight from the keys `k` of the leaf, the outer two through
-    /// the ancestors.
-    @inline(__always) @usableFromInline
-    func leafGapRange(_ n: Int, _ i: Int, count c: Int, keys k: UnsafeMutablePointer<FileRange>) -> FileRange {
-        if i > 0 && i < c {
-            return FileRange(start: k[i &- 1].end, end: k[i].start)
-        }
-        return gapRange(SegmentPosition(n, i))
-    }
-
     /// The first gap of leaf `n` (which holds `c` segments) in
     /// `from...through` of at least `minSize`, with its range, or none.
+    /// The inner gaps come straight from the keys; only the two outer ones
+    /// take a climb through the ancestors.
     @usableFromInline
     func firstLeafGap(_ n: Int, from: Int, through: Int, count c: Int, minSize: UInt64) -> FoundGap {
-        let k = keys + n &* segmentMaxKeys
-        var i = from
-        while i <= through {
-            let r = leafGapRange(n, i, count: c, keys: k)
+        guard from <= through else {
+            return .none
+        }
+        if from == 0 {
+            let r = gapRange(SegmentPosition(n, 0))
             if r.length >= minSize {
-                return FoundGap(position: SegmentPosition(n, i), range: r)
+                return FoundGap(position: SegmentPosition(n, 0), range: r)
+            }
+        }
+        let k = keys + n &* segmentMaxKeys
+        var i = from > 1 ? from : 1
+        let lastInner = through < c &- 1 ? through : c &- 1
+        // Four inner gaps at a time while four remain, as firstChild.
+        while i &+ 3 <= lastInner {
+            let g0 = k[i].start &- k[i &- 1].end
+            let g1 = k[i &+ 1].start &- k[i].end
+            let g2 = k[i &+ 2].start &- k[i &+ 1].end
+            let g3 = k[i &+ 3].start &- k[i &+ 2].end
+            if Swift.max(Swift.max(g0, g1), Swift.max(g2, g3)) >= minSize {
+                break
+            }
+            i &+= 4
+        }
+        while i <= lastInner {
+            let start = k[i &- 1].end
+            let end = k[i].start
+            if end &- start >= minSize {
+                return FoundGap(position: SegmentPosition(n, i), range: FileRange(start: start, end: end))
             }
             i &+= 1
+        }
+        if through == c && c > 0 {
+            let r = gapRange(SegmentPosition(n, c))
+            if r.length >= minSize {
+                return FoundGap(position: SegmentPosition(n, c), range: r)
+            }
         }
         return .none
     }
@@ -195,14 +241,41 @@ extension SegmentSetStorage {
     /// `from...through` of at least `minSize`, with its range, or none.
     @usableFromInline
     func lastLeafGap(_ n: Int, from: Int, through: Int, count c: Int, minSize: UInt64) -> FoundGap {
-        let k = keys + n &* segmentMaxKeys
-        var i = through
-        while i >= from {
-            let r = leafGapRange(n, i, count: c, keys: k)
+        guard from <= through else {
+            return .none
+        }
+        if through == c && c > 0 {
+            let r = gapRange(SegmentPosition(n, c))
             if r.length >= minSize {
-                return FoundGap(position: SegmentPosition(n, i), range: r)
+                return FoundGap(position: SegmentPosition(n, c), range: r)
+            }
+        }
+        let k = keys + n &* segmentMaxKeys
+        var i = through < c &- 1 ? through : c &- 1
+        let firstInner = from > 1 ? from : 1
+        while i &- 3 >= firstInner {
+            let g0 = k[i].start &- k[i &- 1].end
+            let g1 = k[i &- 1].start &- k[i &- 2].end
+            let g2 = k[i &- 2].start &- k[i &- 3].end
+            let g3 = k[i &- 3].start &- k[i &- 4].end
+            if Swift.max(Swift.max(g0, g1), Swift.max(g2, g3)) >= minSize {
+                break
+            }
+            i &-= 4
+        }
+        while i >= firstInner {
+            let start = k[i &- 1].end
+            let end = k[i].start
+            if end &- start >= minSize {
+                return FoundGap(position: SegmentPosition(n, i), range: FileRange(start: start, end: end))
             }
             i &-= 1
+        }
+        if from == 0 {
+            let r = gapRange(SegmentPosition(n, 0))
+            if r.length >= minSize {
+                return FoundGap(position: SegmentPosition(n, 0), range: r)
+            }
         }
         return .none
     }
