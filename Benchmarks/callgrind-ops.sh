@@ -72,8 +72,7 @@ collected() {
 # inline_reclaim OUT: instructions of in-line reclaim inside the collected calls.
 inline_reclaim() {
     callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
-        grep -E 'reclaimOrder|decommitForReclaim|markReclaimedLocked' |
-        awk '{ gsub(",", "", $1); s += $1 } END { print s + 0 }'
+        awk '/reclaimOrder|decommitForReclaim|markReclaimedLocked/ { gsub(",", "", $1); s += $1 } END { print s + 0 }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
