@@ -38,10 +38,18 @@ func seconds(_ from: UInt64, _ to: UInt64 = now()) -> Double { Double(to - from)
 
 func emit(_ fields: [(String, String)]) {
     print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: "\t"))
-    fflush(stdout)
+    fflush(nil)
 }
 
-func f6(_ x: Double) -> String { String(format: "%.6f", x) }
+/// `x` with six decimals (in microseconds for times in seconds).
+func f6(_ x: Double) -> String {
+    guard x.isFinite else { return "NA" }
+    let micro = Int64((x * 1e6).rounded())
+    let sign = micro < 0 ? "-" : ""
+    let whole = abs(micro) / 1_000_000
+    let fraction = String(abs(micro) % 1_000_000)
+    return sign + "\(whole)." + String(repeating: "0", count: 6 - fraction.count) + fraction
+}
 
 func parseSize(_ text: String) -> UInt64 {
     let units: [(String, UInt64)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
@@ -53,29 +61,44 @@ func parseSize(_ text: String) -> UInt64 {
     return n
 }
 
-var allocated: UInt64 = 1 << 30
-var touched: UInt64 = 1 << 30
-var dir = "/dev/shm"
-var reps = 3
-var chainLength = 10
-var args = CommandLine.arguments.dropFirst()
-while let arg = args.popFirst() {
-    func value() -> String {
-        guard let v = args.popFirst() else { die("\(arg) needs a value") }
-        return v
-    }
-    switch arg {
-    case "-A": allocated = parseSize(value())
-    case "-T": touched = parseSize(value())
-    case "--dir": dir = value()
-    case "--reps": reps = Int(value()) ?? 3
-    case "--chain": chainLength = Int(value()) ?? 10
-    default: die("unknown argument \(arg)")
+/// The command line's settings.
+struct Settings {
+    var allocated: UInt64 = 1 << 30
+    var touched: UInt64 = 1 << 30
+    var dir = "/dev/shm"
+    var reps = 3
+    var chainLength = 10
+    /// Keep the checkpoints of the last rep (in `dir`/incbench-PID).
+    var keep = false
+    /// Only restore this checkpoint (eagerly, then lazily), for profiling.
+    var restoreOnly: String?
+
+    init(_ arguments: ArraySlice<String>) {
+        var args = arguments
+        while let arg = args.popFirst() {
+            func value() -> String {
+                guard let v = args.popFirst() else { die("\(arg) needs a value") }
+                return v
+            }
+            switch arg {
+            case "-A": allocated = parseSize(value())
+            case "-T": touched = parseSize(value())
+            case "--dir": dir = value()
+            case "--reps": reps = Int(value()) ?? 3
+            case "--chain": chainLength = Int(value()) ?? 10
+            case "--keep": keep = true
+            case "--restore-only": restoreOnly = value()
+            default: die("unknown argument \(arg)")
+            }
+        }
     }
 }
 
-let layout = WSave.Layout(allocated: allocated, touched: touched)
-let shape = "A=\(allocated >> 20)MiB\tT=\(touched >> 20)MiB"
+let settings = Settings(CommandLine.arguments.dropFirst())
+let dir = settings.dir
+let chainLength = settings.chainLength
+let layout = WSave.Layout(allocated: settings.allocated, touched: settings.touched)
+let shape = "A=\(settings.allocated >> 20)MiB\tT=\(settings.touched >> 20)MiB"
 
 /// The zstd level-1 size of `pages` of `file`, compressed in 8 MiB frames
 /// as a save would: what the changed pages alone cost.
@@ -118,7 +141,9 @@ func run(rep: Int) throws {
     let work = "\(dir)/incbench-\(getpid())"
     mkdir(work, 0o700)
     defer {
-        if let d = opendir(work) {
+        if settings.keep && rep == settings.reps {
+            emit([("what", "kept"), ("dir", work)])
+        } else if let d = opendir(work) {
             while let e = readdir(d) {
                 let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
                 if name != "." && name != ".." { unlink("\(work)/\(name)") }
@@ -207,9 +232,44 @@ func hashCost() {
     emit([("what", "sha256"), ("pages", "\(pages)"), ("s_per_gib", f6(best * Double(1 << 30) / Double(pages * 4096))), ("sink", "\(sink)")])
 }
 
+/// Restores `path` eagerly and lazily (to a usable file, then loaded).
+func restoreOnly(_ path: String) throws {
+    if let opens = Int(getenv("INCBENCH_LAZY_OPENS").map { String(cString: $0) } ?? "") {
+        var options = RestoreOptions()
+        options.mode = .lazy(LazyRestoreOptions())
+        var times: [Double] = []
+        for _ in 0..<opens {
+            let t = now()
+            let lazy = try MemoryFile.restore(from: .path(path), options: options)
+            times.append(seconds(t))
+            lazy.destroy()
+        }
+        times.sort()
+        emit([("what", "lazy-opens"), ("opens", "\(opens)"), ("usable_median_s", f6(times[times.count / 2])), ("usable_min_s", f6(times[0]))])
+        return
+    }
+    var t = now()
+    let restored = try MemoryFile.restore(from: .path(path))
+    let eager = seconds(t)
+    restored.destroy()
+    var options = RestoreOptions()
+    options.mode = .lazy(LazyRestoreOptions())
+    t = now()
+    let lazy = try MemoryFile.restore(from: .path(path), options: options)
+    let usable = seconds(t)
+    try lazy.waitUntilLoaded()
+    let loaded = seconds(t)
+    lazy.destroy()
+    emit([("what", "restore-only"), ("restore_s", f6(eager)), ("lazy_usable_s", f6(usable)), ("lazy_loaded_s", f6(loaded))])
+}
+
 do {
+    if let path = settings.restoreOnly {
+        try restoreOnly(path)
+        exit(0)
+    }
     hashCost()
-    for rep in 1...reps {
+    for rep in 1...settings.reps {
         try run(rep: rep)
     }
 } catch {

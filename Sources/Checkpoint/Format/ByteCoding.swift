@@ -143,25 +143,26 @@ struct ByteReader {
     }
 
     /// Reads an unsigned LEB128 number that must end before `limit` (a
-    /// position), fit 64 bits and use its shortest encoding.
-    mutating func leb128(field: String, limit: Int) throws(CheckpointError) -> UInt64 {
+    /// position), fit 64 bits and use its shortest encoding. The field's
+    /// name is made only for an error (tables have one number per page).
+    mutating func leb128(field: @autoclosure () -> String, limit: Int) throws(CheckpointError) -> UInt64 {
         let at = offset
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
             guard position < limit else {
-                throw CheckpointError.field(section, at, field, expected: "a LEB128 number inside the run table", found: "the table's end")
+                throw CheckpointError.field(section, at, field(), expected: "a LEB128 number inside the run table", found: "the table's end")
             }
             let byte = bytes[position]
             position += 1
             let bits = UInt64(byte & 0x7F)
             if shift == 63 && bits > 1 || shift > 63 {
-                throw CheckpointError.field(section, at, field, expected: "a LEB128 number that fits 64 bits", found: "more bits")
+                throw CheckpointError.field(section, at, field(), expected: "a LEB128 number that fits 64 bits", found: "more bits")
             }
             value |= bits << shift
             if byte & 0x80 == 0 {
                 if byte == 0 && shift > 0 {
-                    throw CheckpointError.field(section, at, field, expected: "the shortest LEB128 encoding", found: "a trailing zero byte")
+                    throw CheckpointError.field(section, at, field(), expected: "the shortest LEB128 encoding", found: "a trailing zero byte")
                 }
                 return value
             }

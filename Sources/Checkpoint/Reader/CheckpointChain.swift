@@ -104,7 +104,7 @@ final class CheckpointChain: Sendable {
     /// is it, its own ancestors follow.
     static func openAsParent(_ location: CheckpointLocation, searchPaths: [String]) throws -> CheckpointChain {
         var visited = Set<String>()
-        let first = try open(location, link: 1, visited: &visited, checkPageHashes: true)
+        let first = try open(location, link: 1, visited: &visited, checkPageHashes: true, keepReferences: true)
         guard first.metadata.header.version >= 2, first.metadata.pageHashes != nil else {
             throw ChainError(.notAParent, link: 1, "\(location) has no page hashes (PHSH): save it again to use it as a parent")
         }
@@ -194,7 +194,11 @@ final class CheckpointChain: Sendable {
 
     /// Opens and reads the checkpoint at `location` (everything but
     /// frames), and computes its identity.
-    private static func open(_ location: CheckpointLocation, link n: Int, visited: inout Set<String>, checkPageHashes: Bool) throws -> Link {
+    /// Only the parent of a save keeps its references (the pages it
+    /// references are compared too).
+    private static func open(
+        _ location: CheckpointLocation, link n: Int, visited: inout Set<String>, checkPageHashes: Bool, keepReferences: Bool = false
+    ) throws -> Link {
         do {
             guard case .random(let file) = try OpenedInput.open(location) else {
                 throw ChainError(.parentInvalid, link: n, "\(location) is not a regular file")
@@ -202,6 +206,7 @@ final class CheckpointChain: Sendable {
             var scanner = CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10))
             scanner.keepSegments = false
             scanner.checkPageHashes = checkPageHashes
+            scanner.keepReferences = keepReferences
             scanner.memoryLimit = CheckpointFormat.maxFileSize
             let metadata = try scanner.scanWithoutFrames()
             guard metadata.header.version >= 2 else {

@@ -201,7 +201,7 @@ extension CheckpointScanner {
                     reader.readPayload(entry), offset: entry.offset, frameCount: ends.totals.frameCount)
             case .pageHashes:
                 ends.pageHashes = try readPageHashes(entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader)
-            case .references:
+            case .references where keepReferences:
                 ends.references = try ReferencesSection.decode(
                     reader.readPayload(entry), offset: entry.offset, dataEnd: header.dataEnd, depth: ParentSection.maxDepth)
             default:

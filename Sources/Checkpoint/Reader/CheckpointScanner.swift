@@ -29,6 +29,10 @@ struct CheckpointScanner {
     /// from a file (else only its fields and run table are read: what a
     /// restore needs of them).
     var checkPageHashes = false
+    /// Whether `REFS` is decoded and checked (else skipped: a restored
+    /// chain's parents need only the pages they store; their references
+    /// are covered by their identity, which the child records).
+    var keepReferences = true
     /// Called once the head is read (and, from a file, the ends), before
     /// any memory is created: a chain's parents are resolved there.
     /// The ends are nil from a stream.

@@ -5,15 +5,16 @@ enum ReferenceReader {
     /// Checks, before memory is created, that every reference to a parent
     /// names pages that parent stores (its page hashes list them).
     static func check(_ references: [PageReference], against chain: CheckpointChain?) throws {
+        // Each link's runs taken once: a reference per run of pages.
+        let stored = chain?.links.map { $0.metadata.pageHashes?.runs } ?? []
         for (i, r) in references.enumerated() where r.link > 0 {
-            guard let chain, r.link <= chain.links.count else {
+            guard r.link <= stored.count else {
                 throw CheckpointError.field(
-                    .section(.references), 0, "entry \(i) link", expected: "a link of the chain (\(chain?.links.count ?? 0))", found: r.link)
+                    .section(.references), 0, "entry \(i) link", expected: "a link of the chain (\(stored.count))", found: r.link)
             }
-            let link = chain.link(r.link)
-            if !(link.metadata.pageHashes?.runs.contains(r.sourceRange) ?? false) {
+            if !(stored[r.link - 1]?.contains(r.sourceRange) ?? false) {
                 throw CheckpointError.field(
-                    .section(.references), 0, "entry \(i) source", expected: "pages \(link.path) stores", found: r.sourceRange)
+                    .section(.references), 0, "entry \(i) source", expected: "pages \(chain!.link(r.link).path) stores", found: r.sourceRange)
             }
         }
     }
