@@ -130,14 +130,17 @@ struct CheckpointScanner {
         }
         let depth = head.parent?.depth ?? 0
         let segments = keepSegments ? SegmentLookup(head.segments) : nil
+        // Destinations ascend (REFS encodes gaps): one walk over the runs.
+        var cursor = 0
+        var hint = 0
         for (i, r) in ends.references.enumerated() {
             if r.link > depth {
                 throw CheckpointError.field(section, entry.offset, "entry \(i) link", expected: "at most the chain depth \(depth)", found: r.link)
             }
-            if stored.overlaps(r.destination) {
+            if stored.overlaps(r.destination, cursor: &cursor) {
                 throw CheckpointError.field(section, entry.offset, "entry \(i)", expected: "pages the frames do not store", found: r.destination)
             }
-            if r.link == 0 && !stored.contains(r.sourceRange) {
+            if r.link == 0 && !stored.contains(r.sourceRange, hint: &hint) {
                 throw CheckpointError.field(section, entry.offset, "entry \(i) source", expected: "pages this checkpoint stores", found: r.sourceRange)
             }
             if let segments, !segments.isReferenced(r.destination) {

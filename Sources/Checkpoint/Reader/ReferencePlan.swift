@@ -21,38 +21,69 @@ struct ReferencePlan: Sendable {
 
     /// By link, then frame.
     private(set) var units: [Unit] = []
+    /// Every piece's destination and its unit, by destination (the
+    /// references' own order).
+    private(set) var destinations: [(range: FileRange, unit: Int)] = []
 
-    /// Groups `references` by the frames holding their sources: `index(l)`
-    /// gives link `l`'s index. A source outside every frame is an error of
-    /// the checkpoint holding the references.
+    /// Groups `references` (by ascending destination, as `REFS` gives them)
+    /// by the frames holding their sources: `index(l)` gives link `l`'s
+    /// index. A source outside every frame is an error of the checkpoint
+    /// holding the references. Linear in the references but for the frame
+    /// lookups: a checkpoint may hold one reference per page.
     init(references: [PageReference], index: (Int) -> [IndexEntry]) throws {
-        var byLink: [Int: [Piece]] = [:]
+        // The unit of each frame of each link, as met.
+        var entriesOf: [Int: [IndexEntry]] = [:]
+        var unitOf: [Int: [Int]] = [:]
+        var lastLink = -1
+        var entries: [IndexEntry] = []
+        var slots: [Int] = []
+        var found: [Unit] = []
+        var map: [(range: FileRange, unit: Int)] = []
+        map.reserveCapacity(references.count)
+        func switchTo(_ link: Int) {
+            if lastLink >= 0 {
+                unitOf[lastLink] = slots
+            }
+            if entriesOf[link] == nil {
+                entriesOf[link] = index(link)
+            }
+            entries = entriesOf[link]!
+            slots = unitOf[link] ?? [Int](repeating: -1, count: entries.count)
+            lastLink = link
+        }
         for r in references {
-            byLink[r.link, default: []].append(Piece(source: r.sourceRange, destination: r.destination.start))
-        }
-        for link in byLink.keys.sorted() {
-            let entries = index(link)
+            if r.link != lastLink {
+                switchTo(r.link)
+            }
             // A piece may span frames: each part goes to its frame.
-            var byFrame: [Int: [Piece]] = [:]
-            for piece in byLink[link]! {
-                var source = piece.source
-                var destination = piece.destination
-                while !source.isEmpty {
-                    guard let f = Self.frame(holding: source.start, in: entries) else {
-                        throw CheckpointError.field(
-                            .section(.references), 0, "references", expected: "pages stored by link \(link)",
-                            found: "page \(hex(source.start)), outside its frames")
-                    }
-                    let end = min(source.end, entries[f].endAddress)
-                    byFrame[f, default: []].append(Piece(source: FileRange(start: source.start, end: end), destination: destination))
-                    destination += end - source.start
-                    source.start = end
+            var source = r.sourceRange
+            var destination = r.destination.start
+            while !source.isEmpty {
+                guard let f = Self.frame(holding: source.start, in: entries) else {
+                    throw CheckpointError.field(
+                        .section(.references), 0, "references", expected: "pages stored by link \(r.link)",
+                        found: "page \(hex(source.start)), outside its frames")
                 }
-            }
-            for f in byFrame.keys.sorted() {
-                units.append(Unit(link: link, frame: f, pieces: byFrame[f]!.sorted { $0.source.start < $1.source.start }))
+                let end = min(source.end, entries[f].endAddress)
+                if slots[f] < 0 {
+                    slots[f] = found.count
+                    found.append(Unit(link: r.link, frame: f, pieces: []))
+                }
+                let piece = Piece(source: FileRange(start: source.start, end: end), destination: destination)
+                found[slots[f]].pieces.append(piece)
+                map.append((piece.destinationRange, slots[f]))
+                destination += piece.source.length
+                source.start = end
             }
         }
+        // Units by link, then frame; the map follows them.
+        let order = found.indices.sorted { (found[$0].link, found[$0].frame) < (found[$1].link, found[$1].frame) }
+        var renumbered = [Int](repeating: 0, count: found.count)
+        for (new, old) in order.enumerated() {
+            renumbered[old] = new
+        }
+        units = order.map { found[$0] }
+        destinations = map.map { ($0.range, renumbered[$0.unit]) }
     }
 
     /// The frame whose span holds `address`.
@@ -89,24 +120,24 @@ final class PlacementSink: FrameSink, @unchecked Sendable {
     func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {}
 
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {
+        let pieces = pieces[Int(frame.sequence)] ?? []
+        guard !pieces.isEmpty else { return }
+        // Where each run's pages begin in the data: the runs are packed end
+        // to end.
+        var offsets: [UInt64] = []
+        offsets.reserveCapacity(frame.runs.count)
+        var packed: UInt64 = 0
+        for run in frame.runs {
+            offsets.append(packed)
+            packed += run.length
+        }
         var total: UInt64 = 0
-        for piece in pieces[Int(frame.sequence)] ?? [] {
-            // Where the piece's pages are in the data: the runs before it
-            // are packed end to end.
-            var off: UInt64 = 0
-            var found = false
-            for run in frame.runs {
-                if run.isSuperset(of: piece.source) {
-                    off += piece.source.start - run.start
-                    found = true
-                    break
-                }
-                off += run.length
-            }
-            guard found else {
+        for piece in pieces {
+            guard let r = Self.run(holding: piece.source, in: frame.runs) else {
                 throw CheckpointError.field(
                     .frame(frame.sequence), 0, "runs", expected: "the referenced pages \(piece.source)", found: "other pages")
             }
+            let off = offsets[r] + (piece.source.start - frame.runs[r].start)
             let destination = piece.destinationRange
             for part in wanted.map({ overlaps(of: destination, in: $0) }) ?? [destination] {
                 let at = Int(off + (part.start - destination.start))
@@ -115,6 +146,17 @@ final class PlacementSink: FrameSink, @unchecked Sendable {
             }
         }
         written.withLock { $0 += total }
+    }
+
+    /// The run (of sorted, disjoint `runs`) holding all of `range`.
+    private static func run(holding range: FileRange, in runs: [FileRange]) -> Int? {
+        var lo = 0
+        var hi = runs.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if runs[mid].end <= range.start { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < runs.count && runs[lo].isSuperset(of: range) ? lo : nil
     }
 
     /// The parts of `range` inside `ranges` (sorted, disjoint).

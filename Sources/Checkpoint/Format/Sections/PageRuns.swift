@@ -118,6 +118,30 @@ struct PageRunTable: Sendable {
         return last < starts[i] + (ordinals[i + 1] - ordinals[i])
     }
 
+    /// Whether every page of `range` is listed, trying run `hint` first
+    /// (set to the run found): references often repeat their sources.
+    func contains(_ range: FileRange, hint: inout Int) -> Bool {
+        let first = range.start / CheckpointFormat.pageSize
+        let last = (range.end - 1) / CheckpointFormat.pageSize
+        if hint < starts.count, starts[hint] <= first, last < starts[hint] + (ordinals[hint + 1] - ordinals[hint]) {
+            return true
+        }
+        guard let i = run(holding: first) else { return false }
+        hint = i
+        return last < starts[i] + (ordinals[i + 1] - ordinals[i])
+    }
+
+    /// Whether some page of `range` is listed, for ranges given in
+    /// ascending order: `cursor` (0 at first) moves forward only.
+    func overlaps(_ range: FileRange, cursor: inout Int) -> Bool {
+        let first = range.start / CheckpointFormat.pageSize
+        let end = (range.end + CheckpointFormat.pageSize - 1) / CheckpointFormat.pageSize
+        while cursor < starts.count && starts[cursor] + (ordinals[cursor + 1] - ordinals[cursor]) <= first {
+            cursor += 1
+        }
+        return cursor < starts.count && starts[cursor] < end
+    }
+
     /// Whether some page of `range` is listed.
     func overlaps(_ range: FileRange) -> Bool {
         let first = range.start / CheckpointFormat.pageSize

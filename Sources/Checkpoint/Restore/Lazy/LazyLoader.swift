@@ -154,24 +154,25 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let plan = try ReferencePlan(references: metadata.references) { link in
             link == 0 ? metadata.index : chain!.link(link).metadata.index
         }
-        var map: [(range: FileRange, unit: Int)] = []
+        // Reference units follow the checkpoint's frames.
+        let firstUnit = frames.count
         for unit in plan.units {
             var frame = Frame()
             frame.references = unit
-            for piece in unit.pieces {
-                map.append((piece.destinationRange, frames.count))
-            }
             frames.append(frame)
         }
-        map.sort { $0.range.start < $1.range.start }
+        let map = plan.destinations.map { (range: $0.range, unit: firstUnit + $0.unit) }
         referenceMap = map
         // The stored order first, then every other frame by address, then
         // the references by address.
         var order = metadata.prefetchOrder.map { Int($0) }
         let named = Set(order)
         order += (0..<metadata.index.count).filter { !named.contains($0) }
-        var seen = Set<Int>()
-        order += map.compactMap { seen.insert($0.unit).inserted ? $0.unit : nil }
+        var seen = [Bool](repeating: false, count: frames.count)
+        for entry in map where !seen[entry.unit] {
+            seen[entry.unit] = true
+            order.append(entry.unit)
+        }
         lock = StateLock(State(
             frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
             loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
