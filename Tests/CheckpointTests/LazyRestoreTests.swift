@@ -330,8 +330,9 @@ final class LazyRestoreFailureTests: XCTestCase {
         XCTAssertEqual(failures.load(ordering: .relaxed), 3, "onFailure once per damaged frame")
         XCTAssertThrowsError(try file.waitUntilLoaded())
         // The copies of pages stored in a damaged frame (W-save pages repeat)
-        // fail with it, once per frame they come from.
-        let copies = try ReferencePlan(references: metadata.references) { _ in metadata.index }.units.filter { damaged.contains($0.frame) }
+        // fail with it, once per unit (frame they come from and window of
+        // address space they go to).
+        let copies = try ReferencePlan(references: metadata.references, window: LazyLoader.referenceWindow) { _ in metadata.index }.units.filter { damaged.contains($0.frame) }
         XCTAssertEqual(failures.load(ordering: .relaxed), 3 + copies.count, "onFailure once per unit that failed")
         let progress = try XCTUnwrap(file.loadProgress)
         XCTAssertEqual(progress.framesFailed, 3 + copies.count)

@@ -228,6 +228,8 @@ func runTouch(_ o: Options) throws {
     var all: [Double] = []
     var seen = Set<Int>()
     var sink: UInt64 = 0
+    // Touches over 10 ms: which, where, how long.
+    var slow: [(Int, UInt64, Double)] = []
     for _ in 0..<o.touches {
         let p = rng.next() % pages
         let address = ranges.isEmpty ? p * 4096 : {
@@ -239,12 +241,18 @@ func runTouch(_ o: Options) throws {
         let t = now()
         sink &+= pointer(address).load(as: UInt64.self)
         let dt = seconds(t)
+        if dt > 0.01 {
+            slow.append((all.count, address, dt))
+        }
         all.append(dt)
         if let f = frame(of: address), seen.insert(f).inserted {
             first.append(dt)
         }
     }
     let loadedAtEnd = file.loadProgress?.framesDone ?? metadata.index.count
+    for (i, address, dt) in slow.prefix(10) {
+        report([("mode", "slow-touch"), ("touch", "\(i)"), ("address", "\(address)"), ("frame", "\(frame(of: address).map { "\($0)" } ?? "none")"), ("ms", fmt(dt * 1e3, 3))])
+    }
     file.destroy()
     first.sort()
     all.sort()

@@ -30,7 +30,13 @@ struct ReferencePlan: Sendable {
     /// index. A source outside every frame is an error of the checkpoint
     /// holding the references. Linear in the references but for the frame
     /// lookups: a checkpoint may hold one reference per page.
-    init(references: [PageReference], index: (Int) -> [IndexEntry]) throws {
+    ///
+    /// With a `window`, a frame's pieces are split further by the window
+    /// of address space their destinations start in: a lazy restore
+    /// waiting for a page then writes the pieces of one window, not every
+    /// page the frame gives anywhere (one frame of distinct pages may give
+    /// a copy to every page of the file).
+    init(references: [PageReference], window: UInt64? = nil, index: (Int) -> [IndexEntry]) throws {
         // The unit of each frame of each link, as met.
         var entriesOf: [Int: [IndexEntry]] = [:]
         var unitOf: [Int: [Int]] = [:]
@@ -51,7 +57,14 @@ struct ReferencePlan: Sendable {
             slots = unitOf[link] ?? [Int](repeating: -1, count: entries.count)
             lastLink = link
         }
+        var currentWindow: UInt64 = 0
         for r in references {
+            if let window, r.destination.start / window != currentWindow {
+                // Destinations ascend: the units met so far are complete.
+                currentWindow = r.destination.start / window
+                unitOf = [:]
+                lastLink = -1
+            }
             if r.link != lastLink {
                 switchTo(r.link)
             }

@@ -98,6 +98,11 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     private let input: RandomAccessInput
     private let metadata: CheckpointMetadata
+    /// The address window a unit of references gives pages in (see
+    /// `ReferencePlan`): a wait for a referenced page writes at most this
+    /// much, besides decompressing the frame that holds it.
+    static let referenceWindow: UInt64 = 2 << 20
+
     /// The checkpoint's parents, for its references.
     private let chain: CheckpointChain?
     /// Units of references by destination: each piece's pages and its
@@ -151,7 +156,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         self.hooks = hooks
         segments = SegmentLookup(metadata.segments)
         var frames = [Frame](repeating: Frame(), count: metadata.index.count)
-        let plan = try ReferencePlan(references: metadata.references) { link in
+        let plan = try ReferencePlan(references: metadata.references, window: Self.referenceWindow) { link in
             link == 0 ? metadata.index : chain!.link(link).metadata.index
         }
         // Reference units follow the checkpoint's frames.
@@ -164,15 +169,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let map = plan.destinations.map { (range: $0.range, unit: firstUnit + $0.unit) }
         referenceMap = map
         // The stored order first, then every other frame by address, then
-        // the references by address.
+        // the references.
         var order = metadata.prefetchOrder.map { Int($0) }
         let named = Set(order)
         order += (0..<metadata.index.count).filter { !named.contains($0) }
-        var seen = [Bool](repeating: false, count: frames.count)
-        for entry in map where !seen[entry.unit] {
-            seen[entry.unit] = true
-            order.append(entry.unit)
-        }
+        // Units by link and frame: a loader decompresses a frame once for
+        // the units that follow each other.
+        order += firstUnit..<frames.count
         lock = StateLock(State(
             frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
             loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
@@ -550,6 +553,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             }
             return
         }
+        // Which frame the context's scratch holds decompressed, if any:
+        // consecutive units of one frame decompress it once.
+        var scratchHolds: (link: Int, frame: Int)?
         while let f = nextFrame() {
             do {
                 let (header, _) = try knownRuns(f)
@@ -562,7 +568,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 }
                 guard let wanted else { continue }
                 let unit = lock.withLock { $0.frames[f].references }
-                let written = try load(f, header, unit: unit, wanted: wanted, context: context, payload: payload)
+                let written = try load(
+                    f, header, unit: unit, wanted: wanted, context: context, payload: payload, scratchHolds: &scratchHolds)
                 complete(f, written: written)
             } catch {
                 fail(f, error)
@@ -605,8 +612,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// Reads, checks and decompresses the frame, and writes the pages of
     /// `wanted`; returns the bytes written.
     private func load(
-        _ f: Int, _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer
+        _ f: Int, _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer,
+        scratchHolds: inout (link: Int, frame: Int)?
     ) throws -> UInt64 {
+        if let unit, let held = scratchHolds, held.link == unit.link, held.frame == unit.frame {
+            lock.withLock { _ = $0.keptPayloads.removeValue(forKey: f) }
+            let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
+            try sink.consume(header, data: UnsafeRawBufferPointer(rebasing: context.scratch[..<Int(header.uncompressedLength)]))
+            return sink.bytesWritten
+        }
+        scratchHolds = nil
         let (frameInput, frameMetadata) = link(unit?.link ?? 0)
         let payloadOffset = frameMetadata.index[Int(header.sequence)].offset + UInt64(header.headerLength)
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
@@ -618,10 +633,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         if let unit {
             let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
             try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+            scratchHolds = (unit.link, unit.frame)
             return sink.bytesWritten
         }
         let sink = WantedPagesSink(target: target, wanted: wanted)
         try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+        scratchHolds = (0, Int(header.sequence))
         return sink.written
     }
 
