@@ -160,6 +160,42 @@ final class LazyRestoreTests: XCTestCase {
         XCTAssertEqual(progress.framesDone, 1, "one frame loaded for one page: \(progress)")
     }
 
+    /// A lazy restore that records the order its frames were needed in
+    /// passes it to the next save: the frames holding those pages, in that
+    /// order, through the API and through raw access.
+    func testRecordedAccessOrderBecomesThePrefetchOrder() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        _ = try makeCheckpoint(path)
+        let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
+        XCTAssertTrue(metadata.prefetchOrder.isEmpty)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions {
+            $0.backgroundLoading = false
+            $0.recordAccessOrder = AccessRecording(seconds: 60, frameShare: 1)
+        })
+        defer { lazy.destroy() }
+        // A page of frame 5, then (raw) of frame 2, then of frame 5 again
+        // (not recorded twice), then (API) of frame 7.
+        let pages = [5, 2, 5, 7].map { metadata.frames[$0].runs[0].start }
+        try lazy.forEachMappedSlice(FileRange(start: pages[0], end: pages[0] + 4096)) { _ in }
+        let chunks = try lazy.withChunkMappings { $0.map { (UInt(bitPattern: $0.address), $0.offset, UInt64($0.length)) } }
+        for address in pages[1...2] {
+            let c = try XCTUnwrap(chunks.first { address >= $0.1 && address < $0.1 + $0.2 })
+            _ = UnsafeRawPointer(bitPattern: c.0 + UInt(address - c.1))!.load(as: UInt8.self)
+        }
+        try lazy.forEachMappedSlice(FileRange(start: pages[3], end: pages[3] + 4096)) { _ in }
+        try lazy.waitUntilLoaded()
+        let saved = dir.path("ordered")
+        var options = SaveOptions()
+        options.frameSize = 256 << 10
+        _ = try lazy.save(to: .path(saved), options: options)
+        let next = try CheckpointReader.readMetadata(from: .path(saved), includeFrames: true)
+        let expected = [pages[0], pages[1], pages[3]].map { page in
+            UInt64(next.index.firstIndex { $0.firstAddress <= page && page < $0.endAddress }!)
+        }
+        XCTAssertEqual(next.prefetchOrder, expected)
+    }
+
     func testUserWritesBeforeLoadingAreKept() throws {
         let dir = try ScratchDirectory(for: self)
         let path = dir.path("c")

@@ -92,6 +92,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var threads: [Int: HostThread] = [:]
         /// Payloads read with their frame's header, not yet loaded.
         var keptPayloads: [Int: [UInt8]] = [:]
+        /// Headers of the frames units take pages from, read so far (by
+        /// `sourceKey`).
+        var sourceHeaders: [Int: FrameHeader] = [:]
 
         var isComplete: Bool { done + failed == frames.count }
     }
@@ -379,10 +382,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             return known
         }
         let header: FrameHeader
-        let payload: [UInt8]
+        var payload: [UInt8] = []
         let unit = lock.withLock { $0.frames[f].references }
+        // Units of one frame (one per window) read its header once.
+        let known = unit.flatMap { u in
+            lock.withLock { s in s.sourceHeaders[Self.sourceKey(u)] ?? (u.link == 0 ? s.frames[u.frame].header : nil) }
+        }
         do {
-            if let unit {
+            if let known {
+                header = known
+            } else if let unit {
                 let (linkInput, linkMetadata) = link(unit.link)
                 (header, payload) = try readFrameRecord(unit.frame, from: linkInput, metadata: linkMetadata, segments: nil)
             } else {
@@ -393,11 +402,14 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             throw error
         }
         return lock.withLock { s in
+            if let unit {
+                s.sourceHeaders[Self.sourceKey(unit)] = header
+            }
             if s.frames[f].header == nil {
                 s.frames[f].header = header
                 // Read with the header: kept for the load that most often
                 // follows, a few frames at most.
-                if s.keptPayloads.count < Self.keptPayloadLimit {
+                if !payload.isEmpty && s.keptPayloads.count < Self.keptPayloadLimit {
                     s.keptPayloads[f] = payload
                 }
                 var wanted = unit.map { Self.destinations(of: $0) } ?? header.runs
@@ -409,6 +421,11 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             }
             return (s.frames[f].header!, s.frames[f].wanted)
         }
+    }
+
+    /// The key of a unit's frame among the parents' frames.
+    private static func sourceKey(_ unit: ReferencePlan.Unit) -> Int {
+        unit.link << 40 | unit.frame
     }
 
     /// The input and metadata of link `n` (0: this checkpoint).
