@@ -179,12 +179,19 @@ final class LazyRestoreTests: XCTestCase {
         let pages = [5, 2, 5, 7].map { metadata.frames[$0].runs[0].start }
         try lazy.forEachMappedSlice(FileRange(start: pages[0], end: pages[0] + 4096)) { _ in }
         let chunks = try lazy.withChunkMappings { $0.map { (UInt(bitPattern: $0.address), $0.offset, UInt64($0.length)) } }
+        var rawBytes: [UInt64] = []
         for address in pages[1...2] {
             let c = try XCTUnwrap(chunks.first { address >= $0.1 && address < $0.1 + $0.2 })
-            _ = UnsafeRawPointer(bitPattern: c.0 + UInt(address - c.1))!.load(as: UInt8.self)
+            rawBytes.append(UnsafeRawPointer(bitPattern: c.0 + UInt(address - c.1))!.load(as: UInt64.self))
         }
         try lazy.forEachMappedSlice(FileRange(start: pages[3], end: pages[3] + 4096)) { _ in }
         try lazy.waitUntilLoaded()
+        // What the raw loads saw is what the file holds.
+        for (address, seen) in zip(pages[1...2], rawBytes) {
+            try lazy.forEachMappedSlice(FileRange(start: address, end: address + 4096)) { slice in
+                XCTAssertEqual(slice.load(as: UInt64.self), seen)
+            }
+        }
         let saved = dir.path("ordered")
         var options = SaveOptions()
         options.frameSize = 256 << 10
