@@ -37,54 +37,53 @@ struct ReferencePlan: Sendable {
     /// page the frame gives anywhere (one frame of distinct pages may give
     /// a copy to every page of the file).
     init(references: [PageReference], window: UInt64? = nil, index: (Int) -> [IndexEntry]) throws {
-        // The unit of each frame of each link, as met.
-        var entriesOf: [Int: [IndexEntry]] = [:]
-        var unitOf: [Int: [Int]] = [:]
-        var lastLink = -1
-        var entries: [IndexEntry] = []
-        var slots: [Int] = []
+        // Each link's index, and the unit of each of its frames in the
+        // current window (-1: none yet), by link number.
+        var entriesOf: [[IndexEntry]?] = []
+        var unitOf: [[Int]] = []
+        // The slots set in the current window, to clear when it ends.
+        var used: [(link: Int, frame: Int)] = []
         var found: [Unit] = []
         var map: [(range: FileRange, unit: Int)] = []
         map.reserveCapacity(references.count)
-        func switchTo(_ link: Int) {
-            if lastLink >= 0 {
-                unitOf[lastLink] = slots
-            }
-            if entriesOf[link] == nil {
-                entriesOf[link] = index(link)
-            }
-            entries = entriesOf[link]!
-            slots = unitOf[link] ?? [Int](repeating: -1, count: entries.count)
-            lastLink = link
-        }
         var currentWindow: UInt64 = 0
         for r in references {
             if let window, r.destination.start / window != currentWindow {
                 // Destinations ascend: the units met so far are complete.
                 currentWindow = r.destination.start / window
-                unitOf = [:]
-                lastLink = -1
+                for u in used {
+                    unitOf[u.link][u.frame] = -1
+                }
+                used.removeAll(keepingCapacity: true)
             }
-            if r.link != lastLink {
-                switchTo(r.link)
+            if r.link >= entriesOf.count {
+                entriesOf += [[IndexEntry]?](repeating: nil, count: r.link + 1 - entriesOf.count)
+                unitOf += [[Int]](repeating: [], count: r.link + 1 - unitOf.count)
+            }
+            if entriesOf[r.link] == nil {
+                let entries = index(r.link)
+                entriesOf[r.link] = entries
+                unitOf[r.link] = [Int](repeating: -1, count: entries.count)
             }
             // A piece may span frames: each part goes to its frame.
             var source = r.sourceRange
             var destination = r.destination.start
             while !source.isEmpty {
-                guard let f = Self.frame(holding: source.start, in: entries) else {
+                guard let f = Self.frame(holding: source.start, in: entriesOf[r.link]!) else {
                     throw CheckpointError.field(
                         .section(.references), 0, "references", expected: "pages stored by link \(r.link)",
                         found: "page \(hex(source.start)), outside its frames")
                 }
-                let end = min(source.end, entries[f].endAddress)
-                if slots[f] < 0 {
-                    slots[f] = found.count
+                let end = min(source.end, entriesOf[r.link]![f].endAddress)
+                if unitOf[r.link][f] < 0 {
+                    unitOf[r.link][f] = found.count
+                    used.append((r.link, f))
                     found.append(Unit(link: r.link, frame: f, pieces: []))
                 }
+                let unit = unitOf[r.link][f]
                 let piece = Piece(source: FileRange(start: source.start, end: end), destination: destination)
-                found[slots[f]].pieces.append(piece)
-                map.append((piece.destinationRange, slots[f]))
+                found[unit].pieces.append(piece)
+                map.append((piece.destinationRange, unit))
                 destination += piece.source.length
                 source.start = end
             }

@@ -7,12 +7,13 @@ enum ReferenceReader {
     static func check(_ references: [PageReference], against chain: CheckpointChain?) throws {
         // Each link's runs taken once: a reference per run of pages.
         let stored = chain?.links.map { $0.metadata.pageHashes?.runs } ?? []
+        var hints = [Int](repeating: 0, count: stored.count)
         for (i, r) in references.enumerated() where r.link > 0 {
             guard r.link <= stored.count else {
                 throw CheckpointError.field(
                     .section(.references), 0, "entry \(i) link", expected: "a link of the chain (\(stored.count))", found: r.link)
             }
-            if !(stored[r.link - 1]?.contains(r.sourceRange) ?? false) {
+            if !(stored[r.link - 1]?.contains(r.sourceRange, hint: &hints[r.link - 1]) ?? false) {
                 throw CheckpointError.field(
                     .section(.references), 0, "entry \(i) source", expected: "pages \(chain!.link(r.link).path) stores", found: r.sourceRange)
             }

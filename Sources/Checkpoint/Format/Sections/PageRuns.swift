@@ -118,13 +118,18 @@ struct PageRunTable: Sendable {
         return last < starts[i] + (ordinals[i + 1] - ordinals[i])
     }
 
-    /// Whether every page of `range` is listed, trying run `hint` first
-    /// (set to the run found): references often repeat their sources.
+    /// Whether every page of `range` is listed, trying run `hint` and the
+    /// next first (set to the run found): references often repeat their
+    /// sources, or take them in order.
     func contains(_ range: FileRange, hint: inout Int) -> Bool {
         let first = range.start / CheckpointFormat.pageSize
         let last = (range.end - 1) / CheckpointFormat.pageSize
-        if hint < starts.count, starts[hint] <= first, last < starts[hint] + (ordinals[hint + 1] - ordinals[hint]) {
-            return true
+        // The hinted run, then the next (sources often ascend).
+        for i in [hint, hint + 1] where i < starts.count && starts[i] <= first {
+            if last < starts[i] + (ordinals[i + 1] - ordinals[i]) {
+                hint = i
+                return true
+            }
         }
         guard let i = run(holding: first) else { return false }
         hint = i
