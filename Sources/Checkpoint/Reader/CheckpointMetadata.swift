@@ -25,6 +25,12 @@ public struct CheckpointMetadata: Sendable {
     /// Version 2: the `PREF` section's frames (the order a lazy restore
     /// loads them in); empty without one.
     public var prefetchOrder: [UInt64]
+    /// Version 2: the checkpoint's identity, signature and encryption.
+    public var security = CheckpointSecurity()
+    /// What checks and opens the frames before they are decompressed (a
+    /// signature required, an encrypted checkpoint), for whoever reads
+    /// them later (a lazy loader).
+    var frameOpener: FrameOpener? = nil
 }
 
 /// What a scan does with the frames' payloads.

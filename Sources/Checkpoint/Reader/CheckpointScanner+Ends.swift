@@ -79,7 +79,7 @@ extension CheckpointScanner {
             trailer: trailer, index: index, totals: index.totals,
             perKindLocation: (.index, trailer.indexOffset + UInt64(IndexLayout.storedPerKind)))
         if header.version >= 2 {
-            let reader = SectionReader(header: header, source: .random(file))
+            let reader = sectionReader(header, .random(file))
             try readTail(&ends, header: header, reader: reader, regionEnd: trailerAt, seen: [])
         }
         return ends
@@ -99,7 +99,7 @@ extension CheckpointScanner {
             index: index, totals: index.totals, perKindLocation: (.index, indexOffset + UInt64(IndexLayout.storedPerKind)))
         if header.version >= 2 {
             try readTail(
-                &ends, header: header, reader: SectionReader(header: header, source: .stream(input)), regionEnd: nil,
+                &ends, header: header, reader: sectionReader(header, .stream(input)), regionEnd: nil,
                 seen: Set(head.sections.map(\.type)))
         }
         let trailerAt = input.offset

@@ -22,15 +22,19 @@ struct CheckpointScanner {
     var progress: ProgressHandler? = nil
     /// The largest `fileSize` accepted.
     var memoryLimit = RestoreOptions.defaultMemoryLimit
+    /// The identity, encryption and signature of what is read, checked
+    /// with the reader's keys.
+    let security: ReadSecurity
 
-    init(input: SequentialReader) {
+    init(input: SequentialReader, keys: CheckpointKeys = CheckpointKeys()) {
         self.input = input
+        security = ReadSecurity(keys: keys)
     }
 
     /// A scanner of the checkpoint at `location`, as `options` ask.
     static func opening(_ location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointScanner {
         try checkThreadCount(options.threads)
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)))
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)), keys: options.keys)
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
@@ -42,6 +46,9 @@ struct CheckpointScanner {
         let knownEnds = try input.randomAccess.map { try readEnds(header: header, from: $0) }
         let head = try readHead(header: header, ends: knownEnds)
         try knownEnds?.checkFramesOffset(head.framesOffset)
+        if let knownEnds {
+            try security.authenticate(index: knownEnds.index, framesRead: false)
+        }
 
         if case .decompress(let sink) = mode {
             try sink.begin(header: header, segments: head.segments)
@@ -53,13 +60,18 @@ struct CheckpointScanner {
             try input.skip(knownEnds.trailer.checkpointLength - input.offset, section: .index)
         } else {
             ends = try readEndsInOrder(header: header, head: head)
+            if case .decompress = mode {
+                try security.authenticate(index: ends.index, framesRead: true)
+            } else {
+                try security.authenticate(index: ends.index, framesRead: false)
+            }
         }
         try checkTally(tally, ends: ends)
         return CheckpointMetadata(
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: tally.frames, index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder)
+            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder, security: security.summary)
     }
 
     /// Everything but the frames, from a file: header, ends (trailer, index,
@@ -74,23 +86,32 @@ struct CheckpointScanner {
         let ends = try readEnds(header: header, from: file)
         let head = try readHead(header: header, ends: ends)
         try ends.checkFramesOffset(head.framesOffset)
+        try security.authenticate(index: ends.index, framesRead: false)
         return CheckpointMetadata(
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: [], index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder)
+            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder, security: security.summary,
+            frameOpener: security.frameOpener(ends.index))
     }
 
     /// Phase 1: the header. Reads what there is of it, so that a short file
     /// that is not a checkpoint says so.
     func readHeader() throws -> CheckpointHeader {
-        let header = try CheckpointHeader.decode(input.read(upTo: HeaderLayout.recordLength))
+        let bytes = try input.read(upTo: HeaderLayout.recordLength)
+        let header = try CheckpointHeader.decode(bytes)
         if header.fileSize > memoryLimit {
             throw CheckpointError(
                 .limitExceeded, .header, offset: UInt64(HeaderLayout.fileSize.offset),
                 "fileSize: the checkpoint asks for a memory file of \(header.fileSize) bytes, more than the limit of \(memoryLimit)")
         }
+        try security.headerRead(header, bytes: bytes, file: input.randomAccess)
         return header
+    }
+
+    /// A reader of version 2's sections from `source`, for this scan.
+    func sectionReader(_ header: CheckpointHeader, _ source: SectionReader.Source) -> SectionReader {
+        SectionReader(header: header, source: source, security: security)
     }
 
     /// Phase 6: the index must describe the frames that were read, and the

@@ -16,6 +16,10 @@ public struct RestoreOptions: Sendable {
     /// is refused (`CheckpointError.Reason.limitExceeded`). Verification
     /// applies it too, so that it accepts what a restore would.
     public var memoryLimit: UInt64 = RestoreOptions.defaultMemoryLimit
+    /// Whose signatures are required, and what opens encrypted
+    /// checkpoints: applied to every checkpoint read (lazy restores and
+    /// serve-uffd included).
+    public var keys = CheckpointKeys()
 
     /// The default memory limit: 1 TiB.
     public static let defaultMemoryLimit: UInt64 = 1 << 40

@@ -120,6 +120,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     private let recordingFrameLimit: Int
     private let segments: SegmentLookup
     private let hooks: Hooks
+    /// Bytes an encrypted checkpoint's sealing may add to a payload.
+    private var sealOverhead: Int { metadata.frameOpener?.sealOverhead(frameLimit: metadata.header.frameLimit) ?? 0 }
 
     /// What the loader tells its owner.
     struct Hooks: Sendable {
@@ -381,7 +383,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let prefixBytes = try input.read(at: entry.offset, count: FrameLayout.fixedLength, section: section)
         let previousEnd = f > 0 ? metadata.index[f - 1].endAddress : 0
         let prefix = try FrameHeaderPrefix.decode(
-            prefixBytes, offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd, header: metadata.header)
+            prefixBytes, offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd, header: metadata.header,
+            sealOverhead: sealOverhead)
         let rest = try input.read(at: entry.offset + UInt64(FrameLayout.fixedLength), count: prefix.restLength, section: section)
         let header = try prefix.complete(rest, offset: entry.offset, header: metadata.header)
         let described = header.indexEntry(offset: entry.offset, digest: entry.digest)
@@ -481,7 +484,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let payload: PageBuffer
         do {
             context = try DecodeContext(frameLimit: Int(metadata.header.frameLimit))
-            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit)))
+            payload = try PageBuffer(
+                capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit)) + sealOverhead)
         } catch {
             for f in 0..<metadata.index.count {
                 fail(f, error)
@@ -547,7 +551,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
         try input.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
         let sink = WantedPagesSink(target: target, wanted: wanted)
-        try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+        try decodeFrame(header, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: metadata.frameOpener)
         return sink.written
     }
 

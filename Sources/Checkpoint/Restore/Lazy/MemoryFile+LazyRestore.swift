@@ -34,7 +34,7 @@ extension MemoryFile {
                 uffd = nil
             }
         }
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10))
+        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
         scanner.memoryLimit = options.memoryLimit
         let metadata: CheckpointMetadata
         let file: MemoryFile

@@ -111,7 +111,7 @@ public final class UffdServer {
         guard case .random(let input) = opened else {
             throw LazyRestoreError.needsRandomAccess(opened.name)
         }
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10))
+        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
         scanner.memoryLimit = options.memoryLimit
         return (input, try scanner.scanWithoutFrames())
     }
