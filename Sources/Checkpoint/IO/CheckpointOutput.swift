@@ -23,6 +23,9 @@ final class CheckpointOutput {
     private var bytesWrittenBack: UInt64 = 0
     /// Write-back is started every so many bytes.
     private static let writebackStep: UInt64 = 32 << 20
+    /// Hashes what is written, between `beginPart` and `endPart`: a part
+    /// of the checkpoint's manifest.
+    private var part: PartHasher?
 
     /// Opens `location` for writing.
     static func open(_ location: CheckpointLocation) throws -> CheckpointOutput {
@@ -48,9 +51,22 @@ final class CheckpointOutput {
         buffer.reserveCapacity(1 << 20)
     }
 
+    /// Starts hashing what is written, as a part of the manifest.
+    func beginPart() {
+        precondition(part == nil, "CheckpointOutput.beginPart: a part is being hashed")
+        part = PartHasher()
+    }
+
+    /// The part hashed since `beginPart`.
+    func endPart() -> ManifestPart {
+        defer { part = nil }
+        return part!.finish()
+    }
+
     /// Appends bytes; small ones are buffered, large ones written through.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         bytesWritten += UInt64(bytes.count)
+        part?.add(bytes)
         if buffer.count + bytes.count <= buffer.capacity {
             buffer.append(contentsOf: bytes)
             return

@@ -164,14 +164,13 @@ struct SealingStream {
     private var pending: [UInt8] = []
     private var chunk: UInt64 = 0
     private var given: UInt64 = 0
-    private let emit: ([UInt8]) throws -> Void
 
-    init(_ cipher: PayloadCipher, emit: @escaping ([UInt8]) throws -> Void) {
+    init(_ cipher: PayloadCipher) {
         self.cipher = cipher
-        self.emit = emit
     }
 
-    mutating func add(_ piece: [UInt8]) throws {
+    /// Takes `piece`, handing each chunk it completes to `emit`.
+    mutating func add(_ piece: [UInt8], emit: ([UInt8]) throws -> Void) throws {
         given += UInt64(piece.count)
         precondition(given <= cipher.plainLength, "SealingStream: more than \(cipher.plainLength) bytes given")
         var at = 0
@@ -180,12 +179,12 @@ struct SealingStream {
             pending += piece[at..<at + n]
             at += n
             if pending.count == Int(SealedChunks.chunkLength) {
-                try flush()
+                try flush(emit)
             }
         }
     }
 
-    private mutating func flush() throws {
+    private mutating func flush(_ emit: ([UInt8]) throws -> Void) throws {
         var out = [UInt8](repeating: 0, count: pending.count + SealedChunks.tagLength)
         try pending.withUnsafeBytes { p in try out.withUnsafeMutableBytes { try cipher.sealChunk(chunk, p, into: $0) } }
         chunk += 1
@@ -193,10 +192,10 @@ struct SealingStream {
         try emit(out)
     }
 
-    /// Seals the last chunk (possibly empty).
-    mutating func finish() throws {
+    /// Seals the last chunk (possibly empty) and hands it to `emit`.
+    mutating func finish(emit: ([UInt8]) throws -> Void) throws {
         precondition(given == cipher.plainLength, "SealingStream: \(given) bytes given, \(cipher.plainLength) declared")
-        try flush()
+        try flush(emit)
         precondition(chunk == cipher.chunkCount)
     }
 }

@@ -14,9 +14,11 @@ extension CheckpointWriter {
             try SaveWorkerContext(level: level, frameSize: frameSize)
         }
         defer { queue.shutDown() }
+        let sealer = security.frameSealer
         // One payload buffer per frame in flight, reused.
+        let payloadCapacity = ZstdCompressor.compressBound(frameSize)
         var freeBuffers = try (0..<maxInFlight).map { _ in
-            try PageBuffer(capacity: ZstdCompressor.compressBound(frameSize))
+            try PageBuffer(capacity: payloadCapacity + (sealer?.overhead(plain: payloadCapacity) ?? 0))
         }
 
         var written = WrittenFrames()
@@ -37,7 +39,7 @@ extension CheckpointWriter {
                     let buffer = freeBuffers.removeLast()
                     let source = self.source
                     queue.submit { context in
-                        try compressUnit(runs, of: source, into: buffer, context: context)
+                        try compressUnit(runs, of: source, into: buffer, context: context, sealer: sealer)
                     }
                 }
                 guard let result = try queue.nextResult() else { break }
@@ -51,7 +53,8 @@ extension CheckpointWriter {
                     try output.write(headerBytes)
                     try output.write(UnsafeRawBufferPointer(rebasing: result.payload.bytes[..<result.compressedLength]))
                     try output.zeros(CheckpointFormat.padding(after: UInt64(headerBytes.count + result.compressedLength)))
-                    written.entries.append(frame.indexEntry(offset: offset))
+                    written.entries.append(
+                        frame.indexEntry(offset: offset, digest: security.frameDigest(header: headerBytes, payloadDigest: result.payloadDigest)))
                     for run in result.runs {
                         kinds.account(run, into: &written.storedPerKind)
                     }

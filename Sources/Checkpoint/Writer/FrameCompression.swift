@@ -27,6 +27,8 @@ struct SaveUnitResult {
     var uncompressedLength: Int
     var compressedLength: Int
     var payloadCRC: UInt32
+    /// The SHA-256 of the payload as stored, for a signed checkpoint.
+    var payloadDigest: [UInt8]? = nil
     var payload: PageBuffer
     var unitBytes: UInt64
     /// Runs of committed pages found all zero.
@@ -35,9 +37,10 @@ struct SaveUnitResult {
 }
 
 /// Finds the data pages of a unit's runs and gathers them, compresses them
-/// as one frame into `buffer`, and reports which pages were zero.
+/// as one frame into `buffer` (sealed and hashed by `sealer`, if any), and
+/// reports which pages were zero.
 func compressUnit(
-    _ runs: [FileRange], of source: SaveSource, into buffer: PageBuffer, context: SaveWorkerContext
+    _ runs: [FileRange], of source: SaveSource, into buffer: PageBuffer, context: SaveWorkerContext, sealer: FrameSealer?
 ) throws -> SaveUnitResult {
     let page = Int(CheckpointFormat.pageSize)
     var data: [FileRange] = []
@@ -87,8 +90,11 @@ func compressUnit(
     if filled > 0 {
         let compressed = try context.compressor.compress(
             UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
-        result.compressedLength = compressed
-        result.payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<compressed]))
+        let stored = try sealer?.seal(buffer.bytes, plainLength: compressed, runs: data, uncompressedLength: filled) ?? compressed
+        let payload = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<stored])
+        result.compressedLength = stored
+        result.payloadCRC = CRC32C.checksum(payload)
+        result.payloadDigest = sealer?.payloadDigest(payload)
     }
     return result
 }
