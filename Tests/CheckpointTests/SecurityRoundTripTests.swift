@@ -61,6 +61,22 @@ final class SecurityRoundTripTests: XCTestCase {
             defer { streamed.destroy() }
             XCTAssertTrue(try sameContents(source.fileDescriptor, streamed.fileDescriptor, in: FileRange(start: 0, end: source.totalSize)), name)
 
+            // Lazily, through the API (loading only what is waited for)
+            // and then in the background.
+            var lazy = LazyRestoreOptions()
+            lazy.withoutUserfaultfd = .apiOnly
+            lazy.backgroundLoading = false
+            var lazyOptions = restoreOptions(keys)
+            lazyOptions.mode = .lazy(lazy)
+            let lazily = try MemoryFile.restore(from: .path(path), options: lazyOptions)
+            defer { lazily.destroy() }
+            for (range, info) in source.usageSnapshot.segments where info.refs > 0 {
+                try lazily.forEachMappedSlice(range) { _ in }
+            }
+            try lazily.waitUntilLoaded()
+            XCTAssertTrue(try sameContents(source.fileDescriptor, lazily.fileDescriptor, in: FileRange(start: 0, end: source.totalSize)), "\(name), lazily")
+            XCTAssertEqual(lazily.accounting.snapshot(), restored.accounting.snapshot(), "\(name), lazily")
+
             _ = try CheckpointReader.verify(.path(path), options: restoreOptions(keys, threads: 1))
             let read = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true, keys: CheckpointKeys(identities: [TestKeys.recipient], symmetricKeys: [TestKeys.symmetric]))
             XCTAssertEqual(read.security.identity, report.identity, name)
