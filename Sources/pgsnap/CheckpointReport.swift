@@ -7,10 +7,39 @@ struct CheckpointReport {
     let metadata: CheckpointMetadata
     /// Checkpoint offset of each frame record.
     let frameOffsets: [UInt64]
+    /// The keys `--trust` gave, if any: the report says whether they trust
+    /// the signature.
+    let trust: CheckpointKeys?
 
-    init(_ metadata: CheckpointMetadata) {
+    init(_ metadata: CheckpointMetadata, trust: CheckpointKeys? = nil) {
         self.metadata = metadata
         frameOffsets = metadata.index.map(\.offset)
+        self.trust = trust
+    }
+
+    var security: CheckpointSecurity { metadata.security }
+
+    /// Version 2: the identity, signature and encryption rows of the text.
+    var securityRows: [(String, String)] {
+        guard header.version >= 2 else { return [] }
+        let encryption: String
+        if security.isEncrypted {
+            encryption = "AES-256-GCM, to " + security.recipients.map(\.description).joined(separator: ", ")
+        } else {
+            encryption = "none"
+        }
+        return [("identity", security.identity?.description ?? "-"), ("signature", signatureText), ("encryption", encryption)]
+    }
+
+    /// The signature, for people: its signer, whether it is valid and (with
+    /// `--trust`) trusted.
+    var signatureText: String {
+        guard let signature = security.signature else { return "none" }
+        var text = "by \(signature.fingerprint), \(signature.isValid ? "valid" : "INVALID: the checkpoint does not match it")"
+        if let trust {
+            text += signature.isTrusted(by: trust) ? ", trusted" : ", NOT trusted"
+        }
+        return text
     }
 
     var header: CheckpointHeader { metadata.header }
@@ -84,6 +113,24 @@ struct CheckpointReport {
             if !metadata.prefetchOrder.isEmpty {
                 members["prefetchOrder"] = .array(metadata.prefetchOrder.map { .integer($0) })
             }
+            // Only for signed or encrypted checkpoints, so that the output
+            // for others keeps its shape.
+            if security.signature != nil || security.isEncrypted, let identity = security.identity {
+                members["identity"] = .string(identity.description)
+            }
+            if let signature = security.signature {
+                var fields: [String: JSON] = ["signer": .string(signature.fingerprint.description), "valid": .bool(signature.isValid)]
+                if let trust {
+                    fields["trusted"] = .bool(signature.isTrusted(by: trust))
+                }
+                members["signature"] = .object(fields)
+            }
+            if security.isEncrypted {
+                members["encryption"] = .object([
+                    "cipher": .string("AES-256-GCM"),
+                    "recipients": .array(security.recipients.map { .string($0.description) }),
+                ])
+            }
         }
         return JSON.object(members).rendered
     }
@@ -105,7 +152,7 @@ struct CheckpointReport {
             ("compression", "\(fixed(compressionRatio, digits: 2)) (stored bytes / checkpoint bytes)"),
             ("segments", "\(header.segmentCount), allocated \(sized(allocatedBytes))"),
             ("frames", "\(totals.frameCount)"),
-        ]
+        ] + securityRows
         for (label, value) in rows {
             lines.append(rightPad(label, 18) + value)
         }

@@ -13,6 +13,11 @@ struct Inspect: ParsableCommand {
             by verify and restore, not here). Prints the sizes, the compression \
             ratio, the accounting per memory kind, and a map of the saved memory in \
             at most 16 lines of 64 cells. CHECKPOINT may be - for stdin.
+
+            Also prints the checkpoint's identity, who signed it (and whether the \
+            signature is valid; with --trust, whether it is trusted: inspect reports, \
+            verify and restore refuse), and whom it is encrypted to. An encrypted \
+            checkpoint needs --identity or --encrypt-key.
             """)
 
     @Argument(help: ArgumentHelp("The checkpoint to inspect, or - for stdin.", valueName: "checkpoint"))
@@ -24,12 +29,20 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the description as JSON on stdout (fields in docs/CLI.md).")
     var json = false
 
+    @OptionGroup(title: "Signatures and encryption")
+    var keys: KeyOptions
+
     func run() throws {
         let name = checkpoint.sourceName
-        let metadata = try perform(Subject("inspect \(name)", checkpoint: name)) {
-            try CheckpointReader.readMetadata(from: checkpoint.source, includeFrames: true)
+        let subject = Subject("inspect \(name)", checkpoint: name)
+        // --trust is reported on, not required.
+        let trusted = try perform(subject) { try keys.keys() }
+        var opening = trusted
+        opening.trustedSigners = []
+        let metadata = try perform(subject) {
+            try CheckpointReader.readMetadata(from: checkpoint.source, includeFrames: true, keys: opening)
         }
-        let report = CheckpointReport(metadata)
+        let report = CheckpointReport(metadata, trust: keys.trust.isEmpty ? nil : trusted)
         if json {
             print(report.json(includeSegments: segments), terminator: "")
         } else {

@@ -77,10 +77,77 @@ func parseKind(_ name: String) throws -> MemoryKind {
     return kind
 }
 
-/// How restore and verify read a checkpoint: `--threads`, `--memory-limit`.
+/// The keys a checkpoint is read with: `--trust`, `--identity`,
+/// `--encrypt-key` (key files: docs/CLI.md).
+struct KeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("trust"),
+        help: ArgumentHelp(
+            "Require a valid signature by the Ed25519 public key in this file (from pgsnap keygen); repeatable: any of them.",
+            valueName: "pubkey"))
+    var trust: [String] = []
+
+    @Option(
+        name: .customLong("identity"),
+        help: ArgumentHelp("Open a checkpoint encrypted to this X25519 private key file (pgsnap keygen --encryption); repeatable.", valueName: "key"))
+    var identity: [String] = []
+
+    @Option(
+        name: .customLong("encrypt-key"),
+        help: ArgumentHelp("Open a checkpoint encrypted with this symmetric key file (pgsnap keygen --symmetric); repeatable.", valueName: "file"))
+    var encryptKey: [String] = []
+
+    /// The keys, read from their files.
+    func keys() throws -> CheckpointKeys {
+        CheckpointKeys(
+            trustedSigners: try trust.map { try CheckpointKeyFile.signingPublicKey(KeyFiles.read($0), name: $0) },
+            identities: try identity.map { try CheckpointKeyFile.encryptionKey(KeyFiles.read($0), name: $0) },
+            symmetricKeys: try encryptKey.map { try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0) })
+    }
+}
+
+/// How a save signs and encrypts: `--sign`, `--encrypt-to`, `--encrypt-key`.
+struct ProtectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("sign"),
+        help: ArgumentHelp("Sign the checkpoint with the Ed25519 private key in this file (pgsnap keygen NAME).", valueName: "key"))
+    var sign: String?
+
+    @Option(
+        name: .customLong("encrypt-to"),
+        help: ArgumentHelp(
+            "Encrypt the checkpoint to the X25519 public key in this file (pgsnap keygen --encryption NAME); repeatable, up to 64 recipients in all.",
+            valueName: "pubkey"))
+    var encryptTo: [String] = []
+
+    @Option(
+        name: .customLong("encrypt-key"),
+        help: ArgumentHelp("Encrypt the checkpoint with the symmetric key in this file (pgsnap keygen --symmetric NAME); repeatable.", valueName: "file"))
+    var encryptKey: [String] = []
+
+    func validate() throws {
+        if encryptTo.count + encryptKey.count > 64 {
+            throw ValidationError("\(encryptTo.count + encryptKey.count) recipients: a checkpoint can be encrypted to at most 64")
+        }
+    }
+
+    /// Sets the signing key and the recipients of `options`, read from
+    /// their files.
+    func apply(to options: inout SaveOptions) throws {
+        options.signingKey = try sign.map { try CheckpointKeyFile.signingKey(KeyFiles.read($0), name: $0) }
+        options.recipients = try encryptTo.map { .publicKey(try CheckpointKeyFile.encryptionPublicKey(KeyFiles.read($0), name: $0)) }
+            + encryptKey.map { .symmetricKey(try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0)) }
+    }
+}
+
+/// How restore and verify read a checkpoint: `--threads`, `--memory-limit`,
+/// and the keys.
 struct ReadOptions: ParsableArguments {
     @OptionGroup
     var threads: ThreadOptions
+
+    @OptionGroup(title: "Signatures and encryption")
+    var keys: KeyOptions
 
     @Option(
         help: ArgumentHelp(
@@ -92,12 +159,14 @@ struct ReadOptions: ParsableArguments {
     /// The library's default.
     static let defaultMemoryLimit = ByteSize(RestoreOptions.defaultMemoryLimit)
 
-    /// The library's options, with progress shown on `display`.
-    func options(_ display: ProgressDisplay?) -> RestoreOptions {
+    /// The library's options, with progress shown on `display`; the keys
+    /// are read from their files.
+    func options(_ display: ProgressDisplay?) throws -> RestoreOptions {
         var options = RestoreOptions()
         options.threads = threads.count
         options.progress = display?.callback
         options.memoryLimit = memoryLimit.bytes
+        options.keys = try keys.keys()
         return options
     }
 }

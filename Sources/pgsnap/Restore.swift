@@ -99,7 +99,7 @@ struct Restore: ParsableCommand {
         let started = ContinuousClock.now
         let metadata = try perform(subject) {
             defer { display?.finish() }
-            return try RawImage.restore(from: checkpoint.source, toImage: output, options: reading.options(display))
+            return try RawImage.restore(from: checkpoint.source, toImage: output, options: try reading.options(display))
         }
         let elapsed = seconds(started.duration(to: .now))
 

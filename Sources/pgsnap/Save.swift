@@ -49,6 +49,9 @@ struct Save: ParsableCommand {
     @OptionGroup(title: "Compression")
     var compression: CompressionOptions
 
+    @OptionGroup(title: "Signatures and encryption")
+    var protection: ProtectionOptions
+
     @OptionGroup
     var threads: ThreadOptions
 
@@ -77,10 +80,11 @@ struct Save: ParsableCommand {
         }
         var options = compression.saveOptions(threads: threads)
         options.annotations = try annotations()
-        let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
-        options.progress = display?.callback
         let outputName = output.destinationName
         let subject = Subject("save \(source) to \(outputName)")
+        try perform(subject) { try protection.apply(to: &options) }
+        let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
+        options.progress = display?.callback
         let started = ContinuousClock.now
         let report = try perform(subject) {
             defer { display?.finish() }
@@ -124,6 +128,7 @@ struct Save: ParsableCommand {
             "segmentCount": .integer(UInt64(report.segments)),
             "storedBytes": .integer(report.storedBytes),
             "zeroBytesDropped": .integer(report.zeroBytesDropped),
+            "identity": .string(report.identity.description),
         ]).rendered
     }
 }
