@@ -83,7 +83,7 @@ struct KeyOptions: ParsableArguments {
     @Option(
         name: .customLong("trust"),
         help: ArgumentHelp(
-            "Require a valid signature by the Ed25519 public key in this file (from pgsnap keygen); repeatable: any of them.",
+            "Trust signatures by the Ed25519 public key in this file (pgsnap keygen): a signature by one of them is required (inspect only reports it); repeatable.",
             valueName: "pubkey"))
     var trust: [String] = []
 
@@ -146,9 +146,6 @@ struct ReadOptions: ParsableArguments {
     @OptionGroup
     var threads: ThreadOptions
 
-    @OptionGroup(title: "Signatures and encryption")
-    var keys: KeyOptions
-
     @Option(
         help: ArgumentHelp(
             "The largest memory a checkpoint may ask for (its file size), checked before any memory is created, e.g. 64GiB. (default: \(ReadOptions.defaultMemoryLimit))",
@@ -158,6 +155,9 @@ struct ReadOptions: ParsableArguments {
 
     /// The library's default.
     static let defaultMemoryLimit = ByteSize(RestoreOptions.defaultMemoryLimit)
+
+    @OptionGroup(title: "Signatures and encryption")
+    var keys: KeyOptions
 
     /// The library's options, with progress shown on `display`; the keys
     /// are read from their files.

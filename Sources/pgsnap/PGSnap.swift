@@ -17,13 +17,13 @@ struct PGSnap: ParsableCommand {
 
             EXIT STATUS
               0    success
-              64   usage error: a bad option, argument or combination, a bad key file (EX_USAGE)
+              64   usage error: a bad option, argument, combination or key file (EX_USAGE)
               65   bad checkpoint: corrupt, truncated, not a checkpoint (EX_DATAERR)
               69   serve-uffd: userfaultfd is not available here (EX_UNAVAILABLE)
               70   internal failure, e.g. the demo found a wrong page (EX_SOFTWARE)
               74   I/O error: a missing file or directory, a full disk (EX_IOERR)
               76   serve-uffd: the VMM broke the protocol or its memory is not the checkpoint's (EX_PROTOCOL)
-              80   --trust: unsigned, signed by a key not trusted, or changed after it was signed
+              80   --trust: unsigned, signed by an untrusted key, or changed since signed
               81   encrypted, and no key given opens it (--identity, --encrypt-key)
               126  restore --exec: the command could not be executed
               127  restore --exec: the command was not found

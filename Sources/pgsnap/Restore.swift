@@ -13,8 +13,9 @@ struct Restore: ParsableCommand {
         // Written out: the generated line puts the options after `--`, where
         // they would go to the command.
         usage: """
-            pgsnap restore <checkpoint> <output> [--threads <n>] [--memory-limit <size>] [--quiet] [--json]
-            pgsnap restore <checkpoint> [--threads <n>] [--memory-limit <size>] [--quiet] --exec -- <command> [<argument> ...]
+            pgsnap restore <checkpoint> <output> [--threads <n>] [--memory-limit <size>] [<keys>] [--quiet] [--json]
+            pgsnap restore <checkpoint> [--threads <n>] [--memory-limit <size>] [<keys>] [--quiet] --exec -- <command> [<argument> ...]
+              <keys>: [--trust <pubkey> ...] [--identity <key> ...] [--encrypt-key <file> ...]
             """,
         discussion: """
             With OUTPUT, writes a sparse raw image of the saved memory's exact \

@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Checkpoint
+import Foundation
+import XCTest
+
+/// `pgsnap keygen`, and signed and encrypted checkpoints through the
+/// command line: key files and their permissions, what each command
+/// requires of the keys, the exit statuses 80 and 81, inspect's report.
+final class SecurityCLITests: XCTestCase {
+    private var dir: Scratch!
+
+    override func setUpWithError() throws {
+        dir = try Scratch(name)
+        try SparseImage.reference().write(to: dir.path("src.img"))
+        for args in [["keygen", "signer"], ["keygen", "other"], ["keygen", "--encryption", "vm"], ["keygen", "--encryption", "vm2"], ["keygen", "--symmetric", "sym"]] {
+            let r = try run(args + ["--quiet"])
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "", "\(args): --quiet")
+        }
+    }
+
+    override func tearDown() {
+        dir = nil
+    }
+
+    private func run(_ arguments: [String], stdin: String? = nil) throws -> PGSnap.Result {
+        try PGSnap.run(arguments, in: dir.url, stdin: stdin)
+    }
+
+    private func mode(_ name: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: dir.path(name))[.posixPermissions] as? Int) ?? -1
+    }
+
+    private func assertFailure(_ r: PGSnap.Result, _ status: Int32, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "one line: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("pgsnap: "), r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "\(r.stderr) should say \(text)", file: file, line: line)
+        XCTAssertEqual(r.stdout.count, 0, file: file, line: line)
+    }
+
+    func testKeygenWritesKeyFilesAndNeverReplacesOne() throws {
+        XCTAssertEqual(try mode("signer"), 0o600)
+        XCTAssertEqual(try mode("signer.pub"), 0o644)
+        XCTAssertEqual(try mode("sym"), 0o600)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("sym.pub")))
+        for (name, header) in [
+            ("signer", "pgsnap-ed25519-private-v1"), ("signer.pub", "pgsnap-ed25519-public-v1"), ("vm", "pgsnap-x25519-private-v1"),
+            ("vm.pub", "pgsnap-x25519-public-v1"), ("sym", "pgsnap-symmetric-key-v1"),
+        ] {
+            let lines = try String(contentsOfFile: dir.path(name), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            XCTAssertEqual(lines.count, 3, name)
+            XCTAssertEqual(String(lines[0]), header)
+            XCTAssertEqual(Data(base64Encoded: String(lines[1]))?.count, 32, name)
+        }
+        let r = try run(["keygen", "fresh", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
+        XCTAssertEqual(object?["kind"] as? String, "ed25519")
+        XCTAssertEqual(object?["privateKey"] as? String, "fresh")
+        XCTAssertEqual(object?["publicKey"] as? String, "fresh.pub")
+        XCTAssertTrue((object?["fingerprint"] as? String)?.hasPrefix("ed25519:") == true)
+
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir.path("signer")))
+        assertFailure(try run(["keygen", "signer"]), 64, "never replaces")
+        assertFailure(try run(["keygen", "--symmetric", "vm.pub"]), 64, "never replaces")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("signer"))), before)
+        // NAME.pub in the way: no private key is left behind either.
+        FileManager.default.createFile(atPath: dir.path("lonely.pub"), contents: Data("x".utf8))
+        assertFailure(try run(["keygen", "lonely"]), 64, "lonely.pub exists")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("lonely")))
+        assertFailure(try run(["keygen", "--encryption", "--symmetric", "both"]), 64, "not both")
+    }
+
+    func testKeygenIgnoresTheUmaskForPrivateKeys() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "umask 0 && exec \"$0\" keygen --quiet loose", PGSnap.binary]
+        process.currentDirectoryURL = dir.url
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(try mode("loose"), 0o600)
+        XCTAssertEqual(try mode("loose.pub"), 0o644)
+    }
+
+    func testSignedEncryptedRoundTrip() throws {
+        let save = try run(["save", "src.img", "ck.pgsnap", "--sign", "signer", "--encrypt-to", "vm.pub", "--encrypt-key", "sym", "--json"])
+        XCTAssertEqual(save.status, 0, save.stderr)
+        let saved = try JSONSerialization.jsonObject(with: save.stdout) as? [String: Any]
+        let identity = try XCTUnwrap(saved?["identity"] as? String)
+        XCTAssertEqual(identity.count, 64)
+
+        for keys in [["--identity", "vm"], ["--encrypt-key", "sym"], ["--identity", "vm2", "--identity", "vm"]] {
+            let r = try run(["restore", "ck.pgsnap", "out.img", "--trust", "signer.pub", "--quiet"] + keys)
+            XCTAssertEqual(r.status, 0, "\(keys): \(r.stderr)")
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out.img"))), try Data(contentsOf: URL(fileURLWithPath: dir.path("src.img"))))
+            XCTAssertEqual(try run(["verify", "ck.pgsnap", "--trust", "other.pub", "--trust", "signer.pub"] + keys).status, 0)
+        }
+        // From stdin, with the signature required.
+        let streamed = try run(["restore", "-", "piped.img", "--trust", "signer.pub", "--identity", "vm", "--quiet"], stdin: dir.path("ck.pgsnap"))
+        XCTAssertEqual(streamed.status, 0, streamed.stderr)
+
+        let inspect = try run(["inspect", "ck.pgsnap", "--json", "--identity", "vm", "--trust", "other.pub"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: inspect.stdout) as? [String: Any])
+        XCTAssertEqual(report["identity"] as? String, identity)
+        let signature = try XCTUnwrap(report["signature"] as? [String: Any])
+        XCTAssertEqual(signature["valid"] as? Bool, true)
+        XCTAssertEqual(signature["trusted"] as? Bool, false, "inspect reports --trust, it does not require it")
+        let encryption = try XCTUnwrap(report["encryption"] as? [String: Any])
+        XCTAssertEqual(encryption["cipher"] as? String, "AES-256-GCM")
+        XCTAssertEqual((encryption["recipients"] as? [String])?.count, 2)
+        XCTAssertTrue((encryption["recipients"] as? [String])?.first?.hasPrefix("x25519:") == true)
+        let text = try run(["inspect", "ck.pgsnap", "--encrypt-key", "sym", "--trust", "signer.pub"])
+        XCTAssertTrue(text.stdoutText.contains("identity          \(identity)"), text.stdoutText)
+        XCTAssertTrue(text.stdoutText.contains("valid, trusted"), text.stdoutText)
+        XCTAssertTrue(text.stdoutText.contains("AES-256-GCM, to x25519:"), text.stdoutText)
+
+        // An unsigned, unencrypted checkpoint's JSON keeps its shape.
+        XCTAssertEqual(try run(["save", "src.img", "plain.pgsnap", "--quiet"]).status, 0)
+        let plain = try XCTUnwrap(try JSONSerialization.jsonObject(with: try run(["inspect", "plain.pgsnap", "--json"]).stdout) as? [String: Any])
+        XCTAssertNil(plain["identity"])
+        XCTAssertNil(plain["signature"])
+        XCTAssertNil(plain["encryption"])
+    }
+
+    // MARK: 80, 81
+
+    func testSignatureProblemsExit80() throws {
+        XCTAssertEqual(try run(["save", "src.img", "plain.pgsnap", "--quiet"]).status, 0)
+        XCTAssertEqual(try run(["save", "src.img", "signed.pgsnap", "--sign", "signer", "--quiet"]).status, 0)
+        assertFailure(try run(["verify", "plain.pgsnap", "--trust", "signer.pub"]), 80, "plain.pgsnap: not signed")
+        assertFailure(try run(["restore", "signed.pgsnap", "out.img", "--trust", "other.pub"]), 80, "not a trusted key")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("out.img")))
+        assertFailure(try run(["restore", "-", "out.img", "--trust", "other.pub"], stdin: dir.path("signed.pgsnap")), 80, "stdin: signed by")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("out.img")))
+        // Without --trust, a signature is not required.
+        XCTAssertEqual(try run(["verify", "signed.pgsnap"]).status, 0)
+        XCTAssertEqual(try run(["verify", "plain.pgsnap"]).status, 0)
+
+        // The signed checkpoint changed where no CRC sees it (an
+        // annotation, its CRCs made right again): refused with --trust,
+        // accepted without.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.path("signed.pgsnap"))))
+        func u32(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24 }
+        func put(_ value: UInt32, at: Int) {
+            for k in 0..<4 { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
+        }
+        let count = u32(68)
+        let entry = try XCTUnwrap((0..<count).map { 72 + 32 * $0 }.first { Array(bytes[$0..<$0 + 4]) == Array("ANNO".utf8) })
+        let offset = u32(entry + 8)
+        let length = u32(entry + 16)
+        let source = try XCTUnwrap((offset...offset + length - 7).first { Array(bytes[$0..<$0 + 7]) == Array("src.img".utf8) })
+        bytes[source + 6] = UInt8(ascii: "h")
+        put(bytes[offset..<offset + length].withUnsafeBytes { CRC32C.checksum($0) }, at: entry + 24)
+        put(bytes[64..<72 + 32 * count].withUnsafeBytes { CRC32C.checksum($0) }, at: 72 + 32 * count)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.path("changed.pgsnap")))
+        assertFailure(try run(["verify", "changed.pgsnap", "--trust", "signer.pub"]), 80, "changed after it was signed")
+        XCTAssertEqual(try run(["verify", "changed.pgsnap"]).status, 0, "a CRC does not see it")
+        XCTAssertTrue(try run(["inspect", "changed.pgsnap"]).stdoutText.contains("INVALID"))
+    }
+
+    func testEncryptedCheckpointsExit81WithoutAKeyThatOpensThem() throws {
+        let save = try run(["save", "src.img", "ck.pgsnap", "--encrypt-to", "vm.pub", "--quiet"])
+        XCTAssertEqual(save.status, 0, save.stderr)
+        for args in [["inspect", "ck.pgsnap"], ["verify", "ck.pgsnap"], ["restore", "ck.pgsnap", "out.img"], ["restore", "-", "out.img"]] {
+            let r = try run(args, stdin: args[1] == "-" ? dir.path("ck.pgsnap") : nil)
+            assertFailure(r, 81, "encrypted (to x25519:")
+            XCTAssertTrue(r.stderr.contains("give --identity KEY or --encrypt-key FILE"), r.stderr)
+        }
+        assertFailure(try run(["verify", "ck.pgsnap", "--identity", "vm2"]), 81, "none of the keys given")
+        assertFailure(try run(["verify", "ck.pgsnap", "--encrypt-key", "sym"]), 81, "none of the keys given")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("out.img")))
+        XCTAssertEqual(try run(["verify", "ck.pgsnap", "--identity", "vm"]).status, 0)
+    }
+
+    // MARK: Key files
+
+    func testBadKeyFiles() throws {
+        XCTAssertEqual(try run(["save", "src.img", "ck.pgsnap", "--sign", "signer", "--encrypt-key", "sym", "--quiet"]).status, 0)
+        // A secret key others can read is refused, with the fix.
+        chmod(dir.path("sym"), 0o640)
+        assertFailure(try run(["verify", "ck.pgsnap", "--encrypt-key", "sym"]), 64, "run chmod 600")
+        assertFailure(try run(["save", "src.img", "x.pgsnap", "--encrypt-key", "sym"]), 64, "mode 0640")
+        chmod(dir.path("signer"), 0o604)
+        assertFailure(try run(["save", "src.img", "x.pgsnap", "--sign", "signer"]), 64, "can be read or written by others")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("x.pgsnap")))
+        chmod(dir.path("sym"), 0o600)
+        // A public key may be read by anyone.
+        chmod(dir.path("signer.pub"), 0o644)
+        XCTAssertEqual(try run(["verify", "ck.pgsnap", "--trust", "signer.pub", "--encrypt-key", "sym"]).status, 0)
+        // The wrong kind of key, something that is not a key, no file.
+        assertFailure(try run(["verify", "ck.pgsnap", "--trust", "vm.pub", "--encrypt-key", "sym"]), 64, "where a pgsnap-ed25519-public-v1 key is needed")
+        assertFailure(try run(["save", "src.img", "x.pgsnap", "--encrypt-to", "src.img"]), 64, "not a pgsnap key file")
+        FileManager.default.createFile(atPath: dir.path("short"), contents: Data("pgsnap-ed25519-public-v1\nAAAA\n".utf8))
+        assertFailure(try run(["verify", "ck.pgsnap", "--trust", "short"]), 64, "base64 of 32 bytes")
+        assertFailure(try run(["verify", "ck.pgsnap", "--trust", "missing.pub"]), 74, "missing.pub")
+    }
+}
