@@ -200,3 +200,72 @@ final class SecurityCLITests: XCTestCase {
         assertFailure(try run(["verify", "ck.pgsnap", "--trust", "missing.pub"]), 74, "missing.pub")
     }
 }
+
+/// The fixtures of fixtures/v2/secure through the command line, with the
+/// test keys of fixtures/keys (copied, mode 0600): the good ones inspect
+/// and verify; every broken one is refused by verify and restore with the
+/// exit status of the error its manifest names (65, 80 or 81), and one
+/// line on stderr.
+final class SecureFixtureCLITests: XCTestCase {
+    static let fixtures = FixtureCLITests.root.appendingPathComponent("v2/secure")
+
+    private var dir: Scratch!
+
+    override func setUpWithError() throws {
+        dir = try Scratch(name)
+        for name in ["signer", "signer.pub", "recipient", "recipient.pub", "symmetric"] {
+            try FileManager.default.copyItem(atPath: FixtureCLITests.root.appendingPathComponent("keys/\(name)").path, toPath: dir.path(name))
+            chmod(dir.path(name), name.hasSuffix(".pub") ? 0o644 : 0o600)
+        }
+    }
+
+    /// The options that give a fixture `keys` (the manifest's names).
+    private func options(_ keys: [String]) -> [String] {
+        keys.flatMap { key -> [String] in
+            switch key {
+            case "trust": ["--trust", dir.path("signer.pub")]
+            case "identity": ["--identity", dir.path("recipient")]
+            default: ["--encrypt-key", dir.path("symmetric")]
+            }
+        }
+    }
+
+    func testGoodFixturesInspectAndVerify() throws {
+        let keys = options(["trust", "identity", "symmetric"])
+        for name in ["signed", "encrypted", "signed-encrypted", "raw-image-signed-encrypted"] {
+            let path = Self.fixtures.appendingPathComponent("\(name).pgsnap").path
+            let inspect = try PGSnap.run(["inspect", path, "--json"] + keys, in: dir.url)
+            XCTAssertEqual(inspect.status, 0, "\(name): \(inspect.stderr)")
+            let report = try JSONSerialization.jsonObject(with: inspect.stdout) as? [String: Any]
+            XCTAssertEqual((report?["identity"] as? String)?.count, 64, name)
+            // verify --trust refuses the unsigned one.
+            let verify = try PGSnap.run(["verify", path] + keys, in: dir.url)
+            XCTAssertEqual(verify.status, name == "encrypted" ? 80 : 0, "\(name): \(verify.stderr)")
+        }
+    }
+
+    func testBrokenFixturesExitAsTheirErrors() throws {
+        let broken = Self.fixtures.appendingPathComponent("broken")
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: broken.appendingPathComponent("manifest.json"))) as? [String: Any]
+        let entries = try XCTUnwrap(manifest?["fixtures"] as? [[String: Any]])
+        XCTAssertGreaterThanOrEqual(entries.count, 15)
+        for entry in entries {
+            let file = try XCTUnwrap(entry["file"] as? String)
+            let keys = try XCTUnwrap(entry["keys"] as? [String])
+            let verify = try XCTUnwrap(entry["verify"] as? [String: Any])
+            let status: Int32 = switch verify["error"] as? String {
+            case "CheckpointSignatureError": 80
+            case "CheckpointEncryptionError": 81
+            default: 65
+            }
+            let path = broken.appendingPathComponent(file).path
+            for args in [["verify", path], ["restore", "--quiet", path, dir.path("out.img")]] {
+                let r = try PGSnap.run(args + options(keys), in: dir.url)
+                XCTAssertEqual(r.status, status, "\(args[0]) \(file): \(r.stderr)")
+                XCTAssertEqual(r.stderrLines.count, 1, "\(file): \(r.stderr)")
+                XCTAssertTrue(r.stderr.contains(file), "\(file): \(r.stderr)")
+                XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("out.img")), "\(file): an image was left")
+            }
+        }
+    }
+}
