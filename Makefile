@@ -8,9 +8,11 @@ SWIFT ?= swift
 # The multi-threaded tests under ThreadSanitizer; any report fails the run:
 # the MemoryFile suite (reclaimer, evictions, pressure listener, stress),
 # the checkpoint round trips (save and restore pipelines) and the lazy
-# restores (loader threads, fault handler, the randomized model test). The segment set is
+# restores (loader threads, fault handler, the randomized model test), and the
+# signed and encrypted round trips (frames opened and their digests recorded
+# by the workers and loaders). The segment set is
 # single-threaded; its long model tests gain nothing here.
-TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.SecurityRoundTripTests
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 
