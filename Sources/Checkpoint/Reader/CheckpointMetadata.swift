@@ -40,6 +40,10 @@ enum PayloadMode {
     /// Check their checksums, decompress them on worker threads, and hand
     /// the data to a sink.
     case decompress(FrameSink)
+
+    var readsPayloads: Bool {
+        if case .decompress = self { true } else { false }
+    }
 }
 
 /// Receives the checkpoint's parts as a scan validates them.

@@ -60,11 +60,7 @@ struct CheckpointScanner {
             try input.skip(knownEnds.trailer.checkpointLength - input.offset, section: .index)
         } else {
             ends = try readEndsInOrder(header: header, head: head)
-            if case .decompress = mode {
-                try security.authenticate(index: ends.index, framesRead: true)
-            } else {
-                try security.authenticate(index: ends.index, framesRead: false)
-            }
+            try security.authenticate(index: ends.index, framesRead: tally.count == ends.totals.frameCount && mode.readsPayloads)
         }
         try checkTally(tally, ends: ends)
         return CheckpointMetadata(

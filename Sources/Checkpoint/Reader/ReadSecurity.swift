@@ -263,11 +263,11 @@ final class ReadSecurity {
         }
         authenticated = true
         try digestRecord?.check(against: index.entries, complete: framesRead)
-        digestRecord = nil
-        openerForFrames = nil
     }
 
-    private var openerForFrames: FrameOpener??
+    /// What checks and opens the frames, once made.
+    private var opener: FrameOpener?
+    private var openerMade = false
 
     /// Bytes a sealed payload may add to a frame's compressed length.
     func sealOverhead(_ header: CheckpointHeader) -> Int {
@@ -278,9 +278,10 @@ final class ReadSecurity {
     /// a file, once authenticated, with the signed index's digests; from a
     /// stream, before, recording digests.
     func frameOpener(_ index: IndexDecoder?) -> FrameOpener? {
-        if let made = openerForFrames {
-            return made
+        if openerMade {
+            return opener
         }
+        openerMade = true
         var digests: FrameOpener.FrameDigests?
         if keys.requiresSignature {
             if authenticated, let index {
@@ -291,9 +292,9 @@ final class ReadSecurity {
                 digests = .recorded(record)
             }
         }
-        let opener = contentKeys == nil && digests == nil
-            ? nil : FrameOpener(header: header, framesKey: contentKeys?.frames, digests: digests)
-        openerForFrames = .some(opener)
+        if contentKeys != nil || digests != nil {
+            opener = FrameOpener(header: header, framesKey: contentKeys?.frames, digests: digests)
+        }
         return opener
     }
 }
