@@ -33,6 +33,14 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        // libcurl, from Debian's libcurl4-openssl-dev: HTTP and AWS
+        // Signature Version 4 (CURLOPT_AWS_SIGV4) for checkpoints in object
+        // storage.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(
             name: "PGAlloc",
             dependencies: [
@@ -44,7 +52,7 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "PGAlloc", "CZstd", "CCRC32C", "CLinuxShim",
+                "PGAlloc", "CZstd", "CCurl", "CCRC32C", "CLinuxShim",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -27,6 +27,7 @@ let package = Package(
         // The trait keeps the malloc counters; naming it also leaves out the
         // default RuntimeInterposer trait.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .executableTarget(
@@ -58,6 +59,16 @@ let package = Package(
                 .product(name: "Workloads", package: "PGAlloc"),
             ],
             path: "Sources/lazybench"
+        ),
+        .executableTarget(
+            name: "incbench",
+            dependencies: [
+                .product(name: "PGAlloc", package: "PGAlloc"),
+                .product(name: "Checkpoint", package: "PGAlloc"),
+                .product(name: "Workloads", package: "PGAlloc"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/incbench"
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -27,7 +27,8 @@ FIGURES = [
     "peak_rss_anon_save_kib", "peak_rss_anon_restore_kib", "rss_anon_before_save_kib",
     "save_frames", "save_zero_bytes_dropped",
     "save_first_write_s", "save_first_frame_s", "update_usage_s", "write_s", "verify_s",
-    "reclaim_wait_s", "src_committed_after_save", "restored_committed_after_verify",
+    "reclaim_wait_s", "loop_run_s", "loop_wait_s", "loop_preempted",
+    "src_committed_after_save", "restored_committed_after_verify",
     "cp_s", "cp_fsync_s", "zstd_s", "zstd_fsync_s", "save_peak_rss_kib", "restore_peak_rss_kib",
 ]
 

@@ -34,7 +34,8 @@
 #   PGALLOCBENCH      our binary; default: built (release) into
 #                     Benchmarks/.build-exec unless NO_BUILD=1
 #   GVBENCH           gVisor's harness; default /tmp/gvbench-build/gvbench,
-#                     built from shared/bench/gvisor if missing
+#                     built from shared/bench/gvisor if missing, with the
+#                     Debian packages Benchmarks/setup-compare.sh installs
 #   GV_SAVE_VARIANTS  gvbench W-save variants (default "statefile raw")
 #   WSAVE             wsave binary (default /tmp/wsave-bin/wsave, built with gcc)
 #   OURS_SAVE_ARGS    extra pgallocbench save flags, e.g. "--threads 2 --level 1"
@@ -67,6 +68,10 @@ log() { echo "compare.sh: $*" >&2; }
 
 # --- 1. Binaries -------------------------------------------------------------
 
+# Debian packages: Go and gVisor's source for gVisor's harness, the tools the
+# baselines run (installed when missing; root or sudo needed only then).
+"$HERE/setup-compare.sh" || { log "cannot install what compare.sh needs"; exit 1; }
+
 # Ours: release build in a private scratch path.
 if [ -z "${PGALLOCBENCH:-}" ]; then
 	PGALLOCBENCH="$HERE/.build-exec/release/pgallocbench"
@@ -83,10 +88,6 @@ fi
 GVBENCH="${GVBENCH:-/tmp/gvbench-build/gvbench}"
 if [ ! -x "$GVBENCH" ]; then
 	log "building $GVBENCH from $SHARED/gvisor"
-	for p in golang-go golang-gvisor-gvisor-dev golang-golang-x-sys-dev golang-golang-x-time-dev; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			{ log "missing Debian package $p (see $SHARED/gvisor/run.sh)"; exit 1; }
-	done
 	mkdir -p "$(dirname "$GVBENCH")"
 	(cd "$SHARED/gvisor" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
 		GOCACHE="${GOCACHE:-$(dirname "$GVBENCH")/gocache}" go build -o "$GVBENCH" .) ||

@@ -33,3 +33,17 @@ run "$pgsnap" restore "$work/memory.ckpt" "$work/restored.img"
 run cmp "$image" "$work/restored.img"
 echo "(no output from cmp: the bytes are identical)"
 run du -h "$work/restored.img"
+
+# An incremental save: 1 MiB of the image changes; the child stores only
+# that, and restores (with its parent) to the whole image.
+echo
+echo "an incremental checkpoint of the same image after 1 MiB changed"
+head -c 1M /dev/urandom | dd of="$image" bs=1M seek=40 conv=notrunc iflag=fullblock status=none
+run "$pgsnap" save "$image" "$work/memory.child.ckpt" --parent "$work/memory.ckpt"
+run du -b "$work/memory.ckpt" "$work/memory.child.ckpt"
+run sh -c "'$pgsnap' inspect '$work/memory.child.ckpt' | sed -n '/^identity/,/^\$/p'"
+run "$pgsnap" verify "$work/memory.child.ckpt"
+run "$pgsnap" restore "$work/memory.child.ckpt" "$work/restored.img"
+run cmp "$image" "$work/restored.img"
+echo "(no output from cmp: the chain restores the changed image)"
+run "$pgsnap" flatten "$work/memory.child.ckpt" "$work/memory.flat.ckpt"

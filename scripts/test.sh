@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: every test of every module (unit, model-based,
-# round trips, crash safety, CLI, fixtures), the allocator's tests again
-# under ThreadSanitizer, and a short fuzz run of the checkpoint reader.
+# round trips, crash safety, CLI, fixtures, object storage against a local
+# S3 server), the allocator's tests again under ThreadSanitizer, and a short
+# fuzz run of the checkpoint reader.
 # Installs what it needs first (see setup.sh). CI runs exactly this.
 #
 #   ./scripts/test.sh            everything
@@ -12,6 +13,14 @@ source scripts/setup.sh
 
 step() { printf '\n== %s\n' "$*"; }
 started=$(date +%s)
+
+step "start the S3 test server (moto with signature checking, and a fault proxy)"
+pgsnap_install_moto
+s3_dir=$(mktemp -d /tmp/pgsnap-s3test.XXXXXX)
+trap 'python3 scripts/s3test/server.py stop "$s3_dir"; rm -rf "$s3_dir"' EXIT
+python3 scripts/s3test/server.py start "$s3_dir" | sed 's/\(SECRET_ACCESS_KEY=\|SESSION_TOKEN=\).*/\1(hidden)/'
+# shellcheck disable=SC1091
+source "$s3_dir/env"
 
 step "build and run every test (debug)"
 swift build --build-tests

@@ -118,9 +118,10 @@ public enum WSave {
 
     /// Checks, with pread (which does not commit holes), that `fd` holds
     /// the W-save content of `ranges` (range `a` at `ranges[a]`): written
-    /// pages equal `page(p)`, all others zero. Returns the number of pages
-    /// that differ.
-    public static func verify(fd: Int32, ranges: [FileRange], _ layout: Layout) throws -> Int {
+    /// pages equal `page(p)` (or, for the pages in `rewritten`, what
+    /// `rewrite` wrote), all others zero. Returns the number of pages that
+    /// differ.
+    public static func verify(fd: Int32, ranges: [FileRange], _ layout: Layout, rewritten: (pages: Set<UInt64>, seed: UInt64)? = nil) throws -> Int {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Int(rangeBytes), alignment: pageSize)
         let expected = UnsafeMutableRawPointer.allocate(byteCount: pageSize, alignment: pageSize)
         defer {
@@ -142,7 +143,13 @@ public enum WSave {
             }
             for j in 0..<pagesPerRange {
                 let got = buffer + Int(j) * pageSize
-                if j % layout.stride == 0 {
+                let address = range.start + j * UInt64(pageSize)
+                if let rewritten, rewritten.pages.contains(address) {
+                    fillRewritten(expected, address, seed: rewritten.seed)
+                    if memcmp(got, expected, pageSize) != 0 {
+                        bad += 1
+                    }
+                } else if j % layout.stride == 0 {
                     fillPage(expected, UInt64(a) * pagesPerRange + j)
                     if memcmp(got, expected, pageSize) != 0 {
                         bad += 1
@@ -161,6 +168,45 @@ public enum WSave {
             return false
         }
         return true
+    }
+
+    /// Writes new random contents (from `seed` and the page's address) into
+    /// `share` of the written pages of `ranges` (every page whose index
+    /// among the written pages is `phase` modulo `1 / share`), through the
+    /// mappings: the "rewrite 1% / 10%" step of the incremental benchmarks.
+    /// Returns the addresses rewritten.
+    public static func rewrite(
+        _ file: MemoryFile, ranges: [FileRange], _ layout: Layout, share: Double, seed: UInt64, phase: UInt64 = 0
+    ) throws -> [UInt64] {
+        precondition(share > 0 && share <= 1, "WSave.rewrite: share \(share)")
+        let every = max(1, UInt64((1 / share).rounded()))
+        var out: [UInt64] = []
+        var n: UInt64 = 0
+        for range in ranges {
+            var j: UInt64 = 0
+            while j < pagesPerRange {
+                if n % every == phase % every {
+                    out.append(range.start + j * UInt64(pageSize))
+                }
+                n += 1
+                j += layout.stride
+            }
+        }
+        for address in out {
+            try file.forEachMappedSlice(FileRange(start: address, end: address + UInt64(pageSize))) { slice in
+                fillRewritten(slice.baseAddress!, address, seed: seed)
+            }
+        }
+        return out
+    }
+
+    /// The contents `rewrite` gives the page at `address`.
+    public static func fillRewritten(_ destination: UnsafeMutableRawPointer, _ address: UInt64, seed: UInt64) {
+        let words = destination.assumingMemoryBound(to: UInt64.self)
+        var g = SplitMix64(seed: address ^ seed ^ 0x3C3C_3C3C_3C3C_3C3C)
+        for i in 0..<512 {
+            words[i] = g.next().littleEndian
+        }
     }
 
     /// FNV-1a-64 of page(0) ... page(n - 1) concatenated: the harnesses'

@@ -10,6 +10,9 @@ struct CheckpointReport {
     /// The keys `--trust` gave, if any: the report says whether they trust
     /// the signature.
     let trust: CheckpointKeys?
+    /// The checkpoint (link 0, with its identity) and its parents, when
+    /// read from a file.
+    var chain: [ChainLinkDescription]?
 
     init(_ metadata: CheckpointMetadata, trust: CheckpointKeys? = nil) {
         self.metadata = metadata
@@ -18,6 +21,10 @@ struct CheckpointReport {
     }
 
     var security: CheckpointSecurity { metadata.security }
+
+    /// The identity: as the scan computed it, or as the chain's reader
+    /// did (a scan that read the page hashes in part computes none).
+    var identity: CheckpointIdentity? { security.identity ?? chain?.first?.identity }
 
     /// Version 2: the identity, signature and encryption rows of the text.
     var securityRows: [(String, String)] {
@@ -28,7 +35,7 @@ struct CheckpointReport {
         } else {
             encryption = "none"
         }
-        return [("identity", security.identity?.description ?? "-"), ("signature", signatureText), ("encryption", encryption)]
+        return [("identity", identity?.description ?? "-"), ("signature", signatureText), ("encryption", encryption)]
     }
 
     /// The signature, for people: its signer, whether it is valid and (with
@@ -113,9 +120,11 @@ struct CheckpointReport {
             if !metadata.prefetchOrder.isEmpty {
                 members["prefetchOrder"] = .array(metadata.prefetchOrder.map { .integer($0) })
             }
-            // Only for signed or encrypted checkpoints, so that the output
-            // for others keeps its shape.
-            if security.signature != nil || security.isEncrypted, let identity = security.identity {
+            members["referencedBytes"] = .integer(metadata.referencedBytes)
+            if let parent = metadata.parent {
+                members["parent"] = .parent(parent)
+            }
+            if let identity {
                 members["identity"] = .string(identity.description)
             }
             if let signature = security.signature {
@@ -130,6 +139,19 @@ struct CheckpointReport {
                     "cipher": .string("AES-256-GCM"),
                     "recipients": .array(security.recipients.map { .string($0.description) }),
                 ])
+            }
+            if let chain, chain.count > 1 {
+                members["chain"] = .array(
+                    chain.map { link in
+                        .object([
+                            "checkpoint": .string(link.path),
+                            "identity": link.identity.map { .string($0.description) } ?? .string(""),
+                            "link": .integer(UInt64(link.link)),
+                            "referencedBytes": .object(
+                                Dictionary(uniqueKeysWithValues: link.referencedBytesByLink.map { (String($0.key), JSON.integer($0.value)) })),
+                            "storedBytes": .integer(link.metadata.totals.storedBytes),
+                        ])
+                    })
             }
         }
         return JSON.object(members).rendered
@@ -185,6 +207,19 @@ struct CheckpointReport {
                 lines.append(
                     rightPad("prefetch order", 18) + "\(metadata.prefetchOrder.count) frames: " + shown
                         + (metadata.prefetchOrder.count > 16 ? " ..." : ""))
+            }
+            if let chain, chain.count > 1 {
+                lines.append("")
+                lines.append(rightPad("chain", 18) + "\(chain.count) links, this checkpoint first")
+                lines.append(
+                    "  " + rightPad("link", 6) + rightPad("identity", 18) + leftPad("stored", 12) + "  references (by link, counted from each)")
+                for link in chain {
+                    let refs = link.referencedBytesByLink.keys.sorted().map { "\($0): \(humanBytes(link.referencedBytesByLink[$0]!))" }
+                    lines.append(
+                        "  " + rightPad(String(link.link), 6) + rightPad(String(link.identity?.description.prefix(16) ?? "-"), 18)
+                            + leftPad(humanBytes(link.metadata.totals.storedBytes), 12) + "  " + (refs.isEmpty ? "none" : refs.joined(separator: ", "))
+                            + "  " + link.path)
+                }
             }
         }
 

@@ -15,7 +15,10 @@ struct Demo: ParsableCommand {
             64 MiB ranges, every stride-th page written so that --touched bytes are \
             written), saves it to a checkpoint, inspects and verifies the \
             checkpoint, restores it into a new MemoryFile and checks every byte. \
-            Then writes a smaller W-save raw image (256 MiB, 64 MiB written), saves \
+            Then restores it lazily (the MemoryFile usable before any frame is \
+            decompressed) and times the first use; rewrites 1% of the written pages \
+            and saves incrementally against the first checkpoint, restores the \
+            chain and checks every byte. Then writes a smaller W-save raw image (256 MiB, 64 MiB written), saves \
             and restores it as pgsnap save and restore do, and compares the bytes; \
             prints its apparent and allocated sizes. Exits 70 if any byte differs.
             """)
@@ -156,7 +159,79 @@ struct Demo: ParsableCommand {
         for kind in MemoryKind.allCases {
             print("    " + rightPad(kind.description, 12) + leftPad(humanBytes(accounting[kind]), 12))
         }
-        return MemoryResult(badPages: bad)
+        print("")
+        let lazyBad = try lazyRestore(path, ranges: ranges, layout, eagerSeconds: restoreSeconds)
+        print("")
+        let childBad = try incrementalSave(
+            source, parent: path, parentReport: report, parentSeconds: saveSeconds, ranges: ranges, layout, workspace: workspace)
+        return MemoryResult(badPages: bad + lazyBad + childBad)
+    }
+
+    /// Restores the checkpoint lazily, times when the file is usable and
+    /// when its first page is read, waits for the whole load and checks it.
+    private func lazyRestore(_ path: String, ranges: [FileRange], _ layout: WSave.Layout, eagerSeconds: Double) throws -> Int {
+        let subject = Subject("demo: lazy restore of \(path)", checkpoint: path)
+        var options = RestoreOptions()
+        var lazy = LazyRestoreOptions()
+        // Where userfaultfd is missing, the API still waits for frames.
+        lazy.withoutUserfaultfd = .apiOnly
+        options.mode = .lazy(lazy)
+        let started = ContinuousClock.now
+        let file = try perform(subject) { try MemoryFile.restore(from: .path(path), options: options) }
+        defer { file.destroy() }
+        let usable = seconds(started.duration(to: .now))
+        // The first page of the last range: its frame is loaded first.
+        let page = FileRange(start: ranges.last!.start, end: ranges.last!.start + 4096)
+        var first: UInt8 = 0
+        try perform(subject) { try file.forEachMappedSlice(page) { first = $0.load(as: UInt8.self) } }
+        let firstUse = seconds(started.duration(to: .now))
+        try perform(subject) { try file.waitUntilLoaded() }
+        let loaded = seconds(started.duration(to: .now))
+        let bad = try perform(Subject("demo: check the lazily restored MemoryFile")) {
+            try WSave.verify(fd: file.fileDescriptor, ranges: ranges, layout)
+        }
+        _ = first
+        print("lazy restore: the MemoryFile is returned before any frame is decompressed")
+        table([
+            ("usable after", "\(milliseconds(usable)) (eager restore: \(fixed(eagerSeconds, digits: 2)) s)"),
+            ("first page read after", "\(milliseconds(firstUse)) (its frame loaded first, on demand)"),
+            ("fully loaded after", "\(fixed(loaded, digits: 2)) s, in the background"),
+            ("pages that differ", "\(bad)"),
+        ])
+        return bad
+    }
+
+    /// Rewrites 1% of the written pages, saves against `parent`, restores
+    /// the chain and checks it.
+    private func incrementalSave(
+        _ source: MemoryFile, parent: String, parentReport: SaveReport, parentSeconds: Double, ranges: [FileRange], _ layout: WSave.Layout,
+        workspace: DemoWorkspace
+    ) throws -> Int {
+        let child = workspace.file("wsave.child.pgsnap")
+        let seed: UInt64 = 0x1E57
+        let rewritten = try perform(Subject("demo: rewrite 1% of the pages")) {
+            try WSave.rewrite(source, ranges: ranges, layout, share: 0.01, seed: seed)
+        }
+        var started = ContinuousClock.now
+        let report = try perform(Subject("demo: save \(child) against \(parent)")) { try source.save(to: .path(child), parent: .path(parent)) }
+        let saveSeconds = seconds(started.duration(to: .now))
+        started = ContinuousClock.now
+        let restored = try perform(Subject("demo: restore \(child)", checkpoint: child)) { try MemoryFile.restore(from: .path(child)) }
+        defer { restored.destroy() }
+        let restoreSeconds = seconds(started.duration(to: .now))
+        let bad = try perform(Subject("demo: check the restored chain")) {
+            try WSave.verify(fd: restored.fileDescriptor, ranges: ranges, layout, rewritten: (Set(rewritten), seed))
+        }
+        print("incremental save: \(rewritten.count) pages (1% of the written ones) rewritten with random bytes, saved against the first checkpoint")
+        table([
+            ("child checkpoint bytes", "\(exact(report.checkpointBytes)), \(fixed(100 * ratio(report.checkpointBytes, parentReport.checkpointBytes), digits: 1))% of the full checkpoint"),
+            ("stored", "\(humanBytes(report.storedBytes)) (the rewritten pages: \(humanBytes(UInt64(rewritten.count) * 4096)))"),
+            ("taken from the parent", humanBytes(report.referencedBytes)),
+            ("save", "\(fixed(saveSeconds, digits: 2)) s (full save: \(fixed(parentSeconds, digits: 2)) s)"),
+            ("restore of the chain", "\(fixed(restoreSeconds, digits: 2)) s"),
+            ("pages that differ", "\(bad)"),
+        ])
+        return bad
     }
 
     // MARK: Raw image
@@ -233,6 +308,10 @@ struct Demo: ParsableCommand {
 
     private func gigabytesPerSecond(_ bytes: UInt64, _ seconds: Double) -> String {
         seconds > 0 ? "\(fixed(Double(bytes) / seconds / 1e9, digits: 2)) GB/s" : "-"
+    }
+
+    private func milliseconds(_ seconds: Double) -> String {
+        "\(fixed(seconds * 1000, digits: 2)) ms"
     }
 
     private func exact(_ n: UInt64) -> String {

@@ -20,9 +20,22 @@ enum ExitStatus {
     /// A service the command needs is not available here: userfaultfd for
     /// a lazy restore (`EX_UNAVAILABLE`).
     static let unavailable: Int32 = 69
-    /// A file or descriptor could not be opened, read or written
+    /// A file or descriptor could not be opened, read or written; an
+    /// object store answered that a bucket or key does not exist, that the
+    /// object changed while it was read, or refused a request otherwise
     /// (`EX_IOERR`).
     static let ioError: Int32 = 74
+    /// An object store could not be reached or kept failing (5xx,
+    /// throttling, broken connections) after every retry: trying again
+    /// later may work (`EX_TEMPFAIL`).
+    static let temporaryFailure: Int32 = 75
+    /// An object store refused the credentials or their permissions (401,
+    /// 403, a bad signature, an unknown key, an invalid token)
+    /// (`EX_NOPERM`).
+    static let permissionDenied: Int32 = 77
+    /// The object-store configuration in the environment cannot work (a
+    /// malformed AWS_ENDPOINT_URL, a key without its secret) (`EX_CONFIG`).
+    static let configuration: Int32 = 78
     /// serve-uffd: the VMM broke the protocol or sent memory regions that
     /// do not match the checkpoint (`EX_PROTOCOL`).
     static let protocolError: Int32 = 76
@@ -33,6 +46,10 @@ enum ExitStatus {
     /// The checkpoint is encrypted and no key was given, or none of those
     /// given opens it.
     static let encrypted: Int32 = 81
+    /// An incremental checkpoint's chain is broken: a parent missing,
+    /// changed since the child was saved, forming a cycle, or unable to be
+    /// a parent.
+    static let brokenChain: Int32 = 79
     /// `restore --exec`: the command exists but could not be executed
     /// (as env(1) and the shells report it).
     static let cannotExecute: Int32 = 126
@@ -44,8 +61,17 @@ enum ExitStatus {
         switch error {
         case is CheckpointError:
             return dataError
+        case let chain as ChainError:
+            return chain.reason == .parentInvalid ? dataError : brokenChain
         case is HostError:
             return ioError
+        case let store as ObjectStoreError:
+            switch store.kind {
+            case .accessDenied: return permissionDenied
+            case .unavailable: return temporaryFailure
+            case .configuration: return configuration
+            case .notFound, .changed, .rejected: return ioError
+            }
         case is CheckpointUsageError, is ValidationError, is KeyFiles.Problem:
             return usage
         case is CheckpointSignatureError:
@@ -112,7 +138,9 @@ struct Subject {
     }
 
     func failure(_ error: any Error) -> CommandFailure {
-        if error is CheckpointError || error is CheckpointSignatureError || error is CheckpointEncryptionError, let checkpoint {
+        if error is CheckpointError || error is ChainError || error is CheckpointSignatureError || error is CheckpointEncryptionError,
+            let checkpoint
+        {
             return CommandFailure(checkpoint, error)
         }
         return CommandFailure(action, error)

@@ -116,6 +116,11 @@ enum JSON {
 }
 
 extension JSON {
+    /// A `PRNT` record.
+    static func parent(_ p: ParentRecord) -> JSON {
+        .object(["depth": .integer(UInt64(p.depth)), "identity": .string(p.identity.description), "path": .string(p.path)])
+    }
+
     /// The fields every command's JSON gives about a checkpoint it read.
     static func checkpointSummary(_ m: CheckpointMetadata) -> [String: JSON] {
         [

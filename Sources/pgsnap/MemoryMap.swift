@@ -7,7 +7,9 @@ import PGAlloc
 /// pages, shown by what its bytes are:
 ///
 ///     #  all stored (every byte of the cell is in a frame's run)
-///     +  partly stored
+///     =  all referenced (taken from a parent, or from an equal page stored
+///        elsewhere; shown only for checkpoints with references)
+///     +  partly stored or referenced
 ///     -  allocated (in a segment with references), nothing stored
 ///     .  free
 ///
@@ -22,6 +24,8 @@ struct MemoryMap {
     let cellBytes: UInt64
     private(set) var allocated: [UInt64]
     private(set) var stored: [UInt64]
+    private(set) var referenced: [UInt64]
+    let hasReferences: Bool
 
     init(_ metadata: CheckpointMetadata) {
         let page = CheckpointFormat.pageSize
@@ -34,6 +38,8 @@ struct MemoryMap {
         let cells = Int((size + cell - 1) / cell)
         allocated = Array(repeating: 0, count: cells)
         stored = Array(repeating: 0, count: cells)
+        referenced = Array(repeating: 0, count: cells)
+        hasReferences = !metadata.references.isEmpty
         for s in metadata.segments where s.refs > 0 {
             add(s.range, to: &allocated)
         }
@@ -41,6 +47,9 @@ struct MemoryMap {
             for run in frame.runs {
                 add(run, to: &stored)
             }
+        }
+        for r in metadata.references {
+            add(r.destination, to: &referenced)
         }
     }
 
@@ -59,10 +68,10 @@ struct MemoryMap {
     /// The character of cell `i`.
     func symbol(_ i: Int) -> Character {
         let length = min(cellBytes, size - UInt64(i) * cellBytes)
-        if stored[i] >= length {
-            return "#"
+        if stored[i] + referenced[i] >= length {
+            return stored[i] >= referenced[i] ? "#" : "="
         }
-        if stored[i] > 0 {
+        if stored[i] + referenced[i] > 0 {
             return "+"
         }
         return allocated[i] > 0 ? "-" : "."
@@ -87,7 +96,9 @@ struct MemoryMap {
         let width = labels.map(\.count).max()!
         var out = [
             "map of \(humanBytes(size)): one line = \(humanBytes(lineBytes)), one cell = \(humanBytes(cellBytes)); offsets in \(unitName)",
-            "  # all stored   + partly stored   - allocated, not stored   . free",
+            hasReferences
+                ? "  # all stored   = all referenced   + partly stored or referenced   - allocated, not stored   . free"
+                : "  # all stored   + partly stored   - allocated, not stored   . free",
         ]
         for (row, label) in labels.enumerated() {
             let first = row * MemoryMap.columns

@@ -106,6 +106,59 @@ struct KeyOptions: ParsableArguments {
     }
 }
 
+/// The keys a save reads its parent chain with (`save --parent`):
+/// `--trust` and `--identity`; the symmetric keys of `--encrypt-key` open
+/// the chain too.
+struct ParentKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("trust"),
+        help: ArgumentHelp(
+            "With --parent: require every link of the parent's chain to be signed by the Ed25519 public key in this file; repeatable.",
+            valueName: "pubkey"))
+    var trust: [String] = []
+
+    @Option(
+        name: .customLong("identity"),
+        help: ArgumentHelp(
+            "With --parent: open links encrypted to this X25519 private key file (--encrypt-key's keys open them too); repeatable.",
+            valueName: "key"))
+    var identity: [String] = []
+
+    /// The keys, read from their files, with the symmetric keys `protection`
+    /// encrypts with.
+    func keys(_ protection: ProtectionOptions) throws -> CheckpointKeys {
+        CheckpointKeys(
+            trustedSigners: try trust.map { try CheckpointKeyFile.signingPublicKey(KeyFiles.read($0), name: $0) },
+            identities: try identity.map { try CheckpointKeyFile.encryptionKey(KeyFiles.read($0), name: $0) },
+            symmetricKeys: try protection.encryptKey.map { try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0) })
+    }
+}
+
+/// How a flattened checkpoint is signed and encrypted: `--sign`,
+/// `--encrypt-to`; the symmetric keys that open the chain (`--encrypt-key`)
+/// encrypt it too.
+struct OutputProtectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("sign"),
+        help: ArgumentHelp("Sign the output with the Ed25519 private key in this file (pgsnap keygen NAME).", valueName: "key"))
+    var sign: String?
+
+    @Option(
+        name: .customLong("encrypt-to"),
+        help: ArgumentHelp(
+            "Encrypt the output to the X25519 public key in this file (pgsnap keygen --encryption NAME); repeatable.",
+            valueName: "pubkey"))
+    var encryptTo: [String] = []
+
+    /// Sets the signing key and the recipients of `options`: `--encrypt-to`'s
+    /// and the symmetric keys of `keys`.
+    func apply(to options: inout SaveOptions, keys: CheckpointKeys) throws {
+        options.signingKey = try sign.map { try CheckpointKeyFile.signingKey(KeyFiles.read($0), name: $0) }
+        options.recipients = try encryptTo.map { .publicKey(try CheckpointKeyFile.encryptionPublicKey(KeyFiles.read($0), name: $0)) }
+            + keys.symmetricKeys.map { .symmetricKey($0) }
+    }
+}
+
 /// How a save signs and encrypts: `--sign`, `--encrypt-to`, `--encrypt-key`.
 struct ProtectionOptions: ParsableArguments {
     @Option(
@@ -140,11 +193,25 @@ struct ProtectionOptions: ParsableArguments {
     }
 }
 
+/// Where the parents of an incremental checkpoint are looked for:
+/// `--parent-dir`.
+struct ParentSearchOptions: ParsableArguments {
+    @Option(
+        name: .customLong("parent-dir"),
+        help: ArgumentHelp(
+            "A directory where the parents of an incremental checkpoint are looked for, by file name, when they are not at the path the child records; repeatable.",
+            valueName: "dir"))
+    var directories: [String] = []
+}
+
 /// How restore and verify read a checkpoint: `--threads`, `--memory-limit`,
-/// and the keys.
+/// `--parent-dir`, and the keys (applied to every link of a chain).
 struct ReadOptions: ParsableArguments {
     @OptionGroup
     var threads: ThreadOptions
+
+    @OptionGroup
+    var parents: ParentSearchOptions
 
     @Option(
         help: ArgumentHelp(
@@ -167,6 +234,7 @@ struct ReadOptions: ParsableArguments {
         options.progress = display?.callback
         options.memoryLimit = memoryLimit.bytes
         options.keys = try keys.keys()
+        options.parentSearchPaths = parents.directories
         return options
     }
 }

@@ -15,14 +15,27 @@ struct PGSnap: ParsableCommand {
             docs/FORMAT.md). save and restore also work on memory pgsnap did not \
             allocate: raw sparse images and other processes' memfds.
 
+            A checkpoint may be in an S3-compatible object store: s3://BUCKET/KEY \
+            wherever a checkpoint goes. pgsnap reads the AWS environment: \
+            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION \
+            (or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) for \
+            another store (addressed path-style), AWS_MAX_ATTEMPTS.
+
             EXIT STATUS
               0    success
               64   usage error: a bad option, argument, combination or key file (EX_USAGE)
               65   bad checkpoint: corrupt, truncated, not a checkpoint (EX_DATAERR)
               69   serve-uffd: userfaultfd is not available here (EX_UNAVAILABLE)
               70   internal failure, e.g. the demo found a wrong page (EX_SOFTWARE)
-              74   I/O error: a missing file or directory, a full disk (EX_IOERR)
+              74   I/O error: a missing file or directory, a full disk; a missing bucket
+                   or key, an object replaced while read (EX_IOERR)
+              75   object store unavailable after retries: 5xx, throttling, no
+                   connection (EX_TEMPFAIL)
               76   serve-uffd: the VMM broke the protocol or its memory is not the checkpoint's (EX_PROTOCOL)
+              77   object store refused the credentials or permissions (EX_NOPERM)
+              78   object store configuration unusable, e.g. a malformed
+                   AWS_ENDPOINT_URL (EX_CONFIG)
+              79   broken chain: a parent of an incremental checkpoint missing, changed or cyclic
               80   --trust: unsigned, signed by an untrusted key, or changed since signed
               81   encrypted, and no key given opens it (--identity, --encrypt-key)
               126  restore --exec: the command could not be executed
@@ -30,7 +43,7 @@ struct PGSnap: ParsableCommand {
 
             Every error prints exactly one line on stderr: pgsnap: <what>: <why>.
             """,
-        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, ServeUffd.self, Keygen.self, Demo.self])
+        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, Flatten.self, ServeUffd.self, Keygen.self, Demo.self])
 
     /// Runs the command line. Unlike ArgumentParser's own `main()`, prints
     /// every error, usage errors included, as one line on stderr, and maps

@@ -4,29 +4,56 @@ import Glibc
 import ArgumentParser
 import Checkpoint
 
-/// A checkpoint named on the command line: a path, or `-` for the standard
-/// stream (stdin when read, stdout when written). The one place where `-`
-/// is understood.
+/// A checkpoint named on the command line: a path, `s3://BUCKET/KEY` for
+/// an object in an S3-compatible store (reached as the AWS environment
+/// variables say), or `-` for the standard stream (stdin when read, stdout
+/// when written). The one place where `-` and `s3://` are understood.
 struct CheckpointArgument: ExpressibleByArgument, CustomStringConvertible {
     /// The argument as given.
     let argument: String
+    /// The object, for `s3://BUCKET/KEY`.
+    let object: ObjectLocation?
+
+    /// Parses an argument; a malformed `s3://` location is a usage error
+    /// that says what is wrong with it.
+    static func parse(_ argument: String) throws -> CheckpointArgument {
+        guard !argument.isEmpty else {
+            throw ValidationError("a checkpoint must be a path, s3://BUCKET/KEY or -")
+        }
+        do {
+            return CheckpointArgument(argument: argument, object: try ObjectLocation.parse(argument))
+        } catch let error as CheckpointUsageError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    private init(argument: String, object: ObjectLocation?) {
+        self.argument = argument
+        self.object = object
+    }
 
     init?(argument: String) {
-        guard !argument.isEmpty else { return nil }
-        self.argument = argument
+        guard let parsed = try? CheckpointArgument.parse(argument) else { return nil }
+        self = parsed
     }
 
     /// Whether it is `-`.
     var isStandardStream: Bool { argument == "-" }
 
-    /// The path, unless it is `-`.
-    var path: String? { isStandardStream ? nil : argument }
+    /// The path, unless it is `-` or an object.
+    var path: String? { isStandardStream || object != nil ? nil : argument }
 
     /// Where to read the checkpoint from.
-    var source: CheckpointLocation { isStandardStream ? .standardInput : .path(argument) }
+    var source: CheckpointLocation {
+        if let object { return .object(object) }
+        return isStandardStream ? .standardInput : .path(argument)
+    }
 
     /// Where to write the checkpoint to.
-    var destination: CheckpointLocation { isStandardStream ? .standardOutput : .path(argument) }
+    var destination: CheckpointLocation {
+        if let object { return .object(object) }
+        return isStandardStream ? .standardOutput : .path(argument)
+    }
 
     /// How messages name it when it is read.
     var sourceName: String { isStandardStream ? "stdin" : argument }

@@ -29,10 +29,13 @@ struct Restore: ParsableCommand {
             length (a raw image's exact size) in PGSNAP_DATA_SIZE. CMD is looked up \
             in PATH.
 
-            CHECKPOINT may be - for stdin. Give OUTPUT or --exec, not both.
+            CHECKPOINT may be s3://BUCKET/KEY, or - for stdin. Give OUTPUT or --exec, \
+            not both.
             """)
 
-    @Argument(help: ArgumentHelp("The checkpoint to restore, or - for stdin.", valueName: "checkpoint"))
+    @Argument(
+        help: ArgumentHelp("The checkpoint to restore: a path, s3://BUCKET/KEY, or - for stdin.", valueName: "checkpoint"),
+        transform: CheckpointArgument.parse)
     var checkpoint: CheckpointArgument
 
     @Argument(help: ArgumentHelp("The raw image to write (a path).", valueName: "output"))

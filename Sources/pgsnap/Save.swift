@@ -18,8 +18,9 @@ struct Save: ParsableCommand {
             zero are not stored. SOURCE is only read, never changed.
 
             OUTPUT is a path, written atomically (it keeps its old contents unless \
-            the whole checkpoint was written), or - for stdout, which must not be a \
-            terminal.
+            the whole checkpoint was written); s3://BUCKET/KEY, uploaded in parts \
+            while compressing (the object appears only once it is whole); or - for \
+            stdout, which must not be a terminal.
 
             A one-line summary goes to stderr (progress too, when stderr is a \
             terminal); --json also prints the result on stdout.
@@ -28,7 +29,9 @@ struct Save: ParsableCommand {
     @Argument(help: ArgumentHelp("The memory to save: a raw image file or /proc/PID/fd/N.", valueName: "source"))
     var source: String
 
-    @Argument(help: ArgumentHelp("Where to write the checkpoint: a path, or - for stdout.", valueName: "output"))
+    @Argument(
+        help: ArgumentHelp("Where to write the checkpoint: a path, s3://BUCKET/KEY, or - for stdout.", valueName: "output"),
+        transform: CheckpointArgument.parse)
     var output: CheckpointArgument
 
     @Option(
@@ -46,11 +49,24 @@ struct Save: ParsableCommand {
             valueName: "key=value"))
     var annotate: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Save incrementally against this checkpoint: pages equal to its memory's are referenced, not stored. Restoring OUTPUT needs PARENT (found by its path relative to OUTPUT, or with --parent-dir).",
+            valueName: "parent"),
+        transform: CheckpointArgument.parse)
+    var parent: CheckpointArgument?
+
+    @OptionGroup
+    var parentSearch: ParentSearchOptions
+
     @OptionGroup(title: "Compression")
     var compression: CompressionOptions
 
     @OptionGroup(title: "Signatures and encryption")
     var protection: ProtectionOptions
+
+    @OptionGroup(title: "Signatures and encryption")
+    var parentKeys: ParentKeyOptions
 
     @OptionGroup
     var threads: ThreadOptions
@@ -60,6 +76,9 @@ struct Save: ParsableCommand {
 
     func validate() throws {
         _ = try annotations()
+        if parent == nil && !(parentKeys.trust.isEmpty && parentKeys.identity.isEmpty) {
+            throw ValidationError("--trust and --identity read the parent: they need --parent")
+        }
         if source == "-" {
             throw ValidationError("SOURCE must be a file or /proc/PID/fd/N: a checkpoint cannot be saved from stdin")
         }
@@ -83,11 +102,17 @@ struct Save: ParsableCommand {
         let outputName = output.destinationName
         let subject = Subject("save \(source) to \(outputName)")
         try perform(subject) { try protection.apply(to: &options) }
+        let readingKeys = try perform(subject) { try parentKeys.keys(protection) }
         let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
         options.progress = display?.callback
         let started = ContinuousClock.now
         let report = try perform(subject) {
             defer { display?.finish() }
+            if let parent {
+                return try RawImage.save(
+                    source: source, kind: kind, to: output.destination, parent: parent.source, parentSearchPaths: parentSearch.directories,
+                    parentKeys: readingKeys, options: options)
+            }
             return try RawImage.save(source: source, kind: kind, to: output.destination, options: options)
         }
         let elapsed = seconds(started.duration(to: .now))
@@ -100,6 +125,8 @@ struct Save: ParsableCommand {
                 "saved \(source) to \(outputName): \(humanBytes(report.storedBytes)) stored in \(report.frames) "
                     + "frame\(report.frames == 1 ? "" : "s"), checkpoint \(humanBytes(report.checkpointBytes)) "
                     + "(ratio \(fixed(ratio(report.storedBytes, report.checkpointBytes), digits: 2))), "
+                    + (report.referencedBytes + report.duplicateBytes > 0
+                        ? "\(humanBytes(report.referencedBytes)) taken from the parent, \(humanBytes(report.duplicateBytes)) duplicates, " : "")
                     + "\(fixed(elapsed, digits: 2)) s, \(humanRate(report.storedBytes, seconds: elapsed))")
         }
     }
@@ -119,16 +146,22 @@ struct Save: ParsableCommand {
 
     /// The report of a save, as `pgsnap save --json` prints it.
     static func json(_ report: SaveReport) -> String {
-        JSON.object([
+        var fields: [String: JSON] = [
             "checkpointBytes": .integer(report.checkpointBytes),
             "compressionRatio": .ratio(ratio(report.storedBytes, report.checkpointBytes)),
+            "duplicateBytes": .integer(report.duplicateBytes),
             "fileSize": .integer(report.fileSize),
             "frameCount": .integer(report.frames),
+            "referencedBytes": .integer(report.referencedBytes),
             "scan": .string(report.scan),
             "segmentCount": .integer(UInt64(report.segments)),
             "storedBytes": .integer(report.storedBytes),
             "zeroBytesDropped": .integer(report.zeroBytesDropped),
             "identity": .string(report.identity.description),
-        ]).rendered
+        ]
+        if let parent = report.parent {
+            fields["parent"] = .parent(parent)
+        }
+        return JSON.object(fields).rendered
     }
 }

@@ -12,10 +12,13 @@ struct Verify: ParsableCommand {
             data: the format's rules, every checksum, and that every frame \
             decompresses to its declared size. Exits 0 only if every check passes, \
             printing "OK: N frames, X bytes stored"; a bad checkpoint exits 65 with \
-            one line on stderr naming the problem. CHECKPOINT may be - for stdin.
+            one line on stderr naming the problem. CHECKPOINT may be \
+            s3://BUCKET/KEY, or - for stdin.
             """)
 
-    @Argument(help: ArgumentHelp("The checkpoint to verify, or - for stdin.", valueName: "checkpoint"))
+    @Argument(
+        help: ArgumentHelp("The checkpoint to verify: a path, s3://BUCKET/KEY, or - for stdin.", valueName: "checkpoint"),
+        transform: CheckpointArgument.parse)
     var checkpoint: CheckpointArgument
 
     @OptionGroup
@@ -34,7 +37,8 @@ struct Verify: ParsableCommand {
         if outputOptions.json {
             print(Verify.json(metadata), terminator: "")
         } else if !outputOptions.quiet {
-            print("OK: \(metadata.totals.frameCount) frames, \(metadata.totals.storedBytes) bytes stored")
+            let chain = metadata.parent.map { ", and its chain of \($0.depth) parent\($0.depth == 1 ? "" : "s")" } ?? ""
+            print("OK: \(metadata.totals.frameCount) frames, \(metadata.totals.storedBytes) bytes stored\(chain)")
         }
     }
 

@@ -20,16 +20,24 @@ struct GoodFixture {
         /// Crafted through the encoders (`crafted` gives the checkpoint the
         /// bytes come from, for the expected contents).
         case crafted(() throws -> [UInt8], crafted: () -> CraftedCheckpoint)
+        /// An incremental checkpoint: the MemoryFile `make` gives is saved as
+        /// the fixture `parent` (with the same options, so the same bytes),
+        /// changed by `change`, and saved against it.
+        case incremental(parent: String, make: () throws -> MemoryFile, change: (MemoryFile) throws -> Void, options: SaveOptions)
     }
 
     var name: String
     var summary: String
     var source: Source
+    /// Written by an earlier writer: kept as committed, never made again
+    /// (the writer now writes other bytes for the same memory).
+    var madeByOlderWriter: Bool
 
-    init(name: String, summary: String, source: Source) {
+    init(name: String, summary: String, source: Source, madeByOlderWriter: Bool = false) {
         self.name = name
         self.summary = summary
         self.source = source
+        self.madeByOlderWriter = madeByOlderWriter
     }
     /// For a raw image: the image it restores to.
     var imageName: String? {
@@ -59,6 +67,12 @@ struct GoodFixture {
             _ = try RawImage.save(source: image, kind: kind, to: .path(out), options: options)
         case .crafted(let bytes, _):
             return try bytes()
+        case .incremental(let parent, let makeFile, let change, let options):
+            let file = try makeFile()
+            defer { file.destroy() }
+            _ = try file.save(to: .path(directory + "/\(parent).pgsnap"), options: options)
+            try change(file)
+            _ = try file.save(to: .path(out), parent: .path(directory + "/\(parent).pgsnap"), options: options)
         }
         return try readFile(out)
     }

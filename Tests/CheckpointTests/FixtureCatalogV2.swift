@@ -22,19 +22,34 @@ enum FixtureCatalogV2 {
         return o
     }
 
+    // empty, mixed and raw-image were written before page hashes and
+    // references (no PHSH): they stay as an earlier release wrote them.
     static var good: [GoodFixture] { [
         GoodFixture(
             name: "empty",
             summary: "a new MemoryFile: size 0, no segment, no frame; SEGT (empty), ANNO and ACCT",
-            source: .memoryFile(make: { try MemoryFile() }, options: options())),
+            source: .memoryFile(make: { try MemoryFile() }, options: options()), madeByOlderWriter: true),
         GoodFixture(
             name: "mixed",
             summary: "the v1 mixed workload (48 allocations of all six kinds, refs 1 to 4, holes, zero and data pages) saved as version 2 with annotations; 16 KiB frames",
-            source: .memoryFile(make: FixtureCatalog.makeMixed, options: options(frameSize: 16 << 10))),
+            source: .memoryFile(make: FixtureCatalog.makeMixed, options: options(frameSize: 16 << 10)), madeByOlderWriter: true),
         GoodFixture(
             name: "raw-image",
             summary: "the v1 raw image (300 KiB + 1234 bytes, holes, a zero page, a last partial page) saved as version 2; 8 KiB frames",
-            source: .rawImage(make: FixtureCatalog.makeRawImage, kind: .anonymous, options: options(frameSize: 8 << 10))),
+            source: .rawImage(make: FixtureCatalog.makeRawImage, kind: .anonymous, options: options(frameSize: 8 << 10)),
+            madeByOlderWriter: true),
+        GoodFixture(
+            name: "dedup-image",
+            summary: "a raw image whose pages repeat (a page four times, two pages twice, across 8 KiB frames): each stored once, the copies in REFS (link 0); PHSH",
+            source: .rawImage(make: makeRepeatingImage, kind: .tmpfs, options: options(frameSize: 8 << 10))),
+        GoodFixture(
+            name: "chain-parent",
+            summary: "a MemoryFile of 40 pages in two kinds, saved in full with page hashes (PHSH): the parent of chain-child; 16 KiB frames",
+            source: .memoryFile(make: makeChainFile, options: options(frameSize: 16 << 10))),
+        GoodFixture(
+            name: "chain-child",
+            summary: "chain-parent's memory with 2 pages rewritten, a copy of one of them, a copy of an unchanged page and a page zeroed, saved against chain-parent.pgsnap: PRNT, PHSH, REFS (link 1 and link 0)",
+            source: .incremental(parent: "chain-parent", make: makeChainFile, change: changeChainFile, options: options(frameSize: 16 << 10))),
         GoodFixture(
             name: "crafted",
             summary: "the v1 crafted base (a refs-0 segment, frames of several runs, a run at the end of the file) as version 2 with an ANNO section; the base of the broken fixtures and of the sweeps",
@@ -56,6 +71,54 @@ enum FixtureCatalogV2 {
             CraftedSection(type: .annotations, flags: [], payload: AnnotationsSection.encode(["note": "crafted", "source": "FixtureCatalogV2"]))
         ]
         return c
+    }
+
+    /// 24 pages of 4 KiB with holes; page 1 appears at 1, 5, 9 and 20,
+    /// pages 2 and 3 again at 12 and 13.
+    static func makeRepeatingImage(_ path: String) throws {
+        let fd = try OwnedFileDescriptor.open(path, flags: O_RDWR | O_CREAT | O_TRUNC, mode: 0o644)
+        try fd.truncate(to: 24 * 4096 + 100)
+        func write(_ bytes: [UInt8], page: UInt64) throws {
+            try bytes.withUnsafeBytes { try fd.descriptor.writeAll($0, atAbsoluteOffset: page * 4096) }
+        }
+        for p: UInt64 in [0, 2, 3, 6, 7, 14, 22] {
+            try write(craftedPage(address: p * 4096, seed: 500), page: p)
+        }
+        for p: UInt64 in [1, 5, 9, 20] {
+            try write(craftedPage(address: 4096, seed: 501), page: p)
+        }
+        try write(craftedPage(address: 2 * 4096, seed: 500) + craftedPage(address: 3 * 4096, seed: 500), page: 12)
+        try write(Array(craftedPage(address: 24 * 4096, seed: 500).prefix(100)), page: 24)
+    }
+
+    /// The memory of chain-parent: 24 anonymous and 16 tmpfs pages of
+    /// data.
+    static func makeChainFile() throws -> MemoryFile {
+        let f = try MemoryFile()
+        let a = try f.allocate(24 * 4096, kind: .anonymous)
+        let b = try f.allocate(16 * 4096, kind: .tmpfs)
+        for range in [a, b] {
+            var data: [UInt8] = []
+            for p in 0..<(range.length / 4096) {
+                data += craftedPage(address: range.start + p * 4096, seed: 600)
+            }
+            try writeThroughMapping(f, at: range.start, data)
+        }
+        return f
+    }
+
+    /// What changes between chain-parent and chain-child: pages 3 and 17
+    /// rewritten, page 30 a copy of the new page 3 (stored once), page 8 a
+    /// copy of page 20 (stored: only pages before it in address order are
+    /// looked up), page 25 zeroed.
+    static func changeChainFile(_ f: MemoryFile) throws {
+        let base = f.usageSnapshot.segments.first!.0.start
+        for p: UInt64 in [3, 17] {
+            try writeThroughMapping(f, at: base + p * 4096, craftedPage(address: base + p * 4096, seed: 601))
+        }
+        try writeThroughMapping(f, at: base + 30 * 4096, craftedPage(address: base + 3 * 4096, seed: 601))
+        try writeThroughMapping(f, at: base + 8 * 4096, craftedPage(address: base + 20 * 4096, seed: 600))
+        try writeThroughMapping(f, at: base + 25 * 4096, [UInt8](repeating: 0, count: 4096))
     }
 
     static func withPrefetch() -> CraftedCheckpoint {

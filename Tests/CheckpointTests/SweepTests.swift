@@ -32,6 +32,11 @@ class SweepTests: XCTestCase {
         try FixtureCatalogV2.craftedBase().encoded()
     }
 
+    /// Checks that the committed fixture is the one the sweep means.
+    func checkBase() throws {
+        XCTAssert(base == (try Self.craftedBase().bytes), "the committed crafted fixture is the crafted base")
+    }
+
     /// The offsets (or lengths) of `0..<count` a sweep covers.
     func positions(_ count: Int) throws -> [Int] {
         if exhaustive {
@@ -118,7 +123,11 @@ class SweepTests: XCTestCase {
             }
             rejected += 1
             let key: String
-            if let e = error as? CheckpointError {
+            if let e = error as? ChainError {
+                // A checkpoint whose parent it no longer finds or
+                // recognises: rejected before any memory is created.
+                key = "chain \(e.reason)"
+            } else if let e = error as? CheckpointError {
                 let f = ExpectedFailure(e)
                 let reason = f.reason.hasPrefix("unsupportedVersion") ? "unsupportedVersion" : f.reason
                 key = reason + " " + (f.section.hasPrefix("frame") ? "frame" : f.section)
@@ -138,9 +147,12 @@ class SweepTests: XCTestCase {
     var memfd: Int32 = -1
     var watchdog: Watchdog!
 
+    /// The fixture swept.
+    class var fixture: String { "crafted" }
+
     override func setUpWithError() throws {
-        base = try readFile(fixturesDirectory + "/v\(Self.version)/crafted.pgsnap")
-        XCTAssert(base == (try Self.craftedBase().bytes), "the committed crafted fixture is the crafted base")
+        base = try readFile(fixturesDirectory + "/v\(Self.version)/\(Self.fixture).pgsnap")
+        try checkBase()
         memfd = try OwnedFileDescriptor.memfd(name: "sweep").release()
         watchdog = Watchdog(deadline: Self.caseDeadline)
     }
@@ -187,7 +199,9 @@ class SweepTests: XCTestCase {
         let start = DispatchTime.now()
         var error: (any Error)?
         do {
-            try MemoryFile.restore(from: .descriptor(fds[0])).destroy()
+            var options = RestoreOptions()
+            options.parentSearchPaths = parentSearchPaths
+            try MemoryFile.restore(from: .descriptor(fds[0]), options: options).destroy()
         } catch let e {
             error = e
         }
@@ -195,12 +209,18 @@ class SweepTests: XCTestCase {
     }
 
     func verify(_ fd: Int32) throws {
-        _ = try CheckpointReader.verify(.descriptor(fd), options: RestoreOptions(threads: 1))
+        var options = RestoreOptions(threads: 1)
+        options.parentSearchPaths = parentSearchPaths
+        _ = try CheckpointReader.verify(.descriptor(fd), options: options)
     }
+
+    /// Where the swept checkpoint's parents are found.
+    var parentSearchPaths: [String] { [] }
 
     func restore(_ fd: Int32) throws {
         var options = RestoreOptions()
         options.threads = 2
+        options.parentSearchPaths = parentSearchPaths
         try MemoryFile.restore(from: .descriptor(fd), options: options).destroy()
     }
 
@@ -310,6 +330,50 @@ final class SweepTestsVersion1: SweepTests {
     }
 
     // Declared again: test discovery on Linux lists a class's own methods.
+    override func testTheBaseIsValid() throws { try super.testTheBaseIsValid() }
+    override func testEveryBitFlipIsRejectedByVerify() throws { try super.testEveryBitFlipIsRejectedByVerify() }
+    override func testEveryByteChangeIsRejectedByRestore() throws { try super.testEveryByteChangeIsRejectedByRestore() }
+    override func testEveryTruncationIsRejected() throws { try super.testEveryTruncationIsRejected() }
+    override func testEveryInsertionIsRejected() throws { try super.testEveryInsertionIsRejected() }
+}
+
+/// The sweeps over fixtures/v2/chain-child.pgsnap, an incremental
+/// checkpoint (PRNT, PHSH, REFS) whose parent, chain-parent.pgsnap, is found
+/// in the fixtures' directory: every byte of its parent's identity and
+/// path, its page hashes and its references is flipped, cut and shifted
+/// like the rest. A damaged parent record is a `ChainError` (the parent is
+/// not found or not recognised), also a rejection.
+final class SweepTestsChain: SweepTests {
+    override class var fixture: String { "chain-child" }
+
+    override var parentSearchPaths: [String] { [fixturesDirectory + "/v2"] }
+
+    override func checkBase() throws {
+        let metadata = try CheckpointReader.readMetadata(from: .path(fixturesDirectory + "/v2/chain-child.pgsnap"))
+        XCTAssertNotNil(metadata.parent, "the chain fixture has a parent")
+        XCTAssertTrue(metadata.references.contains { $0.link == 1 } && metadata.references.contains { $0.link == 0 })
+    }
+
+    /// Every byte of the parent's record, the page hashes and the
+    /// references (and of everything with PGSNAP_FULL_SWEEP); elsewhere,
+    /// every section's first and last bytes and every 61st offset: the
+    /// rest is what the crafted sweep covers. With PGSNAP_QUICK_SWEEP, the
+    /// sample alone.
+    override func positions(_ count: Int) throws -> [Int] {
+        if ProcessInfo.processInfo.environment["PGSNAP_FULL_SWEEP"] != nil {
+            return Array(0..<count)
+        }
+        let metadata = try CheckpointReader.readMetadata(from: .path(fixturesDirectory + "/v2/chain-child.pgsnap"))
+        var edges = Set(stride(from: 0, to: count, by: 61))
+        for s in metadata.sections {
+            edges.formUnion([Int(s.offset), Int(s.offset) + 1, Int(s.end) - 1])
+            if exhaustive && [SectionType.parent, .pageHashes, .references].contains(s.type) {
+                edges.formUnion(Int(s.offset)..<Int(s.end))
+            }
+        }
+        return edges.filter { $0 < count }.sorted()
+    }
+
     override func testTheBaseIsValid() throws { try super.testTheBaseIsValid() }
     override func testEveryBitFlipIsRejectedByVerify() throws { try super.testEveryBitFlipIsRejectedByVerify() }
     override func testEveryByteChangeIsRejectedByRestore() throws { try super.testEveryByteChangeIsRejectedByRestore() }

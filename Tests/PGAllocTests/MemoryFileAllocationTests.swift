@@ -327,10 +327,16 @@ final class MemoryFileAllocationTests: XCTestCase {
             let alignment = length >= mfHuge ? mfHuge : mfPage
             let context = "round \(round), seed \(seed): file 0x\(String(fileSize, radix: 16)), length 0x\(String(length, radix: 16)), segments \(segments)"
 
-            let topDown = findAvailableRangeTopDown(set, fileSize: fileSize, length: length, alignment: alignment)?.0
-            XCTAssertEqual(topDown, mfBruteForceTopDown(segments, fileSize: fileSize, length: length, alignment: alignment), context)
-            let bottomUp = findAvailableRangeBottomUp(set, length: length, alignment: alignment)?.0
-            XCTAssertEqual(bottomUp, mfBruteForceBottomUp(segments, length: length, alignment: alignment), context)
+            let topDown = findAvailableRangeTopDown(set, fileSize: fileSize, length: length, alignment: alignment)
+            XCTAssertEqual(topDown?.0, mfBruteForceTopDown(segments, fileSize: fileSize, length: length, alignment: alignment), context)
+            let bottomUp = findAvailableRangeBottomUp(set, length: length, alignment: alignment)
+            XCTAssertEqual(bottomUp?.0, mfBruteForceBottomUp(segments, length: length, alignment: alignment), context)
+            // The gap handed back holds the range, and its range (which
+            // allocation inserts by) is the gap's own.
+            for (fr, gap, gapRange) in [topDown, bottomUp].compactMap({ $0 }) {
+                XCTAssertEqual(gapRange, set.range(of: gap), context)
+                XCTAssertTrue(gapRange.isSuperset(of: fr), context)
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 // Usage: updateUsage finds the pages touched through the mappings and
 // accounts them per kind; its heuristics skip a scan when the block count
 // says nothing changed, within 10 ms of the last scan, and, while some usage
-// is unexplained (swapped), within a second; totalUsage and totalSize;
-// per-kind totals as pages move between kinds; mapInternal.
+// is unexplained (swapped), within a second; pages the reclaimer takes back
+// during a scan are not taken for swap; totalUsage and totalSize; per-kind
+// totals as pages move between kinds; mapInternal.
 //
 // Time-based skips are checked without depending on timing: a skip is
 // asserted only when the call provably fell inside the window (measured
@@ -207,6 +208,40 @@ final class MemoryFileUsageTests: XCTestCase {
         try file.mfScan()
         XCTAssertEqual(file.mfUsageSwapped, held - fr.length)
         XCTAssertEqual(file.accounting.snapshot(), mfStats([.pageCache: fr.length, .system: held - fr.length]))
+        mfAssertInvariants(file)
+    }
+
+    /// Known-committed pages the reclaimer takes back while a scan runs
+    /// leave the block count and the known-committed bytes together: the
+    /// scan must not account them as swapped System memory afterwards.
+    func testPagesReclaimedDuringAScanAreNotSwap() throws {
+        let gate = MFReclaimGate()
+        let file = try mfMakeFile { $0.fallocateFailure = gate.hook }
+        defer { gate.open() }
+        let kept = try file.allocate(mfPages(8), kind: .anonymous)
+        let freed = try file.allocate(mfPages(8), kind: .anonymous)
+        try file.mfTouch(kept)
+        try file.mfTouch(freed)
+        try file.mfScan()
+        // Untouched: gives the next scan a slice to look at.
+        _ = try file.allocate(mfPages(4), kind: .pageCache)
+        gate.close()
+        file.decRef(freed)
+        XCTAssertTrue(gate.waitForHeldCaller())
+        XCTAssertEqual(file.accounting.snapshot(), mfStats([.anonymous: mfPages(8), .system: mfPages(8)]))
+
+        // The block count is taken with the freed pages still committed;
+        // they are reclaimed between it and the end of the scan.
+        let before = try file.totalUsage()
+        XCTAssertEqual(before, mfPages(16))
+        try file.core.updateUsageByScanning(currentUsage: before) { slice, vector in
+            gate.open()
+            file.waitForReclaim()
+            try file.core.residency(slice, vector)
+        }
+        XCTAssertEqual(try file.totalUsage(), mfPages(8))
+        XCTAssertEqual(file.mfUsageSwapped, 0)
+        XCTAssertEqual(file.accounting.snapshot(), mfStats([.anonymous: mfPages(8)]))
         mfAssertInvariants(file)
     }
 

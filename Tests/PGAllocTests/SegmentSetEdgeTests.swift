@@ -575,6 +575,31 @@ final class SegmentSetEdgeTests: XCTestCase {
         verify(set, model)
     }
 
+    /// moveBoundary hands keys from one touching segment to the other: no
+    /// gap changes, positions stay valid, and a copy keeps its own ranges.
+    func testMoveBoundaryBetweenTouchingSegments() {
+        var model = sampleModel()
+        var set = makeSegmentSet(model)
+        let copy = set
+        let original = model
+        var moved = 0
+        for i in 1..<model.count where model.range(i).start == model.range(i - 1).end {
+            let first = set.findSegment(containing: model.range(i - 1).start)!
+            let second = set.findSegment(containing: model.range(i).start)!
+            // Alternately nearly all to the second segment, or to the first.
+            let key = i % 2 == 0 ? model.range(i - 1).start + 1 : model.range(i).end - 1
+            set.moveBoundary(between: first, and: second, to: key)
+            model.segments[i - 1].range.end = key
+            model.segments[i].range.start = key
+            XCTAssertEqual(set.range(of: first), model.range(i - 1))
+            XCTAssertEqual(set.range(of: second), model.range(i))
+            moved += 1
+        }
+        XCTAssertGreaterThan(moved, 20)
+        verify(set, model)
+        verify(copy, original)
+    }
+
     // MARK: Node storage
 
     func testRemoveAllAndRebuild() {

@@ -54,6 +54,8 @@ func runChurn(_ r: inout ResultLine, direction: AllocationDirection, ops: Int) t
     live.reserveCapacity(4096)
     var allocs = 0
     var frees = 0
+    let schedule = ThreadSchedule.beforeLoop()
+    let cpuStart = ThreadSchedule.cpuNanoseconds()
     let start = nowNanoseconds()
     for _ in 0..<ops {
         let x = g.next()
@@ -70,6 +72,8 @@ func runChurn(_ r: inout ResultLine, direction: AllocationDirection, ops: Int) t
         }
     }
     let elapsed = nowNanoseconds() - start
+    let cpu = ThreadSchedule.cpuNanoseconds() - cpuStart
+    let scheduled = ThreadSchedule.afterLoop()
     r.set("ns_per_op", formatFixed6(Double(elapsed) / Double(ops)))
     r.set("file_size", mf.totalSize)
     r.set("ops", ops)
@@ -77,6 +81,7 @@ func runChurn(_ r: inout ResultLine, direction: AllocationDirection, ops: Int) t
     r.set("frees", frees)
     r.set("live_final", live.count)
     r.set("loop_s", nanoseconds: elapsed)
+    ThreadSchedule.record(&r, "loop", run: cpu, from: schedule, to: scheduled)
     r.set("verified", checkDisjoint(live))
     withExtendedLifetime(mf) {}
 }
@@ -99,16 +104,21 @@ func runFrag(_ r: inout ResultLine, direction: AllocationDirection, n: Int, m: I
 
     var twos: [FileRange] = []
     twos.reserveCapacity(m)
+    let schedule = ThreadSchedule.beforeLoop()
+    let cpuStart = ThreadSchedule.cpuNanoseconds()
     let start = nowNanoseconds()
     for _ in 0..<m {
         twos.append(try mf.allocate(2 * pageSize, kind: .anonymous, direction: direction))
     }
     let elapsed = nowNanoseconds() - start
+    let cpu = ThreadSchedule.cpuNanoseconds() - cpuStart
+    let scheduled = ThreadSchedule.afterLoop()
     r.set("ns_per_op", formatFixed6(Double(elapsed) / Double(m)))
     r.set("file_size", mf.totalSize)
     r.set("ones", n)
     r.set("twos", m)
     r.set("loop_s", nanoseconds: elapsed)
+    ThreadSchedule.record(&r, "loop", run: cpu, from: schedule, to: scheduled)
     var all = stride(from: 0, to: n, by: 2).map { ones[$0] }
     all.append(contentsOf: twos)
     r.set("verified", checkDisjoint(all))

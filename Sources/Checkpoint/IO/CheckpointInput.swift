@@ -4,8 +4,8 @@ import Glibc
 import PGAlloc
 import SystemPackage
 
-/// A checkpoint that can be read at any offset: a file (or, later, an
-/// object in a store). Reads may come from several threads at once.
+/// A checkpoint that can be read at any offset: a file, or an object in a
+/// store. Reads may come from several threads at once.
 protocol RandomAccessInput: AnyObject, Sendable {
     /// How messages name it.
     var name: String { get }
@@ -14,6 +14,13 @@ protocol RandomAccessInput: AnyObject, Sendable {
     /// Reads exactly `into.count` bytes at checkpoint offset `offset`;
     /// bytes beyond `length` are a `.truncated` error of `section`.
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, section: CheckpointSection) throws
+    /// How to read it ahead when it is read in order, if that pays (each
+    /// read costs a round trip); nil: read it as asked.
+    var readAheadPlan: ReadAheadPlan? { get }
+}
+
+extension RandomAccessInput {
+    var readAheadPlan: ReadAheadPlan? { nil }
 }
 
 extension RandomAccessInput {
@@ -82,9 +89,11 @@ enum OpenedInput {
     case stream(StreamInput)
 
     /// Opens `location`: a regular file (from a descriptor's current
-    /// offset) is read as a file, anything else as a stream.
+    /// offset) or an object is read anywhere, anything else as a stream.
     static func open(_ location: CheckpointLocation) throws -> OpenedInput {
         switch location {
+        case .object(let object):
+            return .random(try ObjectInput(object))
         case .path(let path):
             let owned = try OwnedFileDescriptor.open(path, flags: O_RDONLY)
             let st = try owned.status()
@@ -119,10 +128,24 @@ enum OpenedInput {
 /// Every read asks for an exact number of bytes and names the section it
 /// is reading: running out of input is a `.truncated` checkpoint error for
 /// that section. No read is larger than the format's limits allow.
+///
+/// A reader that will read (nearly) everything asks for `readAhead`: an
+/// input that offers a plan (an object in a store) is then fetched in
+/// blocks, several at once, ahead of the reader (`ReadAhead`).
 final class SequentialReader {
     private let source: OpenedInput
     /// Checkpoint offset of the next byte.
     private(set) var offset: UInt64 = 0
+    /// Whether to read the input ahead, as its plan says.
+    private let wantsReadAhead: Bool
+    /// Made at the first read, when wanted and offered.
+    private var readAhead: ReadAhead?
+    /// Offsets the caller will read at, skipping what lies between, if
+    /// it said so (`willRead(at:)`).
+    private var announcedOffsets: [UInt64]?
+    /// Made at the first read after `willRead(at:)`, when the input
+    /// offers a plan.
+    private var prefetch: RangePrefetch?
 
     /// Bytes `[bufferStart, bufferEnd)` of `buffer` are the next bytes of
     /// the input.
@@ -135,8 +158,11 @@ final class SequentialReader {
     /// Reads `source` through a read-ahead buffer of `bufferSize` bytes: the
     /// default suits reading everything; a scan that skips the payloads of a
     /// file reads less with a small one.
-    init(_ source: OpenedInput, bufferSize: Int = 1 << 20) {
+    ///
+    /// `readAhead`: the caller reads (nearly) everything, in order.
+    init(_ source: OpenedInput, bufferSize: Int = 1 << 20, readAhead: Bool = false) {
         self.source = source
+        wantsReadAhead = readAhead
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
     }
 
@@ -162,7 +188,21 @@ final class SequentialReader {
         switch source {
         case .random(let input):
             let n = Int(min(UInt64(p.count), input.length - min(offset, input.length)))
-            try input.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: p[..<n]), section: .file)
+            let destination = UnsafeMutableRawBufferPointer(rebasing: p[..<n])
+            if readAhead == nil && wantsReadAhead, let plan = input.readAheadPlan {
+                readAhead = try ReadAhead(input, plan: plan, from: offset)
+            }
+            if let offsets = announcedOffsets, let plan = input.readAheadPlan {
+                announcedOffsets = nil
+                prefetch = try RangePrefetch(input, offsets: offsets, length: buffer.count, inFlight: 2 * plan.blocksInFlight)
+            }
+            if let readAhead {
+                try readAhead.read(at: offset, into: destination, section: .file)
+            } else if let prefetch {
+                try prefetch.read(at: offset, into: destination, section: .file)
+            } else {
+                try input.read(at: offset, into: destination, section: .file)
+            }
             return n
         case .stream(let input):
             return try input.fd.readSome(into: p, call: "read \(input.name)")
@@ -175,6 +215,16 @@ final class SequentialReader {
         bufferStart = 0
         bufferEnd = try rawRead(into: buffer)
         return bufferEnd > 0
+    }
+
+    /// Announces that the reader will read at `offsets` (increasing), a
+    /// buffer's worth at each, and skip what lies between: an input that
+    /// offers a read-ahead plan (an object) then fetches those places in
+    /// parallel ahead of the reader. Nothing changes for other inputs.
+    func willRead(at offsets: [UInt64]) {
+        if randomAccess?.readAheadPlan != nil && readAhead == nil {
+            announcedOffsets = offsets
+        }
     }
 
     /// Reads exactly `count` bytes.

@@ -1,7 +1,8 @@
 /// Where a checkpoint comes from or goes to: one way to name it for every
-/// operation (save, restore, verify, inspect).
+/// operation (save, restore, lazy restore, verify, inspect).
 ///
-/// A string literal is a path: `try file.save(to: "/var/lib/vm/mem.ckpt")`.
+/// A string literal is a path: `try file.save(to: "/var/lib/vm/mem.ckpt")`;
+/// `CheckpointLocation.parse("s3://bucket/key")` names an object.
 public enum CheckpointLocation: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
     /// A file. Read: a regular file, seekable (its trailer and index are
     /// read first). Written: atomically (a temporary file, fsync'd and
@@ -12,6 +13,23 @@ public enum CheckpointLocation: Hashable, Sendable, CustomStringConvertible, Exp
     /// socket as a stream (once, in order). Writing never seeks. `name`
     /// names it in messages.
     case descriptor(Int32, name: String)
+    /// An object in an S3-compatible store. Read: with ranged GETs, pinned
+    /// to the object's ETag. Written: by a multipart upload whose parts go
+    /// out while the checkpoint is compressed; the object appears at the
+    /// key only once the whole checkpoint is uploaded.
+    case object(ObjectLocation)
+
+    /// `s3://BUCKET/KEY` as an object (reached as the environment says),
+    /// anything else as a path.
+    ///
+    /// - Throws: `CheckpointUsageError` for an `s3://` location without a
+    ///   valid bucket and key.
+    public static func parse(_ text: String) throws -> CheckpointLocation {
+        if let object = try ObjectLocation.parse(text) {
+            return .object(object)
+        }
+        return .path(text)
+    }
 
     /// An open descriptor, named "descriptor N" in messages.
     public static func descriptor(_ fd: Int32) -> CheckpointLocation {
@@ -32,6 +50,7 @@ public enum CheckpointLocation: Hashable, Sendable, CustomStringConvertible, Exp
         switch self {
         case .path(let path): path
         case .descriptor(_, let name): name
+        case .object(let object): object.description
         }
     }
 }

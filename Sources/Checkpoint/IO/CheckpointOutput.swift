@@ -5,24 +5,33 @@ import CLinuxShim
 import PGAlloc
 import SystemPackage
 
+/// Where the bytes of a checkpoint go, in order, once `CheckpointOutput`
+/// has gathered them: a descriptor or atomic file (`DescriptorSink`), or a
+/// multipart upload (`MultipartUploadSink`).
+protocol CheckpointSink: AnyObject {
+    /// Takes the next bytes (the output gathers small writes first).
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Starts making what was written durable, in the background, where
+    /// that means something (a file's write-back).
+    func startDurability() throws
+    /// Everything is written: makes it durable and puts it in place.
+    func commit() throws
+    /// Gives up: nothing appears where the checkpoint was to go.
+    func abandon()
+}
+
 /// Where a checkpoint is written, in order, never seeking back: a
-/// descriptor (a pipe, stdout, an open file) or a path written atomically.
+/// descriptor (a pipe, stdout, an open file), a path written atomically,
+/// or an object uploaded in parts.
 ///
 /// Small writes are gathered in a buffer; large ones go straight through.
-/// A save that fails calls `abandon()`: a path keeps its old contents.
+/// A save that fails calls `abandon()`: a path keeps its old contents, an
+/// object its old contents (or stays absent), and the upload is aborted.
 final class CheckpointOutput {
-    private let fd: FileDescriptor
-    private let atomic: AtomicFile?
-    private let name: String
+    private let sink: CheckpointSink
     private var buffer: [UInt8] = []
     /// Bytes written so far, buffered ones included.
     private(set) var bytesWritten: UInt64 = 0
-    /// Bytes handed to the file (not buffered).
-    private var bytesFlushed: UInt64 = 0
-    /// Bytes whose write-back has been started (paths only).
-    private var bytesWrittenBack: UInt64 = 0
-    /// Write-back is started every so many bytes.
-    private static let writebackStep: UInt64 = 32 << 20
     /// Hashes what is written, between `beginPart` and `endPart`: a part
     /// of the checkpoint's manifest.
     private var part: PartHasher?
@@ -31,23 +40,16 @@ final class CheckpointOutput {
     static func open(_ location: CheckpointLocation) throws -> CheckpointOutput {
         switch location {
         case .path(let path):
-            return try CheckpointOutput(atomic: AtomicFile(path: path), name: path)
+            return CheckpointOutput(DescriptorSink(atomic: try AtomicFile(path: path), name: path))
         case .descriptor(let fd, let name):
-            return CheckpointOutput(descriptor: FileDescriptor(rawValue: fd), name: name)
+            return CheckpointOutput(DescriptorSink(descriptor: FileDescriptor(rawValue: fd), name: name))
+        case .object(let object):
+            return CheckpointOutput(try MultipartUploadSink(object))
         }
     }
 
-    private init(descriptor fd: FileDescriptor, name: String) {
-        self.fd = fd
-        self.atomic = nil
-        self.name = name
-        buffer.reserveCapacity(1 << 20)
-    }
-
-    private init(atomic file: AtomicFile, name: String) {
-        fd = file.descriptor
-        atomic = file
-        self.name = name
+    private init(_ sink: CheckpointSink) {
+        self.sink = sink
         buffer.reserveCapacity(1 << 20)
     }
 
@@ -73,7 +75,7 @@ final class CheckpointOutput {
         }
         try flush()
         if bytes.count >= buffer.capacity / 2 {
-            try writeThrough(bytes)
+            try sink.write(bytes)
         } else {
             buffer.append(contentsOf: bytes)
         }
@@ -91,45 +93,83 @@ final class CheckpointOutput {
 
     private func flush() throws {
         if !buffer.isEmpty {
-            try buffer.withUnsafeBytes { try writeThrough($0) }
+            try buffer.withUnsafeBytes { try sink.write($0) }
             buffer.removeAll(keepingCapacity: true)
         }
     }
 
-    private func writeThrough(_ bytes: UnsafeRawBufferPointer) throws {
+    /// Hands everything written so far to the sink and starts making it
+    /// durable; the save does this before punching zero pages so that the
+    /// disk works meanwhile.
+    func startDurability() throws {
+        try flush()
+        try sink.startDurability()
+    }
+
+    /// Writes what is buffered and puts the checkpoint in place: a path
+    /// durable and renamed, an object's upload completed.
+    func finish() throws {
+        try flush()
+        try sink.commit()
+    }
+
+    /// Gives up: a path keeps its old contents, an upload is aborted.
+    func abandon() {
+        sink.abandon()
+    }
+}
+
+/// A descriptor, or a path written atomically.
+final class DescriptorSink: CheckpointSink {
+    private let fd: FileDescriptor
+    private let atomic: AtomicFile?
+    private let name: String
+    /// Bytes handed to the file.
+    private var bytesFlushed: UInt64 = 0
+    /// Bytes whose write-back has been started (paths only).
+    private var bytesWrittenBack: UInt64 = 0
+    /// Write-back is started every so many bytes.
+    private static let writebackStep: UInt64 = 32 << 20
+
+    init(descriptor fd: FileDescriptor, name: String) {
+        self.fd = fd
+        self.atomic = nil
+        self.name = name
+    }
+
+    init(atomic file: AtomicFile, name: String) {
+        fd = file.descriptor
+        atomic = file
+        self.name = name
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
         try fd.writeAll(bytes, call: "write \(name)")
         bytesFlushed += UInt64(bytes.count)
-        if atomic != nil && bytesFlushed - bytesWrittenBack >= CheckpointOutput.writebackStep {
+        if atomic != nil && bytesFlushed - bytesWrittenBack >= DescriptorSink.writebackStep {
             startWriteback()
         }
     }
 
     /// Starts the disk writes of what the file has so far, so that the
-    /// fsync of `finish()` does not wait for all of it at the end. Only an
+    /// fsync of `commit()` does not wait for all of it at the end. Only an
     /// optimization: a failure here shows up at that fsync.
     private func startWriteback() {
         _ = pg_start_writeback(fd.rawValue, Int64(bytesWrittenBack), Int64(bytesFlushed - bytesWrittenBack))
         bytesWrittenBack = bytesFlushed
     }
 
-    /// Hands everything written so far to the file and, for a path,
-    /// starts its write-back; the save does this before punching zero
-    /// pages so that the disk works meanwhile.
     func startDurability() throws {
-        try flush()
         if atomic != nil && bytesFlushed > bytesWrittenBack {
             startWriteback()
         }
     }
 
-    /// Writes what is buffered and, for a path, makes the file durable and
-    /// puts it in place.
-    func finish() throws {
-        try flush()
+    /// For a path, makes the file durable and puts it in place.
+    func commit() throws {
         try atomic?.commit()
     }
 
-    /// Gives up: a path keeps its old contents.
     func abandon() {
         atomic?.abandon()
     }

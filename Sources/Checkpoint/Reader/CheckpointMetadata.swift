@@ -31,6 +31,40 @@ public struct CheckpointMetadata: Sendable {
     /// signature required, an encrypted checkpoint), for whoever reads
     /// them later (a lazy loader).
     var frameOpener: FrameOpener? = nil
+    /// The parent (`PRNT`) of an incremental checkpoint.
+    public var parent: ParentRecord? = nil
+    /// Pages not stored but referenced (`REFS`), by address.
+    public var references: [PageReference] = []
+    /// Where the page hashes (`PHSH`) are, and which pages they cover.
+    var pageHashes: PageHashes? = nil
+
+    /// Bytes of the references.
+    public var referencedBytes: UInt64 { references.reduce(0) { $0 + $1.destination.length } }
+}
+
+/// A checkpoint's `PHSH`: the pages it stores, and where each one's hash
+/// lies in the file.
+struct PageHashes: Sendable {
+    /// The stored pages.
+    var runs: PageRunTable
+    /// Checkpoint offset of the first hash; of a sealed payload, its offset
+    /// in the plaintext.
+    var hashesOffset: UInt64
+    /// Whether the whole payload's CRC was checked.
+    var checked: Bool
+    /// The payload, if it is sealed (an encrypted checkpoint).
+    var sealed: SealedPayload? = nil
+
+    /// Reads the hashes of the stored pages from the `ordinal`-th on into
+    /// `out` (32 bytes each), from `input`, the checkpoint's file.
+    func readDigests(from input: RandomAccessInput, ordinal: UInt64, into out: UnsafeMutableRawBufferPointer) throws {
+        let at = hashesOffset + ordinal * UInt64(PageDigest.length)
+        if let sealed {
+            try sealed.read(from: input, plainOffset: at, into: out)
+        } else {
+            try input.read(at: at, into: out, section: .section(.pageHashes))
+        }
+    }
 }
 
 /// What a scan does with the frames' payloads.

@@ -21,13 +21,26 @@ public enum CheckpointReader {
 
     /// Checks every rule and every checksum, and decompresses every frame
     /// (on `options.threads` threads) without keeping the data: what a
-    /// restore would check, without creating memory.
+    /// restore would check, without creating memory. From a file, each
+    /// stored page is also compared with its SHA-256 in the page hashes.
+    /// An incremental checkpoint's parents (found with
+    /// `options.parentSearchPaths`) are verified too, each as a whole, and
+    /// every reference against the parent it names.
     public static func verify(
         _ location: CheckpointLocation, options: RestoreOptions = RestoreOptions(), includeFrames: Bool = false
     ) throws -> CheckpointMetadata {
-        var scanner = try CheckpointScanner.opening(location, options: options)
-        scanner.collectFrames = includeFrames
-        return try scanner.scan(.decompress(DiscardSink()))
+        let (metadata, chain) = try verifyOne(location, options: options, chain: nil, includeFrames: includeFrames)
+        if let chain {
+            for (i, link) in chain.links.enumerated() {
+                do {
+                    _ = try verifyOne(link.location, options: options, chain: CheckpointChain(links: Array(chain.links[(i + 1)...])),
+                                      includeFrames: false)
+                } catch let error as CheckpointError {
+                    throw ChainError(.parentInvalid, link: i + 1, "\(link.path): \(error)")
+                }
+            }
+        }
+        return metadata
     }
 }
 

@@ -14,6 +14,11 @@ struct CheckpointEnds {
     /// Version 2: the `PREF` section's frames, in order (empty without
     /// one).
     var prefetchOrder: [UInt64] = []
+    /// Version 2: `PHSH`'s stored pages and where its hashes are.
+    var pageHashes: PageHashes?
+    /// Version 2: `REFS`'s references (their links checked against the
+    /// depth once the head is read).
+    var references: [PageReference] = []
 
     /// Where the index says the frames start: its first entry, or the
     /// index itself when there are no frames.
@@ -194,10 +199,79 @@ extension CheckpointScanner {
             case .prefetch:
                 ends.prefetchOrder = try PrefetchSection.decode(
                     reader.readPayload(entry), offset: entry.offset, frameCount: ends.totals.frameCount)
+            case .pageHashes:
+                // The scan hashes every tail section for the identity when
+                // something checks it (`AUTH`, a signature): then the page
+                // hashes are read whole.
+                let whole = security.isEncrypted || security.keys.requiresSignature || entries.contains { $0.type == .signature }
+                ends.pageHashes = try readPageHashes(
+                    entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader, whole: whole)
+            case .references:
+                ends.references = try ReferencesSection.decode(
+                    reader.readPayload(entry), offset: entry.offset, dataEnd: header.dataEnd, depth: ParentSection.maxDepth)
             default:
                 try reader.skipPayload(entry)
             }
         }
         ends.tail = entries
+    }
+
+    /// Reads `PHSH`'s fields and run table. From a file, the hashes are
+    /// read only when `checkPageHashes` or `whole` asks (to check the CRC,
+    /// to hash them for the identity: the scan then knows no identity);
+    /// from a stream they are read past, and checked. A sealed payload is
+    /// opened chunk by chunk; its hashes are read later through
+    /// `PageHashes.sealed`.
+    func readPageHashes(
+        _ entry: SectionEntry, header: CheckpointHeader, storedBytes: UInt64, reader: SectionReader, whole: Bool
+    ) throws -> PageHashes {
+        let section = CheckpointSection.section(.pageHashes)
+        let fixed = PageHashesSection.fixedLength
+        var prefix: [UInt8] = []
+        var prefixLength = UInt64(fixed)
+        var head: PageHashesSection.Head?
+        func collect(_ piece: [UInt8], at: UInt64) throws {
+            let offsetInPayload = at - entry.offset
+            guard offsetInPayload < prefixLength else { return }
+            prefix += piece.prefix(Int(prefixLength - offsetInPayload))
+            if head == nil && prefix.count >= fixed {
+                head = try PageHashesSection.decodeHead(
+                    Array(prefix[..<fixed]), offset: entry.offset, length: entry.length, storedBytes: storedBytes)
+                prefixLength = head!.hashesOffset
+                prefix += piece.dropFirst(fixed - Int(offsetInPayload)).prefix(Int(prefixLength) - prefix.count)
+            }
+        }
+        if case .random(let file) = reader.source, !checkPageHashes, !whole, !entry.isSealed {
+            security.payloadNotHashed(entry)
+            guard entry.length >= UInt64(fixed) else {
+                throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
+            }
+            try collect(file.read(at: entry.offset, count: fixed, section: section), at: entry.offset)
+            if let head {
+                try collect(file.read(at: entry.offset + UInt64(fixed), count: Int(head.hashesOffset) - fixed, section: section),
+                            at: entry.offset + UInt64(fixed))
+            }
+        } else {
+            try reader.readPayload(entry) { piece, at in try collect(piece, at: at) }
+        }
+        guard let head, UInt64(prefix.count) == head.hashesOffset else {
+            throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
+        }
+        let tableEnd = fixed + Int(head.runTableLength)
+        if prefix[tableEnd...].contains(where: { $0 != 0 }) {
+            throw CheckpointError.field(section, entry.offset + UInt64(tableEnd), "padding", expected: "zero", found: hexBytes(prefix[tableEnd...]))
+        }
+        let runs = try PageRunTable.decode(
+            Array(prefix[fixed..<tableEnd]), offset: entry.offset + UInt64(fixed), runCount: head.runCount,
+            pageLimit: header.dataEnd / CheckpointFormat.pageSize, section: section)
+        if runs.pageCount != head.pageCount {
+            throw CheckpointError.field(
+                section, entry.offset + UInt64(PageHashesSection.pageCount.offset), "pageCount", expected: "\(runs.pageCount) (the runs' pages)",
+                found: head.pageCount)
+        }
+        if entry.isSealed {
+            return PageHashes(runs: runs, hashesOffset: head.hashesOffset, checked: true, sealed: try security.sealedPayload(entry))
+        }
+        return PageHashes(runs: runs, hashesOffset: entry.offset + head.hashesOffset, checked: reader.isStream || checkPageHashes || whole)
     }
 }

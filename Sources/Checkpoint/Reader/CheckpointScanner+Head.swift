@@ -7,6 +7,8 @@ struct CheckpointHead {
     /// Version 2: the head sections, in file order.
     var sections: [SectionEntry] = []
     var annotations: [String: String] = [:]
+    /// Version 2: the `PRNT` section's parent.
+    var parent: ParentRecord?
     /// Checkpoint offset of the first frame.
     var framesOffset: UInt64 = 0
 }
@@ -32,6 +34,8 @@ extension CheckpointScanner {
             switch entry.type {
             case .segments:
                 head.segments = try readSegmentSection(entry, header: header)
+            case .parent:
+                head.parent = try ParentSection.decode(reader.readPayload(entry), offset: entry.offset)
             case .annotations:
                 head.annotations = try AnnotationsSection.decode(reader.readPayload(entry), offset: entry.offset)
             default:
@@ -67,7 +71,10 @@ extension CheckpointScanner {
         var table = SegmentTableDecoder(header: header, base: entry.offset, section: .section(.segments))
         var records: [SegmentRecord] = []
         try reader.readPayload(entry, pieceLength: 65536 * SegmentRecordLayout.recordLength) { piece, _ in
-            records += try table.decode(piece)
+            let decoded = try table.decode(piece)
+            if keepSegments {
+                records += decoded
+            }
         }
         return records
     }

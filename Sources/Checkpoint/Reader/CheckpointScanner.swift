@@ -25,6 +25,17 @@ struct CheckpointScanner {
     /// The identity, encryption and signature of what is read, checked
     /// with the reader's keys.
     let security: ReadSecurity
+    /// Whether the segment table is kept (else only checked): a chain's
+    /// parents need only their index and sections.
+    var keepSegments = true
+    /// Whether the page hashes' whole payload is read and its CRC checked,
+    /// from a file (else only its fields and run table are read: what a
+    /// restore needs of them).
+    var checkPageHashes = false
+    /// Called once the head is read (and, from a file, the ends), before
+    /// any memory is created: a chain's parents are resolved there.
+    /// The ends are nil from a stream.
+    var beforeFrames: ((CheckpointHead, CheckpointEnds?) throws -> Void)? = nil
 
     init(input: SequentialReader, keys: CheckpointKeys = CheckpointKeys()) {
         self.input = input
@@ -34,21 +45,31 @@ struct CheckpointScanner {
     /// A scanner of the checkpoint at `location`, as `options` ask.
     static func opening(_ location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointScanner {
         try checkThreadCount(options.threads)
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location)), keys: options.keys)
+        // Everything is read, in order: an object is fetched ahead.
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), readAhead: true), keys: options.keys)
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
+        // An eager restore reads every byte it is given: the page hashes'
+        // too, whose CRC it checks (a lazy restore does not read them).
+        scanner.checkPageHashes = true
         return scanner
     }
 
     func scan(_ mode: PayloadMode) throws -> CheckpointMetadata {
         let header = try readHeader()
         let knownEnds = try input.randomAccess.map { try readEnds(header: header, from: $0) }
-        let head = try readHead(header: header, ends: knownEnds)
-        try knownEnds?.checkFramesOffset(head.framesOffset)
-        if let knownEnds {
-            try security.authenticate(index: knownEnds.index, framesRead: false)
+        if case .skip = mode, let knownEnds {
+            // Only the frame headers are read: an object fetches them ahead.
+            input.willRead(at: knownEnds.index.entries.map(\.offset))
         }
+        let head = try readHead(header: header, ends: knownEnds)
+        if let knownEnds {
+            try knownEnds.checkFramesOffset(head.framesOffset)
+            try security.authenticate(index: knownEnds.index, framesRead: false)
+            try checkReferences(header: header, head: head, ends: knownEnds)
+        }
+        try beforeFrames?(head, knownEnds)
 
         if case .decompress(let sink) = mode {
             try sink.begin(header: header, segments: head.segments)
@@ -63,11 +84,29 @@ struct CheckpointScanner {
             try security.authenticate(index: ends.index, framesRead: tally.count == ends.totals.frameCount && mode.readsPayloads)
         }
         try checkTally(tally, ends: ends)
-        return CheckpointMetadata(
+        if knownEnds == nil {
+            try checkReferences(header: header, head: head, ends: ends)
+        }
+        return metadata(header: header, head: head, ends: ends, frames: tally.frames)
+    }
+
+    /// What the phases found, as the caller sees it.
+    func metadata(header: CheckpointHeader, head: CheckpointHead, ends: CheckpointEnds, frames: [FrameHeader]) -> CheckpointMetadata {
+        var m = CheckpointMetadata(
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
-            frames: tally.frames, index: ends.index.entries, sections: head.sections + ends.tail,
+            frames: frames, index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
             indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder, security: security.summary)
+        m.parent = head.parent
+        m.references = ends.references
+        m.pageHashes = ends.pageHashes
+        // From a file, once authenticated: for whoever reads its frames
+        // later (a lazy loader, a child taking pages from this parent).
+        // A stream's opener served its one read.
+        if input.randomAccess != nil {
+            m.frameOpener = security.frameOpener(ends.index)
+        }
+        return m
     }
 
     /// Everything but the frames, from a file: header, ends (trailer, index,
@@ -83,12 +122,37 @@ struct CheckpointScanner {
         let head = try readHead(header: header, ends: ends)
         try ends.checkFramesOffset(head.framesOffset)
         try security.authenticate(index: ends.index, framesRead: false)
-        return CheckpointMetadata(
-            header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
-            frames: [], index: ends.index.entries, sections: head.sections + ends.tail,
-            annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder, security: security.summary,
-            frameOpener: security.frameOpener(ends.index))
+        try checkReferences(header: header, head: head, ends: ends)
+        return metadata(header: header, head: head, ends: ends, frames: [])
+    }
+
+    /// The references must name links of the chain, give pages inside
+    /// segments with references that this checkpoint does not store, and
+    /// (link 0) take them from pages it does store: its page hashes say
+    /// which.
+    func checkReferences(header: CheckpointHeader, head: CheckpointHead, ends: CheckpointEnds) throws {
+        guard !ends.references.isEmpty else { return }
+        let section = CheckpointSection.section(.references)
+        guard let entry = ends.tail.first(where: { $0.type == .references }) else { return }
+        guard let stored = ends.pageHashes?.runs else {
+            throw CheckpointError.field(section, entry.offset, "sections", expected: "a PHSH section beside REFS (its runs check the references)", found: "none")
+        }
+        let depth = head.parent?.depth ?? 0
+        let segments = keepSegments ? SegmentLookup(head.segments) : nil
+        for (i, r) in ends.references.enumerated() {
+            if r.link > depth {
+                throw CheckpointError.field(section, entry.offset, "entry \(i) link", expected: "at most the chain depth \(depth)", found: r.link)
+            }
+            if stored.overlaps(r.destination) {
+                throw CheckpointError.field(section, entry.offset, "entry \(i)", expected: "pages the frames do not store", found: r.destination)
+            }
+            if r.link == 0 && !stored.contains(r.sourceRange) {
+                throw CheckpointError.field(section, entry.offset, "entry \(i) source", expected: "pages this checkpoint stores", found: r.sourceRange)
+            }
+            if let segments, !segments.isReferenced(r.destination) {
+                throw CheckpointError.field(section, entry.offset, "entry \(i)", expected: "pages inside segments with references", found: r.destination)
+            }
+        }
     }
 
     /// Phase 1: the header. Reads what there is of it, so that a short file

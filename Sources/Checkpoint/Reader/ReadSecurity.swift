@@ -37,6 +37,9 @@ final class ReadSecurity {
     private var contentKeys: ContentKeys?
     private var authenticated = false
     private var digestRecord: DigestRecord?
+    /// A tail section read in part only (`payloadNotHashed`): the identity
+    /// is not known.
+    private var manifestIncomplete = false
 
     init(keys: CheckpointKeys) {
         self.keys = keys
@@ -178,6 +181,20 @@ final class ReadSecurity {
         }
     }
 
+    /// `entry`'s payload was read in part, not through the section reader
+    /// (a plain, unsigned checkpoint's page hashes, for a lazy restore):
+    /// the scan computes no identity. Never for a checkpoint whose
+    /// identity is checked.
+    func payloadNotHashed(_ entry: SectionEntry) {
+        precondition(!isEncrypted && !keys.requiresSignature, "ReadSecurity: \(entry.type) read in part, and the identity is checked")
+        manifestIncomplete = true
+    }
+
+    /// Reads of a sealed payload at random offsets, for later.
+    func sealedPayload(_ entry: SectionEntry) throws -> SealedPayload {
+        SealedPayload(entry: entry, cipher: try cipher(for: entry))
+    }
+
     /// Whether the section reader must hand `entry`'s whole payload to
     /// `payloadEnded`.
     func wantsPayload(_ entry: SectionEntry) -> Bool {
@@ -221,6 +238,12 @@ final class ReadSecurity {
     /// `framesRead`) are then compared with the index's.
     func authenticate(index: IndexDecoder, framesRead: Bool) throws {
         guard version >= 2, let headerPart else { return }
+        if manifestIncomplete {
+            // Neither sealed nor signed (or not checked): nothing to check
+            // the identity against, and the scan's would be wrong.
+            authenticated = true
+            return
+        }
         var hasher = ManifestHasher()
         hasher.append(headerPart)
         hasher.append(headPart.finish())

@@ -14,6 +14,11 @@ struct SectionReader {
         case stream(SequentialReader)
     }
 
+    var isStream: Bool {
+        if case .stream = source { return true }
+        return false
+    }
+
     /// Pieces of this size are read from a large payload.
     static let pieceLength = 1 << 20
 

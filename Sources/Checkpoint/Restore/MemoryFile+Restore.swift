@@ -32,7 +32,7 @@ extension MemoryFile {
         let scanner = try CheckpointScanner.opening(location, options: options)
         let metadata: CheckpointMetadata
         do {
-            metadata = try scanner.scan(.decompress(sink))
+            metadata = try scanner.restore(into: sink, location: location, options: options)
         } catch {
             sink.abandon()
             throw error

@@ -8,7 +8,7 @@ extension RawImage {
         let sink = ImageSink(path: image)
         let scanner = try CheckpointScanner.opening(location, options: options)
         do {
-            let metadata = try scanner.scan(.decompress(sink))
+            let metadata = try scanner.restore(into: sink, location: location, options: options)
             try sink.finish()
             return metadata
         } catch {

@@ -21,6 +21,11 @@ public struct RestoreOptions: Sendable {
     /// serve-uffd included).
     public var keys = CheckpointKeys()
 
+    /// Directories where the parents of an incremental checkpoint are
+    /// looked for (by file name) when they are not at the path the child
+    /// records.
+    public var parentSearchPaths: [String] = []
+
     /// The default memory limit: 1 TiB.
     public static let defaultMemoryLimit: UInt64 = 1 << 40
 

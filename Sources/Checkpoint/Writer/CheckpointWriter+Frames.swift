@@ -15,13 +15,15 @@ extension CheckpointWriter {
         }
         defer { queue.shutDown() }
         let sealer = security.frameSealer
+        let decisions = try PageDecisions(parent: parent, expectedPages: layout.committedBytes / CheckpointFormat.pageSize)
+        var unit = 0
         // One payload buffer per frame in flight, reused.
         let payloadCapacity = ZstdCompressor.compressBound(frameSize)
         var freeBuffers = try (0..<maxInFlight).map { _ in
             try PageBuffer(capacity: payloadCapacity + (sealer?.overhead(plain: payloadCapacity) ?? 0))
         }
 
-        var written = WrittenFrames()
+        var written = try WrittenFrames()
         var cursor: UInt64 = 0
         var producing = true
         var kinds = KindCursor(segments: layout.segments)
@@ -38,8 +40,11 @@ extension CheckpointWriter {
                     cursor = last.end
                     let buffer = freeBuffers.removeLast()
                     let source = self.source
+                    let n = unit
+                    unit += 1
                     queue.submit { context in
-                        try compressUnit(runs, of: source, into: buffer, context: context, sealer: sealer)
+                        try compressUnit(
+                            n, runs: runs, of: source, decisions: decisions, into: buffer, context: context, sealer: sealer)
                     }
                 }
                 guard let result = try queue.nextResult() else { break }
@@ -59,6 +64,18 @@ extension CheckpointWriter {
                         kinds.account(run, into: &written.storedPerKind)
                     }
                     written.storedBytes += UInt64(result.uncompressedLength)
+                    for run in result.runs {
+                        written.storedPages.add(run)
+                    }
+                    try written.digests.append(result.digests)
+                }
+                for reference in result.references {
+                    written.references.add(reference)
+                    if reference.link == 0 {
+                        written.duplicateBytes += reference.destination.length
+                    } else {
+                        written.referencedBytes += reference.destination.length
+                    }
                 }
                 try zeroPages.add(result.zeros, source: source)
                 freeBuffers.append(result.payload)

@@ -16,10 +16,13 @@ struct CheckpointWriter {
     let options: SaveOptions
     /// The checkpoint's identity, encryption and signature.
     let security: WriteSecurity
+    /// The parent chain an incremental save references.
+    var parent: ParentPages? = nil
 
-    init(source: SaveSource, options: SaveOptions) throws {
+    init(source: SaveSource, options: SaveOptions, parent: ParentPages? = nil) throws {
         self.source = source
         self.options = options
+        self.parent = parent
         security = try WriteSecurity(options: options)
     }
 
@@ -29,16 +32,17 @@ struct CheckpointWriter {
             frameLimit: UInt32(options.frameSize), fileSize: layout.fileSize, dataSize: layout.dataSize,
             segmentCount: UInt64(layout.segments.count))
         try writeHead(&header, layout: layout, to: output)
-        let frames = try writeFrames(layout: layout, to: output)
+        var frames = try writeFrames(layout: layout, to: output)
         let indexOffset = output.bytesWritten
         try writeIndex(frames, to: output)
         let indexLength = output.bytesWritten - indexOffset
-        try writeTail(frames, to: output)
+        try writeTail(&frames, to: output)
         try writeTrailer(header: header, frames: frames, indexOffset: indexOffset, indexLength: indexLength, to: output)
         return SaveReport(
             fileSize: layout.fileSize, dataSize: layout.dataSize, segments: layout.segments.count, storedBytes: frames.storedBytes,
             zeroBytesDropped: frames.zeroBytes, frames: UInt64(frames.entries.count), checkpointBytes: output.bytesWritten,
-            scan: layout.scan, identity: security.identity!)
+            scan: layout.scan, identity: security.identity!, referencedBytes: frames.referencedBytes,
+            duplicateBytes: frames.duplicateBytes, parent: parent?.record)
     }
 
     /// A section to write: its table entry's fields, and how to write its
@@ -126,6 +130,9 @@ struct CheckpointWriter {
                 }
             }
         ]
+        if let parent {
+            sections.append(OutgoingSection(.parent, flags: .critical, bytes: ParentSection.encode(parent.record)))
+        }
         if !options.annotations.isEmpty {
             sections.append(OutgoingSection(.annotations, flags: [], bytes: AnnotationsSection.encode(options.annotations)))
         }
@@ -135,17 +142,33 @@ struct CheckpointWriter {
     }
 
     /// Phase 4: the tail sections.
-    func writeTail(_ frames: WrittenFrames, to output: CheckpointOutput) throws {
+    func writeTail(_ frames: inout WrittenFrames, to output: CheckpointOutput) throws {
         var sections = [
             OutgoingSection(
                 .accounting, flags: .critical,
-                bytes: AccountingSection.encode(storedPerKind: frames.storedPerKind, accounting: source.accountingSnapshot()))
+                bytes: AccountingSection.encode(storedPerKind: frames.storedPerKind, accounting: source.accountingSnapshot())),
+            try pageHashes(&frames),
         ]
+        if !frames.references.isEmpty {
+            sections.append(OutgoingSection(.references, flags: .critical, bytes: frames.references.finish()))
+        }
         let prefetch = prefetchOrder(source.accessOrder(), entries: frames.entries)
         if !prefetch.isEmpty {
             sections.append(OutgoingSection(.prefetch, flags: [], bytes: PrefetchSection.encode(prefetch)))
         }
         try writeSections(try security.tailSections(sections), placement: .tail, to: output)
+    }
+
+    /// `PHSH`: the stored pages' runs, then their hashes from the spill.
+    func pageHashes(_ frames: inout WrittenFrames) throws -> OutgoingSection {
+        // The last run is counted once the table is finished.
+        let table = frames.storedPages.finish()
+        let head = PageHashesSection.encodeHead(pageCount: frames.digests.count, runCount: frames.storedPages.runCount, runTable: table)
+        let spill = frames.digests
+        return try OutgoingSection(.pageHashes, flags: [], length: UInt64(head.count) + spill.count * UInt64(PageDigest.length)) { emit in
+            try emit(head)
+            try spill.forEachPiece(emit)
+        }
     }
 
     /// The frames of this checkpoint holding `addresses`, in that order,
@@ -194,4 +217,18 @@ struct WrittenFrames {
     var storedBytes: UInt64 = 0
     var storedPerKind = MemoryStats()
     var zeroBytes: UInt64 = 0
+    /// The stored pages, for `PHSH`.
+    var storedPages = PageRunEncoder()
+    /// Their hashes, in order.
+    let digests: DigestSpill
+    /// Pages referenced rather than stored, for `REFS`.
+    var references = ReferencesSection.Encoder()
+    /// Bytes referenced from the parent chain, and from pages of this
+    /// checkpoint.
+    var referencedBytes: UInt64 = 0
+    var duplicateBytes: UInt64 = 0
+
+    init() throws {
+        digests = try DigestSpill()
+    }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLinuxShim
 import PGAlloc
 
@@ -8,6 +11,8 @@ final class SaveWorkerContext {
     let gatherBuffer: PageBuffer
     /// Where sources that cannot lend their memory read it.
     let readBuffer: PageBuffer
+    /// The hash of each gathered page.
+    var digests: [PageDigest] = []
 
     var gather: UnsafeMutableRawBufferPointer { gatherBuffer.bytes }
     var read: UnsafeMutableRawBufferPointer { readBuffer.bytes }
@@ -16,14 +21,18 @@ final class SaveWorkerContext {
         compressor = try ZstdCompressor(level: level)
         gatherBuffer = try PageBuffer(capacity: frameSize)
         readBuffer = try PageBuffer(capacity: 1 << 20)
+        digests.reserveCapacity(frameSize / Int(CheckpointFormat.pageSize))
     }
 }
 
 /// What a worker made of one unit of committed runs.
 struct SaveUnitResult {
-    /// Runs of pages with data: the frame's runs. Empty if every page was
-    /// zero.
+    /// Runs of pages stored: the frame's runs. Empty if no page is.
     var runs: [FileRange]
+    /// The hash of each stored page, in order.
+    var digests: [PageDigest]
+    /// Pages with data that are not stored, in address order.
+    var references: [PageReference]
     var uncompressedLength: Int
     var compressedLength: Int
     var payloadCRC: UInt32
@@ -36,11 +45,31 @@ struct SaveUnitResult {
     var zeroBytes: UInt64
 }
 
-/// Finds the data pages of a unit's runs and gathers them, compresses them
-/// as one frame into `buffer` (sealed and hashed by `sealer`, if any), and
-/// reports which pages were zero.
+/// What becomes of one page with data.
+private enum PageFate {
+    case store
+    case reference(link: Int, source: UInt64)
+}
+
+/// Finds the data pages of a unit's runs, gathers and hashes them, decides
+/// which are stored (`decisions`), compresses those as one frame into
+/// `buffer` (sealed and hashed by `sealer`, if any), and reports which
+/// pages were zero and which are referenced.
 func compressUnit(
-    _ runs: [FileRange], of source: SaveSource, into buffer: PageBuffer, context: SaveWorkerContext, sealer: FrameSealer?
+    _ unit: Int, runs: [FileRange], of source: SaveSource, decisions: PageDecisions, into buffer: PageBuffer,
+    context: SaveWorkerContext, sealer: FrameSealer?
+) throws -> SaveUnitResult {
+    do {
+        return try compressUnitInTurn(unit, runs: runs, of: source, decisions: decisions, into: buffer, context: context, sealer: sealer)
+    } catch {
+        decisions.fail()
+        throw error
+    }
+}
+
+private func compressUnitInTurn(
+    _ unit: Int, runs: [FileRange], of source: SaveSource, decisions: PageDecisions, into buffer: PageBuffer,
+    context: SaveWorkerContext, sealer: FrameSealer?
 ) throws -> SaveUnitResult {
     let page = Int(CheckpointFormat.pageSize)
     var data: [FileRange] = []
@@ -48,6 +77,7 @@ func compressUnit(
     var unitBytes: UInt64 = 0
     var filled = 0
     let gather = context.gather.baseAddress!
+    context.digests.removeAll(keepingCapacity: true)
 
     for run in runs {
         unitBytes += run.length
@@ -75,6 +105,11 @@ func compressUnit(
                 } else {
                     append(range, to: &data)
                     (gather + filled).copyMemory(from: base + off, byteCount: end - off)
+                    var p = filled
+                    while p < filled + end - off {
+                        context.digests.append(PageDigest(of: UnsafeRawBufferPointer(start: gather + p, count: page)))
+                        p += page
+                    }
                     filled += end - off
                 }
                 address += UInt64(end - off)
@@ -84,19 +119,123 @@ func compressUnit(
         }
     }
 
+    let fates = try decide(unit, data: data, source: source, decisions: decisions, context: context)
     var result = SaveUnitResult(
-        runs: data, uncompressedLength: filled, compressedLength: 0, payloadCRC: 0, payload: buffer,
+        runs: [], digests: [], references: [], uncompressedLength: 0, compressedLength: 0, payloadCRC: 0, payload: buffer,
         unitBytes: unitBytes, zeros: zeros, zeroBytes: zeros.reduce(0) { $0 + $1.length })
+    // Keeps the stored pages at the front of the gather buffer, in order.
+    var kept = 0
+    var i = 0
+    for run in data {
+        var address = run.start
+        while address < run.end {
+            let pageRange = FileRange(start: address, end: address + UInt64(page))
+            switch fates[i] {
+            case .store:
+                if kept != i {
+                    (gather + kept * page).copyMemory(from: gather + i * page, byteCount: page)
+                }
+                kept += 1
+                append(pageRange, to: &result.runs)
+                result.digests.append(context.digests[i])
+            case .reference(let link, let from):
+                let r = PageReference(destination: pageRange, link: link, source: from)
+                if let last = result.references.last, last.link == link, last.destination.end == address,
+                    last.sourceRange.end == from
+                {
+                    result.references[result.references.count - 1].destination.end = pageRange.end
+                } else {
+                    result.references.append(r)
+                }
+            }
+            address += UInt64(page)
+            i += 1
+        }
+    }
+    filled = kept * page
+    result.uncompressedLength = filled
     if filled > 0 {
         let compressed = try context.compressor.compress(
             UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
-        let stored = try sealer?.seal(buffer.bytes, plainLength: compressed, runs: data, uncompressedLength: filled) ?? compressed
+        let stored = try sealer?.seal(buffer.bytes, plainLength: compressed, runs: result.runs, uncompressedLength: filled) ?? compressed
         let payload = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<stored])
         result.compressedLength = stored
         result.payloadCRC = CRC32C.checksum(payload)
         result.payloadDigest = sealer?.payloadDigest(payload)
     }
     return result
+}
+
+/// The fate of each gathered page: first against the parent's page at the
+/// same address (on this worker), then, in the unit's turn, against the
+/// pages seen before.
+private func decide(
+    _ unit: Int, data: [FileRange], source: SaveSource, decisions: PageDecisions, context: SaveWorkerContext
+) throws -> [PageFate] {
+    let page = CheckpointFormat.pageSize
+    let digests = context.digests
+    var fates = [PageFate](repeating: .store, count: digests.count)
+    // The parent's pages here that differ: candidates for pages that moved.
+    var replaced: [ParentPage] = []
+    if let parent = decisions.parent {
+        let pages = try parent.pages(in: data)
+        var p = 0
+        var i = 0
+        for run in data {
+            var address = run.start
+            while address < run.end {
+                while p < pages.count && pages[p].address < address {
+                    p += 1
+                }
+                if p < pages.count && pages[p].address == address {
+                    if pages[p].digest == digests[i] {
+                        fates[i] = .reference(link: pages[p].link, source: pages[p].source)
+                    } else {
+                        replaced.append(pages[p])
+                    }
+                }
+                address += page
+                i += 1
+            }
+        }
+    }
+    let gather = UnsafeRawBufferPointer(context.gather)
+    let scratch = UnsafeMutableRawBufferPointer(rebasing: context.read[..<Int(page)])
+    return try decisions.inTurn(unit) { seen in
+        for old in replaced {
+            seen.insert(old.digest, link: old.link, source: old.source)
+        }
+        var i = 0
+        for run in data {
+            var address = run.start
+            while address < run.end {
+                defer {
+                    address += page
+                    i += 1
+                }
+                guard case .store = fates[i] else { continue }
+                let digest = digests[i]
+                let mine = UnsafeRawBufferPointer(rebasing: gather[i * Int(page)..<(i + 1) * Int(page)])
+                let found = try seen.find(digest) { link, from in
+                    if link == 0 {
+                        // The same bytes, not only the same hash.
+                        var equal = false
+                        try source.forEachSlice(of: FileRange(start: from, end: from + page), buffer: scratch) { theirs in
+                            equal = theirs.count == mine.count && memcmp(theirs.baseAddress!, mine.baseAddress!, mine.count) == 0
+                        }
+                        return equal
+                    }
+                    return try decisions.parent?.digest(link: link, source: from) == digest
+                }
+                if let found {
+                    fates[i] = .reference(link: found.link, source: found.source)
+                } else {
+                    seen.insert(digest, link: 0, source: address)
+                }
+            }
+        }
+        return fates
+    }
 }
 
 /// Zero pages a save found, given back to the source in batches by the

@@ -21,13 +21,16 @@ extension MemoryFile {
 }
 
 extension CheckpointWriter {
-    /// Writes a checkpoint of `source` to `location`; on failure, a path
-    /// keeps what it had.
-    static func save(_ source: SaveSource, to location: CheckpointLocation, options: SaveOptions) throws -> SaveReport {
+    /// Writes a checkpoint of `source` to `location`, referencing `parent`'s
+    /// pages if given; on failure, a path keeps what it had.
+    static func save(
+        _ source: SaveSource, to location: CheckpointLocation, parent: ParentPages? = nil, options: SaveOptions
+    ) throws -> SaveReport {
         let options = try options.validated()
         let output = try CheckpointOutput.open(location)
         do {
-            let report = try CheckpointWriter(source: source, options: options).write(to: output)
+            let writer = try CheckpointWriter(source: source, options: options, parent: parent)
+            let report = try writer.write(to: output)
             try output.finish()
             return report
         } catch {

@@ -3,15 +3,20 @@ import PGAlloc
 /// A MemoryFile of this process, read through its mappings.
 final class MemoryFileSource: SaveSource, @unchecked Sendable {
     let file: MemoryFile
+    /// The saved memory's own length, when it is not the file's size (a
+    /// flattened raw image's).
+    let dataSize: UInt64?
 
-    init(_ file: MemoryFile) {
+    init(_ file: MemoryFile, dataSize: UInt64? = nil) {
         self.file = file
+        self.dataSize = dataSize
     }
 
     func prepare() throws -> SaveLayout {
         let (fileSize, segments, scan) = try file.prepareForSave()
+        precondition(dataSize.map { $0 <= fileSize } ?? true, "MemoryFileSource: data size \(dataSize!) beyond the file's \(fileSize)")
         return SaveLayout(
-            fileSize: fileSize, dataSize: fileSize, segments: segments, scan: scan.rawValue,
+            fileSize: fileSize, dataSize: dataSize ?? fileSize, segments: segments, scan: scan.rawValue,
             committedBytes: file.knownCommittedBytes)
     }
 

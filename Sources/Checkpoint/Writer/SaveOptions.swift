@@ -76,4 +76,12 @@ public struct SaveReport: Sendable, Hashable {
     /// The checkpoint's identity: what a child records of its parent, and
     /// what `AUTH` seals and a signature signs.
     public var identity: CheckpointIdentity
+    /// Bytes of pages with data not stored because the parent chain holds
+    /// them.
+    public var referencedBytes: UInt64 = 0
+    /// Bytes of pages with data not stored because an equal page is stored
+    /// at another address of this checkpoint.
+    public var duplicateBytes: UInt64 = 0
+    /// The parent, for an incremental save.
+    public var parent: ParentRecord? = nil
 }

@@ -61,7 +61,7 @@ extension MemoryFileCore {
         let alignment = length >= PageSize.huge ? PageSize.huge : PageSize.base
         return try state.withLock { (s: inout MemoryFileState) throws -> FileRange in
             checkAlive(s, "allocate")
-            guard var (fr, gap) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
+            guard var (fr, gap, gapRange) = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
                 throw MemoryFileError.outOfMemory(length: length)
             }
             if fr.end > s.fileSize && !s.pendingReclaim.isEmpty {
@@ -72,7 +72,7 @@ extension MemoryFileCore {
                 guard let found = findAvailableRange(s, length: length, alignment: alignment, direction: direction) else {
                     throw MemoryFileError.outOfMemory(length: length)
                 }
-                (fr, gap) = found
+                (fr, gap, gapRange) = found
             }
             if fr.end > s.fileSize {
                 try growFile(&s, toCover: fr.end)
@@ -80,9 +80,9 @@ extension MemoryFileCore {
             if options.manualZeroing {
                 try manuallyZero(fr)
             }
-            // The search found the gap: insert there rather than look it up
-            // again (the seed's usage.Add).
-            s.usage.insert(fr, UsageInfo(kind: kind, knownCommitted: false, refs: 1), into: gap)
+            // The search found the gap and its range: insert there rather
+            // than look either up again (the seed's usage.Add).
+            s.usage.insert(fr, UsageInfo(kind: kind, knownCommitted: false, refs: 1), into: gap, gapRange: gapRange)
             return fr
         }
     }
@@ -97,7 +97,7 @@ extension MemoryFileCore {
 
     func findAvailableRange(
         _ s: borrowing MemoryFileState, length: UInt64, alignment: UInt64, direction: AllocationDirection
-    ) -> (FileRange, UsageSet.Gap)? {
+    ) -> (FileRange, UsageSet.Gap, FileRange)? {
         switch direction {
         case .bottomUp:
             return findAvailableRangeBottomUp(s.usage, length: length, alignment: alignment)
@@ -171,18 +171,22 @@ private struct EndOfInput: Error {}
 
 /// Finds room for `length` bytes at the highest offset possible: first in
 /// the gaps below the file's end, from the last one backward, then past the
-/// end of a file grown by doubling.
+/// end of a file grown by doubling. Returns the range, the gap that holds
+/// it and that gap's range.
 ///
 /// - Precondition: `alignment` is a power of two.
 /// - Note: gVisor findAvailableRangeTopDown.
 func findAvailableRangeTopDown(
     _ usage: borrowing UsageSet, fileSize: UInt64, length: UInt64, alignment: UInt64
-) -> (FileRange, UsageSet.Gap)? {
+) -> (FileRange, UsageSet.Gap, FileRange)? {
     let mask = alignment - 1
     let lastGap = usage.lastGap
-    var gap: UsageSet.Gap? = lastGap
-    while let g = gap {
-        let end = min(usage.end(of: g), fileSize)
+    // The last gap runs to the end of the key space: only its start needs
+    // looking up, and it is the end of the last segment, in the same leaf.
+    let lastGapRange = FileRange(start: usage.start(of: lastGap), end: UsageSetFunctions.maxKey)
+    var candidate: (gap: UsageSet.Gap, range: FileRange)? = (lastGap, lastGapRange)
+    while let (g, r) = candidate {
+        let end = min(r.end, fileSize)
         // Take the end of the gap, the start aligned down.
         let (unalignedStart, underflow) = end.subtractingReportingOverflow(length)
         if underflow {
@@ -190,14 +194,14 @@ func findAvailableRangeTopDown(
             break
         }
         let start = unalignedStart & ~mask
-        if start >= usage.start(of: g) {
-            return (FileRange(start: start, end: start + length), g)
+        if start >= r.start {
+            return (FileRange(start: start, end: start + length), g, r)
         }
-        gap = usage.previousLargeEnoughGap(before: g, minSize: length)
+        candidate = usage.previousLargeEnoughGapAndRange(before: g, minSize: length)
     }
 
     // Past the end of the file: check that the allocation fits at all.
-    let (minStartRaw, o1) = usage.start(of: lastGap).addingReportingOverflow(mask)
+    let (minStartRaw, o1) = lastGapRange.start.addingReportingOverflow(mask)
     let minStart = minStartRaw & ~mask
     if o1 || minStart.addingReportingOverflow(length).overflow {
         return nil
@@ -223,23 +227,25 @@ func findAvailableRangeTopDown(
         }
         let start = unalignedStart & ~mask
         if start >= minStart {
-            return (FileRange(start: start, end: start + length), lastGap)
+            return (FileRange(start: start, end: start + length), lastGap, lastGapRange)
         }
     }
 }
 
 /// Finds room for `length` bytes at the lowest offset possible, in the first
 /// gap (including the unbounded one past the last segment) that fits it.
+/// Returns the range, the gap that holds it and that gap's range.
 ///
 /// - Precondition: `alignment` is a power of two.
 /// - Note: gVisor findAvailableRangeBottomUp.
 func findAvailableRangeBottomUp(
     _ usage: borrowing UsageSet, length: UInt64, alignment: UInt64
-) -> (FileRange, UsageSet.Gap)? {
+) -> (FileRange, UsageSet.Gap, FileRange)? {
     let mask = alignment - 1
-    var gap: UsageSet.Gap? = usage.firstGap
-    while let g = gap {
-        let (startRaw, o1) = usage.start(of: g).addingReportingOverflow(mask)
+    let firstGap = usage.firstGap
+    var candidate: (gap: UsageSet.Gap, range: FileRange)? = (firstGap, usage.range(of: firstGap))
+    while let (g, r) = candidate {
+        let (startRaw, o1) = r.start.addingReportingOverflow(mask)
         let start = startRaw & ~mask
         let (end, o2) = start.addingReportingOverflow(length)
         // The file grows to whole chunks and its size is a signed 64-bit
@@ -247,10 +253,10 @@ func findAvailableRangeBottomUp(
         if o1 || o2 || end > UInt64(Int64.max) & ~chunkMask {
             return nil
         }
-        if end <= usage.end(of: g) {
-            return (FileRange(start: start, end: end), g)
+        if end <= r.end {
+            return (FileRange(start: start, end: end), g, r)
         }
-        gap = usage.nextLargeEnoughGap(after: g, minSize: length)
+        candidate = usage.nextLargeEnoughGapAndRange(after: g, minSize: length)
     }
     preconditionFailure("MemoryFile.allocate: no gap at the end of the usage set for 0x\(String(length, radix: 16)) bytes")
 }

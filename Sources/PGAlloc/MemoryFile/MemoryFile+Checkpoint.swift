@@ -182,10 +182,15 @@ extension MemoryFileCore {
                     scan = .mincoreThenSeekData
                 }
             }
-            // Account whatever is still unexplained as swapped system
-            // memory, as updateUsage does.
-            let now = try totalUsage()
-            state.withLock { s in adjustSwap(&s, currentUsage: now) }
+        }
+        // Account whatever is still unexplained as swapped system memory,
+        // as updateUsage does, from a count taken now that reclaim is idle.
+        // Also when nothing was scanned: swap accounted by an earlier
+        // updateUsage may stand for freed pages the reclaimer has taken
+        // back since, and the accounting a checkpoint records (and the
+        // source keeps) must not carry it.
+        try state.withLock { (s: inout MemoryFileState) throws in
+            adjustSwap(&s, currentUsage: try totalUsage())
         }
 
         let layout = state.withLock { s -> (UInt64, [SegmentRecord]) in

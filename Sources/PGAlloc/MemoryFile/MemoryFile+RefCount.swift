@@ -51,13 +51,16 @@ extension MemoryFileCore {
         checkPageRange(fr, "decRef")
         let wake = state.withLock { s -> Bool in
             checkAlive(s, "decRef")
+            // From the first segment ending after fr.start, so that a gap at
+            // the start of fr is reported as precisely as one in its middle.
+            var seg = s.usage.lowerBoundSegment(fr.start)
+            if let first = seg, freeBesideFreedPagesLocked(&s, fr, first) {
+                return noteFreedLocked(&s)
+            }
             var freed = false
             var touched = 0
             var last: UsageSet.Segment?
             var expected = fr.start
-            // From the first segment ending after fr.start, so that a gap at
-            // the start of fr is reported as precisely as one in its middle.
-            var seg = s.usage.lowerBoundSegment(fr.start)
             while let current = seg, s.usage.start(of: current) < fr.end {
                 if s.usage.start(of: current) > expected {
                     preconditionFailure(
@@ -109,6 +112,44 @@ extension MemoryFileCore {
         if wake {
             state.signal(reclaimCond)
         }
+    }
+
+    /// The common case of a free under churn, done without splitting a
+    /// segment only to merge the piece back: `fr` is the first or last part
+    /// of one segment with a single reference, and the freed pages next to
+    /// it (waiting for the reclaimer) would absorb it. The boundary between
+    /// the two segments moves instead, which ends in the same maximally
+    /// merged set. `seg` is the first segment ending after `fr.start`.
+    /// Returns false, changing nothing, in any other case.
+    private func freeBesideFreedPagesLocked(_ s: inout MemoryFileState, _ fr: FileRange, _ seg: UsageSet.Segment) -> Bool {
+        let range = s.usage.range(of: seg)
+        let info = s.usage[seg]
+        guard range.start <= fr.start && fr.end <= range.end && info.refs == 1 && range != fr else {
+            return false
+        }
+        let freedInfo = UsageInfo(kind: .system, knownCommitted: info.knownCommitted, refs: 0)
+        if fr.start == range.start {
+            guard let prev = s.usage.previousSegment(before: seg),
+                s.usage.end(of: prev) == fr.start && s.usage[prev] == freedInfo
+            else {
+                return false
+            }
+            s.usage.moveBoundary(between: prev, and: seg, to: fr.end)
+        } else if fr.end == range.end {
+            guard let next = s.usage.nextSegment(after: seg),
+                s.usage.start(of: next) == fr.end && s.usage[next] == freedInfo
+            else {
+                return false
+            }
+            s.usage.moveBoundary(between: seg, and: next, to: fr.start)
+        } else {
+            return false
+        }
+        s.pendingReclaim.append(fr)
+        if info.knownCommitted {
+            accounting.move(fr.length, to: .system, from: info.kind)
+        }
+        return true
     }
 
     /// Records that ranges were added to `pendingReclaim`; returns whether

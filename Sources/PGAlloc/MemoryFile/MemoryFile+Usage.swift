@@ -86,7 +86,9 @@ extension MemoryFileCore {
     /// committed) without the lock held; then, under the lock, the pages
     /// found committed are marked known committed and accounted, in the
     /// segments that can still take them. Finally, usage the scan did not
-    /// explain is accounted as swapped System memory.
+    /// explain is accounted as swapped System memory: the file's block
+    /// count, `currentUsage` or the count at the end if that is smaller,
+    /// less the known-committed bytes.
     ///
     /// Called without the state lock: it takes the lock for each step on
     /// its own. The seed's version is called with its lock held and drops
@@ -104,7 +106,17 @@ extension MemoryFileCore {
                 if changedAny {
                     s.usage.mergeAll()
                 }
-                adjustSwap(&s, currentUsage: currentUsage)
+                // The lock was dropped around each mincore, so pages may
+                // have gone while the scan ran: the reclaimer decommits
+                // freed ranges, and whatever of them was known committed
+                // has already left usageExpected. Measured before the scan,
+                // they would stay as phantom swap; measured after, pages
+                // committed behind the scan would pass for swap. The
+                // smaller count errs on neither side. (The seed keeps the
+                // count from before, assuming nothing is decommitted while
+                // it scans, which its own unlocked mincore does not ensure.)
+                let after = (try? totalUsage()) ?? currentUsage
+                adjustSwap(&s, currentUsage: min(currentUsage, after))
             }
         }
 
@@ -214,11 +226,14 @@ extension MemoryFileCore {
     }
 
     /// Accounts usage the segments do not explain as swapped System memory.
+    ///
+    /// - Precondition: `currentUsage` leaves out every page decommitted
+    ///   since the known-committed pages were last counted.
     func adjustSwap(_ s: inout MemoryFileState, currentUsage: UInt64) {
         if s.usageExpected < currentUsage {
-            // Pages cannot have been decommitted while the scan ran without
-            // us noticing, so the shortfall is in pages the scan could not
-            // see: swapped ones.
+            // The shortfall is in pages no scan could account to a kind:
+            // swapped ones, and freed pages committed without being known
+            // to be (until the reclaimer takes them back).
             let swapped = currentUsage - s.usageExpected
             if s.usageSwapped < swapped {
                 accounting.inc(swapped - s.usageSwapped, .system)

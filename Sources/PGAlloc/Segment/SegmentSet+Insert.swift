@@ -44,6 +44,20 @@ extension SegmentSet {
         return Segment(storage.insert(gap.position, range, value))
     }
 
+    /// As `insert(_:_:into:)`, for a caller that has the gap's range at hand
+    /// (from the search that found the gap): looks up only the neighbours
+    /// that `range` touches, and checks that it fits only in debug builds.
+    ///
+    /// - Precondition: `gapRange` is the range of `gap`; `range` is
+    ///   non-empty and lies within it.
+    @discardableResult
+    mutating func insert(_ range: FileRange, _ value: Value, into gap: Gap, gapRange: FileRange) -> Segment {
+        assert(!range.isEmpty && gapRange.isSuperset(of: range) && self.range(of: gap) == gapRange,
+               "SegmentSet.insert(\(range)): gap \(gapRange) is not the gap's range or does not hold it")
+        makeUnique()
+        return Segment(storage.insert(gap.position, bounds: gapRange, range, value))
+    }
+
     /// Inserts a segment into `gap` without merging; returns it.
     ///
     /// - Precondition: `range` is non-empty and lies within `gap`.
@@ -61,6 +75,24 @@ extension SegmentSet {
     public mutating func insertWithoutMergingUnchecked(_ range: FileRange, _ value: Value, into gap: Gap) -> Segment {
         makeUnique()
         return Segment(storage.insertWithoutMergingUnchecked(gap.position, range, value))
+    }
+
+    /// Moves the boundary between two touching segments to `key`: the keys
+    /// between the old boundary and `key` pass from one segment to the
+    /// other, without an insertion or a removal. No gap changes, so neither
+    /// does any node's longest gap.
+    ///
+    /// - Precondition: `second` starts where `first` ends; `key` lies
+    ///   strictly inside the range they cover together.
+    mutating func moveBoundary(between first: Segment, and second: Segment, to key: UInt64) {
+        let a = range(of: first)
+        let b = range(of: second)
+        precondition(
+            a.end == b.start && a.start < key && key < b.end,
+            "SegmentSet.moveBoundary(\(a), \(b), to: 0x\(String(key, radix: 16))): not touching, or the key is outside them")
+        makeUnique()
+        storage.setKey(Int(first.node), Int(first.index), FileRange(start: a.start, end: key))
+        storage.setKey(Int(second.node), Int(second.index), FileRange(start: key, end: b.end))
     }
 
     /// Removes a segment; returns the gap it leaves.

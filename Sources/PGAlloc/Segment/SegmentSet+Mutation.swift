@@ -2,14 +2,18 @@
 /// `SegmentSet` methods check their arguments and call these.
 extension SegmentSetStorage {
     /// Inserts `range` into `gap` without merging; returns the new segment.
+    /// `bounds`, if given, is the gap's range, which saves looking it up.
     ///
     /// - Precondition: `range` is non-empty and lies within `gap`.
     @usableFromInline
-    func insertWithoutMergingUnchecked(_ gap: SegmentPosition, _ range: FileRange, _ value: Value) -> SegmentPosition {
+    func insertWithoutMergingUnchecked(
+        _ gap: SegmentPosition, _ range: FileRange, _ value: Value, bounds: FileRange? = nil
+    ) -> SegmentPosition {
         let g = rebalanceBeforeInsert(gap.n, gap)
         let n = g.n
         let c = count(n)
-        let splitsMaxGap = Functions.tracksGaps && (c == 0 || gapRange(g).length == maxGap(n))
+        // Moving the gap to another node (above) does not change its range.
+        let splitsMaxGap = Functions.tracksGaps && (c == 0 || (bounds ?? gapRange(g)).length == maxGap(n))
         moveSegments(from: n, g.i, to: n, g.i + 1, count: c - g.i)
         setKey(n, g.i, range)
         setValue(n, g.i, value)
@@ -28,40 +32,68 @@ extension SegmentSetStorage {
     func insert(_ gap: SegmentPosition, _ range: FileRange, _ value: Value) -> SegmentPosition {
         let prev = previousSegment(ofGap: gap)
         let next = nextSegment(ofGap: gap)
-        if prev.ok && key(prev.n, prev.i).end == range.start {
+        let bounds = FileRange(
+            start: prev.ok ? key(prev.n, prev.i).end : Functions.minKey,
+            end: next.ok ? key(next.n, next.i).start : Functions.maxKey)
+        return insert(gap, bounds, prev, next, range, value)
+    }
+
+    /// As `insert(_:_:_:)`, for a caller that knows the range of `gap`
+    /// (`bounds`): the neighbours are looked up only where `range` touches
+    /// them, since they merge with it only there.
+    ///
+    /// - Precondition: `bounds` is the range of `gap`; `range` is non-empty
+    ///   and lies within it.
+    @usableFromInline
+    func insert(_ gap: SegmentPosition, bounds: FileRange, _ range: FileRange, _ value: Value) -> SegmentPosition {
+        let prev = range.start == bounds.start ? previousSegment(ofGap: gap) : .terminal
+        let next = range.end == bounds.end ? nextSegment(ofGap: gap) : .terminal
+        return insert(gap, bounds, prev, next, range, value)
+    }
+
+    /// Inserts `range` into `gap`, whose range is `bounds`, merging with
+    /// `prev` and `next` (the segments around the gap, or terminal ones not
+    /// to merge with) where they touch and their values merge.
+    @inline(__always) @usableFromInline
+    func insert(
+        _ gap: SegmentPosition, _ bounds: FileRange, _ prev: SegmentPosition, _ next: SegmentPosition,
+        _ range: FileRange, _ value: Value
+    ) -> SegmentPosition {
+        let wasMaxGap = Functions.tracksGaps && bounds.length == maxGap(gap.n)
+        if prev.ok && bounds.start == range.start {
             let prevRange = key(prev.n, prev.i)
             if let merged = Functions.merge(prevRange, self.value(prev.n, prev.i), range, value) {
-                let shrinksMaxGap = Functions.tracksGaps && gapRange(gap).length == maxGap(gap.n)
                 setKey(prev.n, prev.i, FileRange(start: prevRange.start, end: range.end))
                 setValue(prev.n, prev.i, merged)
-                if shrinksMaxGap {
-                    updateMaxGapLeaf(gap.n)
-                }
-                if next.ok && key(next.n, next.i).start == range.end {
-                    let joined = key(prev.n, prev.i)
+                if next.ok && bounds.end == range.end {
                     let nextRange = key(next.n, next.i)
-                    if let all = Functions.merge(joined, merged, nextRange, self.value(next.n, next.i)) {
-                        setKey(prev.n, prev.i, FileRange(start: joined.start, end: nextRange.end))
+                    if let all = Functions.merge(FileRange(start: prevRange.start, end: range.end), merged, nextRange, self.value(next.n, next.i)) {
+                        if wasMaxGap {
+                            updateMaxGapLeaf(gap.n, known: (gap.i, 0))
+                        }
+                        setKey(prev.n, prev.i, FileRange(start: prevRange.start, end: nextRange.end))
                         setValue(prev.n, prev.i, all)
                         return previousSegment(ofGap: remove(next))
                     }
                 }
+                if wasMaxGap {
+                    updateMaxGapLeaf(gap.n, known: (gap.i, bounds.end &- range.end))
+                }
                 return prev
             }
         }
-        if next.ok && key(next.n, next.i).start == range.end {
+        if next.ok && bounds.end == range.end {
             let nextRange = key(next.n, next.i)
             if let merged = Functions.merge(range, value, nextRange, self.value(next.n, next.i)) {
-                let shrinksMaxGap = Functions.tracksGaps && gapRange(gap).length == maxGap(gap.n)
                 setKey(next.n, next.i, FileRange(start: range.start, end: nextRange.end))
                 setValue(next.n, next.i, merged)
-                if shrinksMaxGap {
-                    updateMaxGapLeaf(gap.n)
+                if wasMaxGap {
+                    updateMaxGapLeaf(gap.n, known: (gap.i, range.start &- bounds.start))
                 }
                 return next
             }
         }
-        return insertWithoutMergingUnchecked(gap, range, value)
+        return insertWithoutMergingUnchecked(gap, range, value, bounds: bounds)
     }
 
     /// Removes a segment; returns the gap it leaves.

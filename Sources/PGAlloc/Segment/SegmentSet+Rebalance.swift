@@ -77,6 +77,21 @@ extension SegmentSetStorage {
         return SegmentPosition(sibling, gap.i - segmentMinDegree)
     }
 
+    /// Records that a borrow moved keys and gaps from `donor` to `receiver`,
+    /// siblings, the longest moved being `moved` long (a child's longest
+    /// gap, or one gap between leaves). Every gap keeps its length in a
+    /// borrow; only which node holds it changes. The receiver's longest can
+    /// only grow, to `moved`; the donor's changes only if `moved` was it.
+    @inline(__always) @usableFromInline
+    func passGap(_ moved: UInt64, from donor: Int, to receiver: Int) {
+        if moved > maxGap(receiver) {
+            setMaxGap(receiver, moved)
+        }
+        if moved >= maxGap(donor) {
+            updateMaxGapLocal(donor)
+        }
+    }
+
     /// Restores the B-tree invariants after `n` lost a segment, borrowing
     /// from or joining with siblings up the tree; returns where `gap` is now.
     ///
@@ -114,8 +129,11 @@ extension SegmentSetStorage {
                     headers[n].count = Int32(nc + 1)
                     headers[sibling].count = Int32(sc - 1)
                     if Functions.tracksGaps {
-                        updateMaxGapLocal(n)
-                        updateMaxGapLocal(sibling)
+                        // What passed from the sibling to n: its last child,
+                        // or, between leaves, the gap between the borrowed
+                        // segment (now in the parent) and n's new first.
+                        let moved = hasChildren(n) ? maxGap(child(n, 0)) : key(n, 0).start &- key(p, pi - 1).end
+                        passGap(moved, from: sibling, to: n)
                     }
                     if gap.n == sibling && gap.i == sc {
                         // The gap after the borrowed segment, which now sits
@@ -145,8 +163,10 @@ extension SegmentSetStorage {
                     headers[n].count = Int32(nc + 1)
                     headers[sibling].count = Int32(sc - 1)
                     if Functions.tracksGaps {
-                        updateMaxGapLocal(n)
-                        updateMaxGapLocal(sibling)
+                        // The sibling's first child, or the gap between n's
+                        // new last segment and the one now in the parent.
+                        let moved = hasChildren(n) ? maxGap(child(n, nc + 1)) : key(p, pi).start &- key(n, nc).end
+                        passGap(moved, from: sibling, to: n)
                     }
                     if gap.n == sibling {
                         if gap.i == 0 {
@@ -200,6 +220,9 @@ extension SegmentSetStorage {
             let lc = count(left)
             let rc = count(right)
             let li = parentIndex(left)
+            // The joined node has every gap of both (the parent segment
+            // between them keeps both its neighbouring gaps).
+            let joinedMax = Functions.tracksGaps ? Swift.max(maxGap(left), maxGap(right)) : 0
             if gap.n == right {
                 gap = SegmentPosition(left, gap.i + lc + 1)
             }
@@ -217,7 +240,7 @@ extension SegmentSetStorage {
             headers[p].count = Int32(pc - 1)
             freeNode(right)
             if Functions.tracksGaps {
-                updateMaxGapLocal(left)
+                setMaxGap(left, joinedMax)
             }
             n = p
         }

@@ -363,7 +363,7 @@ extension SegmentSet {
     @inlinable
     public func nextLargeEnoughGap(after gap: Gap, minSize: UInt64) -> Gap? {
         precondition(Functions.tracksGaps, "SegmentSet.nextLargeEnoughGap: this set does not track gaps")
-        return Self.gap(storage.nextLargeEnoughGap(after: gap.position, minSize: minSize))
+        return Self.gap(storage.nextLargeEnoughGap(after: gap.position, minSize: minSize).position)
     }
 
     /// The last gap before `gap` (not `gap` itself) at least `minSize` long.
@@ -373,7 +373,23 @@ extension SegmentSet {
     @inlinable
     public func previousLargeEnoughGap(before gap: Gap, minSize: UInt64) -> Gap? {
         precondition(Functions.tracksGaps, "SegmentSet.previousLargeEnoughGap: this set does not track gaps")
-        return Self.gap(storage.previousLargeEnoughGap(before: gap.position, minSize: minSize))
+        return Self.gap(storage.previousLargeEnoughGap(before: gap.position, minSize: minSize).position)
+    }
+
+    /// As `nextLargeEnoughGap(after:minSize:)`, with the gap's range, which
+    /// the search has at hand.
+    func nextLargeEnoughGapAndRange(after gap: Gap, minSize: UInt64) -> (gap: Gap, range: FileRange)? {
+        precondition(Functions.tracksGaps, "SegmentSet.nextLargeEnoughGap: this set does not track gaps")
+        let found = storage.nextLargeEnoughGap(after: gap.position, minSize: minSize)
+        return found.position.ok ? (Gap(found.position), found.range) : nil
+    }
+
+    /// As `previousLargeEnoughGap(before:minSize:)`, with the gap's range,
+    /// which the search has at hand.
+    func previousLargeEnoughGapAndRange(before gap: Gap, minSize: UInt64) -> (gap: Gap, range: FileRange)? {
+        precondition(Functions.tracksGaps, "SegmentSet.previousLargeEnoughGap: this set does not track gaps")
+        let found = storage.previousLargeEnoughGap(before: gap.position, minSize: minSize)
+        return found.position.ok ? (Gap(found.position), found.range) : nil
     }
 
     /// The first gap in the set at least `minSize` long. O(log n).
@@ -382,7 +398,7 @@ extension SegmentSet {
     @inlinable
     public func firstLargeEnoughGap(minSize: UInt64) -> Gap? {
         precondition(Functions.tracksGaps, "SegmentSet.firstLargeEnoughGap: this set does not track gaps")
-        return Self.gap(storage.searchFirstLargeEnoughGap(under: 0, minSize: minSize))
+        return Self.gap(storage.searchFirstLargeEnoughGap(under: 0, minSize: minSize).position)
     }
 
     /// The last gap in the set at least `minSize` long. O(log n).
@@ -391,6 +407,6 @@ extension SegmentSet {
     @inlinable
     public func lastLargeEnoughGap(minSize: UInt64) -> Gap? {
         precondition(Functions.tracksGaps, "SegmentSet.lastLargeEnoughGap: this set does not track gaps")
-        return Self.gap(storage.searchLastLargeEnoughGap(under: 0, minSize: minSize))
+        return Self.gap(storage.searchLastLargeEnoughGap(under: 0, minSize: minSize).position)
     }
 }

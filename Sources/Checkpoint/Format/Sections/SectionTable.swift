@@ -28,6 +28,15 @@ struct SectionRule: Sendable {
         .annotations: SectionRule(
             placement: .head, critical: false, required: false, sealable: true,
             maxLength: { _ in sealedLength(plain: AnnotationsSection.maxLength) }),
+        .parent: SectionRule(
+            placement: .head, critical: true, required: false, sealable: true,
+            maxLength: { _ in sealedLength(plain: ParentSection.maxLength) }),
+        .pageHashes: SectionRule(
+            placement: .tail, critical: false, required: false, sealable: true,
+            maxLength: { sealedLength(plain: PageHashesSection.maxLength(pages: $0.dataEnd / CheckpointFormat.pageSize)) }),
+        .references: SectionRule(
+            placement: .tail, critical: true, required: false, sealable: true,
+            maxLength: { sealedLength(plain: ReferencesSection.maxLength(pages: $0.dataEnd / CheckpointFormat.pageSize)) }),
         .prefetch: SectionRule(
             placement: .tail, critical: false, required: false, sealable: true,
             maxLength: { sealedLength(plain: 4 + 10 * ($0.dataEnd / CheckpointFormat.pageSize)) }),

@@ -4,26 +4,6 @@ import Glibc
 import PGAlloc
 import SystemPackage
 
-/// Where a loader writes the pages of a frame: a restored memfd, or a
-/// VMM's memory through its userfaultfd.
-protocol LoadTarget: AnyObject, Sendable {
-    /// Writes `bytes` at checkpoint address `address` (pages still wanted).
-    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws
-}
-
-/// A restored MemoryFile's memfd, written with `pwrite`.
-final class MemfdTarget: LoadTarget, @unchecked Sendable {
-    let fd: FileDescriptor
-
-    init(fd: FileDescriptor) {
-        self.fd = fd
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt64) throws {
-        try fd.writeAll(bytes, atAbsoluteOffset: address, call: "pwrite into the restored memfd")
-    }
-}
-
 /// Loads a checkpoint's frames in the background into a target (a lazily
 /// restored MemoryFile, or a VMM's memory), and lets every access wait only
 /// for the frames it needs.
@@ -63,7 +43,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         case failed(any Error)
     }
 
+    /// A unit of loading: one of the checkpoint's frames (its stored
+    /// pages), or a frame of a link that gives referenced pages (`pieces`:
+    /// where its pages go).
     struct Frame {
+        /// For a unit of references: which frame of which link, and where
+        /// its pages go.
+        var references: ReferencePlan.Unit?
         /// The frame's header, once read.
         var header: FrameHeader?
         /// Pages dropped before the header was read.
@@ -104,12 +90,25 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// The loader threads still to join: one that ends on its own (not
         /// cancelled) detaches itself and leaves this list.
         var threads: [Int: HostThread] = [:]
+        /// Payloads read with their frame's header, not yet loaded.
+        var keptPayloads: [Int: [UInt8]] = [:]
 
         var isComplete: Bool { done + failed == frames.count }
     }
 
     private let input: RandomAccessInput
     private let metadata: CheckpointMetadata
+    /// The checkpoint's parents, for its references.
+    private let chain: CheckpointChain?
+    /// Units of references by destination: each piece's pages and its
+    /// unit, sorted by address.
+    private let referenceMap: [(range: FileRange, unit: Int)]
+    /// Payloads kept from header reads, at most: a few frames' worth of
+    /// memory.
+    static let keptPayloadLimit = 4
+
+    /// The checkpoint's own frames come first among the units.
+    private var ownFrames: Int { metadata.index.count }
     private var target: LoadTarget
     private let lock: StateLock<State>
     private let workAvailable: StateLock<State>.Condition
@@ -120,8 +119,6 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     private let recordingFrameLimit: Int
     private let segments: SegmentLookup
     private let hooks: Hooks
-    /// Bytes an encrypted checkpoint's sealing may add to a payload.
-    private var sealOverhead: Int { metadata.frameOpener?.sealOverhead(frameLimit: metadata.header.frameLimit) ?? 0 }
 
     /// What the loader tells its owner.
     struct Hooks: Sendable {
@@ -140,21 +137,45 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var faultsEndWithLoading = true
     }
 
-    init(input: RandomAccessInput, metadata: CheckpointMetadata, target: LoadTarget, options: LazyRestoreOptions, hooks: Hooks) {
+    /// A loader of the checkpoint read from `input` (`metadata`, read
+    /// without frames), whose references to parents `chain` resolves.
+    init(
+        input: RandomAccessInput, metadata: CheckpointMetadata, chain: CheckpointChain?, target: LoadTarget, options: LazyRestoreOptions,
+        hooks: Hooks
+    ) throws {
         self.input = input
         self.metadata = metadata
+        self.chain = chain
         self.target = target
         self.options = options
         self.hooks = hooks
         segments = SegmentLookup(metadata.segments)
-        let frames = [Frame](repeating: Frame(), count: metadata.index.count)
-        // The stored order first, then every other frame by address.
+        var frames = [Frame](repeating: Frame(), count: metadata.index.count)
+        let plan = try ReferencePlan(references: metadata.references) { link in
+            link == 0 ? metadata.index : chain!.link(link).metadata.index
+        }
+        var map: [(range: FileRange, unit: Int)] = []
+        for unit in plan.units {
+            var frame = Frame()
+            frame.references = unit
+            for piece in unit.pieces {
+                map.append((piece.destinationRange, frames.count))
+            }
+            frames.append(frame)
+        }
+        map.sort { $0.range.start < $1.range.start }
+        referenceMap = map
+        // The stored order first, then every other frame by address, then
+        // the references by address.
         var order = metadata.prefetchOrder.map { Int($0) }
         let named = Set(order)
-        order += frames.indices.filter { !named.contains($0) }
+        order += (0..<metadata.index.count).filter { !named.contains($0) }
+        var seen = Set<Int>()
+        order += map.compactMap { seen.insert($0.unit).inserted ? $0.unit : nil }
         lock = StateLock(State(
-            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes, loadersRunning: max(1, options.loaderThreads),
-            recording: options.recordAccessOrder != nil, background: options.backgroundLoading))
+            frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
+            loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
+            background: options.backgroundLoading))
         workAvailable = lock.makeCondition()
         frameFinished = lock.makeCondition()
         let recording = options.recordAccessOrder ?? AccessRecording(seconds: 0, frameShare: 0)
@@ -307,6 +328,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     if after.isEmpty {
                         s.frames[f].state = .loaded
                         s.done += 1
+                        s.keptPayloads[f] = nil
                     }
                 case .written:
                     // Written, not yet marked: never will be, now.
@@ -353,8 +375,15 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             return known
         }
         let header: FrameHeader
+        let payload: [UInt8]
+        let unit = lock.withLock { $0.frames[f].references }
         do {
-            header = try readHeader(f)
+            if let unit {
+                let (linkInput, linkMetadata) = link(unit.link)
+                (header, payload) = try readFrameRecord(unit.frame, from: linkInput, metadata: linkMetadata, segments: nil)
+            } else {
+                (header, payload) = try readFrameRecord(f, from: input, metadata: metadata, segments: segments)
+            }
         } catch {
             fail(f, error)
             throw error
@@ -362,7 +391,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         return lock.withLock { s in
             if s.frames[f].header == nil {
                 s.frames[f].header = header
-                var wanted = header.runs
+                // Read with the header: kept for the load that most often
+                // follows, a few frames at most.
+                if s.keptPayloads.count < Self.keptPayloadLimit {
+                    s.keptPayloads[f] = payload
+                }
+                var wanted = unit.map { Self.destinations(of: $0) } ?? header.runs
                 for d in s.frames[f].dropped {
                     wanted = wanted.flatMap { $0.subtracting(d) }
                 }
@@ -373,39 +407,55 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
     }
 
-    /// Reads frame `f`'s header and checks it against its index entry, the
-    /// previous frame's entry and the segment table: what the sequential
-    /// reader checks, frame by frame.
-    private func readHeader(_ f: Int) throws -> FrameHeader {
-        let entry = metadata.index[f]
-        let section = CheckpointSection.frame(UInt64(f))
-        let recordEnd = f + 1 < metadata.index.count ? metadata.index[f + 1].offset : metadata.indexOffset
-        let prefixBytes = try input.read(at: entry.offset, count: FrameLayout.fixedLength, section: section)
-        let previousEnd = f > 0 ? metadata.index[f - 1].endAddress : 0
-        let prefix = try FrameHeaderPrefix.decode(
-            prefixBytes, offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd, header: metadata.header,
-            sealOverhead: sealOverhead)
-        let rest = try input.read(at: entry.offset + UInt64(FrameLayout.fixedLength), count: prefix.restLength, section: section)
-        let header = try prefix.complete(rest, offset: entry.offset, header: metadata.header)
-        let described = header.indexEntry(offset: entry.offset, digest: entry.digest)
-        let length = UInt64(header.headerLength) + UInt64(header.compressedLength)
-        if described != entry || CheckpointFormat.padded(length) != recordEnd - entry.offset {
-            throw CheckpointError.field(
-                section, entry.offset, "header", expected: "the frame the index describes at \(hex(entry.offset))",
-                found: "runs \(hex(header.runs.first!.start))..\(hex(header.runs.last!.end)), \(header.compressedLength) bytes compressed")
+    /// The input and metadata of link `n` (0: this checkpoint).
+    private func link(_ n: Int) -> (RandomAccessInput, CheckpointMetadata) {
+        if n == 0 {
+            return (input, metadata)
         }
-        for (i, run) in header.runs.enumerated() where !segments.isReferenced(run) {
-            throw CheckpointError.field(
-                section, entry.offset + UInt64(FrameLayout.fixedLength), "run \(i)",
-                expected: "pages inside segments with references", found: run)
+        let l = chain!.link(n)
+        return (l.input, l.metadata)
+    }
+
+    /// The pages a unit of references gives, sorted and joined.
+    private static func destinations(of unit: ReferencePlan.Unit) -> [FileRange] {
+        var out: [FileRange] = []
+        for range in unit.pieces.map(\.destinationRange).sorted(by: { $0.start < $1.start }) {
+            append(range, to: &out)
         }
-        return header
+        return out
     }
 
     // MARK: Recording and faults
 
-    /// The frames whose span meets `range`.
+    /// The units that may give pages of `range`: the units of references
+    /// that do and, unless those give all of it (a referenced page is never
+    /// stored), the checkpoint's frames whose span meets it.
     private func framesSpanning(_ range: FileRange) -> [Int] {
+        var lo = 0
+        var hi = referenceMap.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if referenceMap[mid].range.end <= range.start { lo = mid + 1 } else { hi = mid }
+        }
+        var units: [Int] = []
+        var covered = range.start
+        while lo < referenceMap.count && referenceMap[lo].range.start < range.end {
+            if referenceMap[lo].range.start <= covered {
+                covered = max(covered, referenceMap[lo].range.end)
+            }
+            if !units.contains(referenceMap[lo].unit) {
+                units.append(referenceMap[lo].unit)
+            }
+            lo += 1
+        }
+        if covered >= range.end {
+            return units
+        }
+        return ownFramesSpanning(range) + units
+    }
+
+    /// The checkpoint's frames whose span meets `range`.
+    private func ownFramesSpanning(_ range: FileRange) -> [Int] {
         let index = metadata.index
         // The first frame ending after range.start.
         var lo = 0
@@ -442,10 +492,17 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// What the fault handler does with a fault on the page at `offset`.
     private func classifyFault(_ offset: UInt64) -> FaultHandler.FaultAction {
         let page = FileRange(start: offset, end: offset + 4096)
-        guard let f = framesSpanning(page).first else { return .zero }
-        if (try? knownRuns(f)) == nil {
-            return .poison
+        let candidates = framesSpanning(page)
+        // The unit that gives the page, if any still does.
+        var giver: Int?
+        for c in candidates {
+            guard let (_, wanted) = try? knownRuns(c) else { return .poison }
+            if wanted.contains(where: { $0.overlaps(page) }) {
+                giver = c
+                break
+            }
         }
+        guard let f = giver ?? candidates.first else { return .zero }
         return lock.withLock { s in
             let wanted = s.frames[f].wanted.contains { $0.overlaps(page) }
             switch s.frames[f].state {
@@ -483,11 +540,18 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let context: DecodeContext
         let payload: PageBuffer
         do {
-            context = try DecodeContext(frameLimit: Int(metadata.header.frameLimit))
-            payload = try PageBuffer(
-                capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit)) + sealOverhead)
+            let links = [metadata] + (chain?.links.map(\.metadata) ?? [])
+            let frameLimit = links.map(\.header.frameLimit).max()!
+            // Room for the largest stored payload of any link, sealed ones
+            // included.
+            let capacity = links.map {
+                Int(CheckpointFormat.maxCompressedLength(frameLimit: $0.header.frameLimit))
+                    + ($0.frameOpener?.sealOverhead(frameLimit: $0.header.frameLimit) ?? 0)
+            }.max()!
+            context = try DecodeContext(frameLimit: Int(frameLimit))
+            payload = try PageBuffer(capacity: capacity)
         } catch {
-            for f in 0..<metadata.index.count {
+            for f in 0..<lock.withLock({ $0.frames.count }) {
                 fail(f, error)
             }
             return
@@ -503,7 +567,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     return s.frames[f].wanted
                 }
                 guard let wanted else { continue }
-                let written = try load(header, wanted: wanted, context: context, payload: payload)
+                let unit = lock.withLock { $0.frames[f].references }
+                let written = try load(f, header, unit: unit, wanted: wanted, context: context, payload: payload)
                 complete(f, written: written)
             } catch {
                 fail(f, error)
@@ -545,11 +610,23 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     /// Reads, checks and decompresses the frame, and writes the pages of
     /// `wanted`; returns the bytes written.
-    private func load(_ header: FrameHeader, wanted: [FileRange], context: DecodeContext, payload: PageBuffer) throws -> UInt64 {
-        let f = Int(header.sequence)
-        let payloadOffset = metadata.index[f].offset + UInt64(header.headerLength)
+    private func load(
+        _ f: Int, _ header: FrameHeader, unit: ReferencePlan.Unit?, wanted: [FileRange], context: DecodeContext, payload: PageBuffer
+    ) throws -> UInt64 {
+        let (frameInput, frameMetadata) = link(unit?.link ?? 0)
+        let payloadOffset = frameMetadata.index[Int(header.sequence)].offset + UInt64(header.headerLength)
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
-        try input.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        if let kept = lock.withLock({ $0.keptPayloads.removeValue(forKey: f) }) {
+            _ = kept.withUnsafeBytes { compressed.copyMemory(from: $0) }
+        } else {
+            try frameInput.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
+        }
+        if let unit {
+            let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
+            try decodeFrame(
+                header, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: frameMetadata.frameOpener)
+            return sink.bytesWritten
+        }
         let sink = WantedPagesSink(target: target, wanted: wanted)
         try decodeFrame(header, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: metadata.frameOpener)
         return sink.written
@@ -592,12 +669,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             default:
                 s.frames[f].state = .failed(error)
                 s.failed += 1
+                s.keptPayloads[f] = nil
                 s.frames[f].faulted = []
                 return s.frames[f].header == nil ? [] : s.frames[f].wanted
             }
         }
         guard let lost else { return }
-        faults?.poison(lost.isEmpty ? [FileRange(start: metadata.index[f].firstAddress, end: metadata.index[f].endAddress)] : lost)
+        faults?.poison(lost.isEmpty ? unreadSpan(f) : lost)
         if !lost.isEmpty {
             // Never under the file's lock: with the header known, a failure
             // comes from a loader thread.
@@ -608,6 +686,15 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         // A caller may hold the MemoryFile's lock: finishing is left to a
         // loader thread.
         lock.broadcast(workAvailable)
+    }
+
+    /// The pages a unit whose header could not be read may give: its
+    /// frame's span, or its references' destinations.
+    private func unreadSpan(_ f: Int) -> [FileRange] {
+        if let unit = lock.withLock({ $0.frames[f].references }) {
+            return Self.destinations(of: unit)
+        }
+        return [FileRange(start: metadata.index[f].firstAddress, end: metadata.index[f].endAddress)]
     }
 
     /// Once every frame is loaded or failed: stops the fault handler (for a
@@ -643,33 +730,6 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         if stop {
             faults?.stop()
         }
-    }
-}
-
-/// Whether runs lie inside segments with references, by binary search (a
-/// lazy loader checks frames in any order).
-struct SegmentLookup: Sendable {
-    let segments: [SegmentRecord]
-
-    init(_ segments: [SegmentRecord]) {
-        self.segments = segments
-    }
-
-    func isReferenced(_ run: FileRange) -> Bool {
-        var lo = 0
-        var hi = segments.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if segments[mid].range.end <= run.start { lo = mid + 1 } else { hi = mid }
-        }
-        var at = run.start
-        var i = lo
-        while at < run.end {
-            guard i < segments.count, segments[i].range.start <= at, segments[i].refs > 0 else { return false }
-            at = segments[i].range.end
-            i += 1
-        }
-        return true
     }
 }
 

@@ -14,10 +14,6 @@ extension MemoryFile {
     static func restoreLazily(
         from location: CheckpointLocation, options: RestoreOptions, lazy: LazyRestoreOptions
     ) throws -> (file: MemoryFile, metadata: CheckpointMetadata) {
-        let opened = try OpenedInput.open(location)
-        guard case .random(let input) = opened else {
-            throw LazyRestoreError.needsRandomAccess(opened.name)
-        }
         let uffd: Int32?
         switch lazy.simulateNoUserfaultfd ? .failure(.userfaultfdUnavailable("simulated by a test")) : FaultHandler.openUserfaultfd() {
         case .success(let fd):
@@ -34,22 +30,21 @@ extension MemoryFile {
                 uffd = nil
             }
         }
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
-        scanner.memoryLimit = options.memoryLimit
-        let metadata: CheckpointMetadata
+        let source: LazySource
         let file: MemoryFile
         do {
-            metadata = try scanner.scanWithoutFrames()
+            source = try LazySource.open(location, options: options)
             file = try MemoryFile(options: options.memoryFile)
         } catch {
             if let uffd { close(uffd) }
             throw error
         }
+        let metadata = source.metadata
         // The fault handler owns the userfaultfd once the loader starts.
         var uffdGiven = false
         do {
             try file.installRestoredLayout(
-                fileSize: metadata.header.fileSize, segments: metadata.segments, accountedInAdvance: metadata.totals.storedPerKind)
+                fileSize: metadata.header.fileSize, segments: metadata.segments, accountedInAdvance: source.dataPerKind)
             var hooks = LazyLoader.Hooks()
             hooks.access = { [weak file] in file?.recordAccess($0) }
             hooks.markLoaded = { [weak file] wanted in file?.markPendingLoaded(wanted) ?? wanted() }
@@ -65,9 +60,8 @@ extension MemoryFile {
                     file.detachPendingContents(loader)
                 }
             }
-            let loader = LazyLoader(
-                input: input, metadata: metadata, target: MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor)),
-                options: lazy, hooks: hooks)
+            let loader = try source.loader(
+                target: MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor)), options: lazy, hooks: hooks)
             file.attachPendingContents(loader)
             uffdGiven = true
             try loader.start(faults: uffd.map { try FaultHandler(file: file, uffd: $0, classify: loader.faultClassifier) })

@@ -93,7 +93,7 @@ public final class UffdServer {
     /// socket listens.
     public func serve(socketPath: String, ready: () -> Void = {}) throws -> Statistics {
         // Check the checkpoint before the VMM comes: a bad one fails now.
-        let (input, metadata) = try openCheckpoint()
+        let source = try LazySource.open(location, options: options)
         let listener = try listen(at: socketPath)
         defer {
             close(listener)
@@ -103,17 +103,7 @@ public final class UffdServer {
         let connection = try retryingInterrupts("accept \(socketPath)") { accept(listener, nil, nil) }
         defer { close(connection) }
         let (regions, uffd) = try receiveHandshake(connection)
-        return try serve(input: input, metadata: metadata, regions: regions, uffd: uffd, connection: connection)
-    }
-
-    private func openCheckpoint() throws -> (RandomAccessInput, CheckpointMetadata) {
-        let opened = try OpenedInput.open(location)
-        guard case .random(let input) = opened else {
-            throw LazyRestoreError.needsRandomAccess(opened.name)
-        }
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
-        scanner.memoryLimit = options.memoryLimit
-        return (input, try scanner.scanWithoutFrames())
+        return try serve(source, regions: regions, uffd: uffd, connection: connection)
     }
 
     private func listen(at path: String) throws -> Int32 {
@@ -208,22 +198,23 @@ public final class UffdServer {
             throw ProtocolError("regions at offsets \(a.offset) and \(b.offset) overlap in the memory file")
         }
         // Every frame lies inside the regions (its span, from the index: its
-        // runs are read only when it loads).
-        for entry in metadata.index {
-            var at = entry.firstAddress
-            while at < entry.endAddress {
+        // runs are read only when it loads), and every referenced page.
+        let spans = metadata.index.map { (FileRange(start: $0.firstAddress, end: $0.endAddress), "frame at \(hex($0.offset))") }
+            + metadata.references.map { ($0.destination, "referenced") }
+        for (span, what) in spans {
+            var at = span.start
+            while at < span.end {
                 guard let r = sorted.first(where: { at >= $0.offset && at < $0.offset + $0.size }) else {
                     throw ProtocolError(
-                        "stored pages at \(hex(at)) (frame at \(hex(entry.offset))) lie outside every region: the checkpoint is not this VMM's memory")
+                        "stored pages at \(hex(at)) (\(what)) lie outside every region: the checkpoint is not this VMM's memory")
                 }
                 at = r.offset + r.size
             }
         }
     }
 
-    private func serve(
-        input: RandomAccessInput, metadata: CheckpointMetadata, regions: [Region], uffd: Int32, connection: Int32
-    ) throws -> Statistics {
+    private func serve(_ source: LazySource, regions: [Region], uffd: Int32, connection: Int32) throws -> Statistics {
+        let metadata = source.metadata
         do {
             try Self.check(regions, metadata: metadata)
         } catch {
@@ -236,7 +227,13 @@ public final class UffdServer {
         let firstFrame = StateLock<Double?>(nil)
         var hooks = LazyLoader.Hooks()
         hooks.faultsEndWithLoading = false
-        let loader = LazyLoader(input: input, metadata: metadata, target: Unplugged(), options: lazy, hooks: hooks)
+        let loader: LazyLoader
+        do {
+            loader = try source.loader(target: Unplugged(), options: lazy, hooks: hooks)
+        } catch {
+            close(uffd)
+            throw error
+        }
         loaderReference = loader
         let faults = try FaultHandler(
             uffd: uffd, mappings: regions.map { (base: $0.base, offset: $0.offset, length: $0.size) }, ownsRegistration: false,

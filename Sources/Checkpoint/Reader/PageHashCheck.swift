@@ -1,0 +1,45 @@
+import PGAlloc
+
+/// Checks each decompressed page against the hash `PHSH` stores for it
+/// (read from the file as frames arrive, on the workers): that the frames
+/// hold what was saved, and that the page hashes list exactly the stored
+/// pages.
+final class PageHashCheckSink: FrameSink, @unchecked Sendable {
+    let input: RandomAccessInput
+    let hashes: PageHashes
+
+    init(input: RandomAccessInput, hashes: PageHashes) {
+        self.input = input
+        self.hashes = hashes
+    }
+
+    func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {}
+
+    func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {
+        let page = Int(CheckpointFormat.pageSize)
+        var off = 0
+        for run in frame.runs {
+            guard let first = hashes.runs.ordinal(of: run.start), hashes.runs.contains(run) else {
+                throw CheckpointError.field(
+                    .section(.pageHashes), hashes.sealed?.entry.offset ?? hashes.hashesOffset, "runs", expected: "the pages frame \(frame.sequence) stores", found: "not \(run)")
+            }
+            let count = Int(run.length) / page
+            var stored = [UInt8](repeating: 0, count: count * PageDigest.length)
+            try stored.withUnsafeMutableBytes {
+                try hashes.readDigests(from: input, ordinal: first, into: $0)
+            }
+            for i in 0..<count {
+                let computed = PageDigest(of: UnsafeRawBufferPointer(rebasing: data[off + i * page..<off + (i + 1) * page]))
+                let expected = stored.withUnsafeBytes {
+                    PageDigest(bytes: UnsafeRawBufferPointer(rebasing: $0[i * PageDigest.length..<(i + 1) * PageDigest.length]))
+                }
+                if computed != expected {
+                    throw CheckpointError(
+                        .checksumMismatch, .frame(frame.sequence), offset: 0,
+                        "page \(hex(run.start + UInt64(i * page))) does not have the SHA-256 PHSH stores for it")
+                }
+            }
+            off += Int(run.length)
+        }
+    }
+}

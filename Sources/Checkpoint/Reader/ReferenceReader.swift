@@ -1,0 +1,91 @@
+import PGAlloc
+
+/// Reads the pages a checkpoint references rather than stores.
+enum ReferenceReader {
+    /// Checks, before memory is created, that every reference to a parent
+    /// names pages that parent stores (its page hashes list them).
+    static func check(_ references: [PageReference], against chain: CheckpointChain?) throws {
+        for (i, r) in references.enumerated() where r.link > 0 {
+            guard let chain, r.link <= chain.links.count else {
+                throw CheckpointError.field(
+                    .section(.references), 0, "entry \(i) link", expected: "a link of the chain (\(chain?.links.count ?? 0))", found: r.link)
+            }
+            let link = chain.link(r.link)
+            if !(link.metadata.pageHashes?.runs.contains(r.sourceRange) ?? false) {
+                throw CheckpointError.field(
+                    .section(.references), 0, "entry \(i) source", expected: "pages \(link.path) stores", found: r.sourceRange)
+            }
+        }
+    }
+
+    /// Writes the referenced pages to `target`, where the checkpoint's own
+    /// frames are already restored: a page of link 0 is copied from its
+    /// source address in the target; a page of a parent is decompressed
+    /// from that parent's frame, each frame read once, on `threads`
+    /// threads.
+    static func restore(_ references: [PageReference], chain: CheckpointChain?, target: RestoreTarget, threads: Int) throws {
+        guard !references.isEmpty else { return }
+        try copyWithin(references.filter { $0.link == 0 }, target: target)
+        let fromParents = references.filter { $0.link > 0 }
+        guard !fromParents.isEmpty, let chain else { return }
+        let plan = try ReferencePlan(references: fromParents) { chain.link($0).metadata.index }
+        try decompress(plan, links: { chain.link($0) }, target: target, threads: threads)
+    }
+
+    /// Decompresses each unit's frame from its link and writes its pieces.
+    static func decompress(
+        _ plan: ReferencePlan, links: (Int) -> CheckpointChain.Link, target: LoadTarget, threads: Int
+    ) throws {
+        var start = 0
+        let units = plan.units
+        while start < units.count {
+            var end = start
+            while end < units.count && units[end].link == units[start].link {
+                end += 1
+            }
+            let link = links(units[start].link)
+            var pieces: [Int: [ReferencePlan.Piece]] = [:]
+            for u in units[start..<end] {
+                pieces[u.frame] = u.pieces
+            }
+            let pipeline = try FramePipeline(
+                header: link.metadata.header, threads: threads, sink: PlacementSink(target: target, pieces: pieces),
+                opener: link.metadata.frameOpener)
+            defer { pipeline.shutDown() }
+            do {
+                for u in units[start..<end] {
+                    let (header, payload) = try readFrameRecord(u.frame, from: link.input, metadata: link.metadata, segments: nil)
+                    let payloadOffset = link.metadata.index[u.frame].offset + UInt64(header.headerLength)
+                    try pipeline.submit(header, payloadOffset: payloadOffset) { buffer in
+                        _ = payload.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                    }
+                }
+                try pipeline.finish()
+            } catch let error as CheckpointError {
+                _ = pipeline.drain()
+                throw ChainError(.parentInvalid, link: units[start].link, "\(link.path): \(error)")
+            } catch {
+                _ = pipeline.drain()
+                throw error
+            }
+            start = end
+        }
+    }
+
+    /// Copies pages stored once to the other addresses that hold them.
+    private static func copyWithin(_ references: [PageReference], target: RestoreTarget) throws {
+        guard !references.isEmpty else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        for r in references {
+            var done: UInt64 = 0
+            while done < r.destination.length {
+                let n = Int(min(UInt64(buffer.count), r.destination.length - done))
+                let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[..<n])
+                try target.read(into: piece, at: r.source + done)
+                try target.write(UnsafeRawBufferPointer(piece), at: r.destination.start + done)
+                done += UInt64(n)
+            }
+        }
+    }
+}
