@@ -49,9 +49,10 @@ extension CheckpointReader {
             throw CheckpointUsageError("\(location): a checkpoint's identity is read from a file, not a stream")
         }
         let metadata = try CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10), keys: keys).scanWithoutFrames()
-        guard let identity = metadata.security.identity else {
+        guard metadata.header.version >= 2 else {
             throw CheckpointUsageError("\(file.name): a version-1 checkpoint has no identity")
         }
-        return (identity, metadata)
+        // A scan that read the page hashes in part knows none.
+        return (try metadata.security.identity ?? identity(of: file, metadata: metadata), metadata)
     }
 }

@@ -201,9 +201,10 @@ extension CheckpointScanner {
                     reader.readPayload(entry), offset: entry.offset, frameCount: ends.totals.frameCount)
             case .pageHashes:
                 // The scan hashes every tail section for the identity when
-                // something checks it (`AUTH`, a signature): then the page
-                // hashes are read whole.
-                let whole = security.isEncrypted || security.keys.requiresSignature || entries.contains { $0.type == .signature }
+                // it is asked for or something checks it (`AUTH`, a
+                // signature): then the page hashes are read whole.
+                let whole = computesIdentity || security.isEncrypted || security.keys.requiresSignature
+                    || entries.contains { $0.type == .signature }
                 ends.pageHashes = try readPageHashes(
                     entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader, whole: whole)
             case .references:
@@ -230,13 +231,15 @@ extension CheckpointScanner {
         var prefix: [UInt8] = []
         var prefixLength = UInt64(fixed)
         var head: PageHashesSection.Head?
-        func collect(_ piece: [UInt8], at: UInt64) throws {
-            let offsetInPayload = at - entry.offset
+        // The payload's plaintext length (a sealed one is longer as stored).
+        let length = try reader.plainLength(entry)
+        /// Takes a piece of the plaintext, at `offsetInPayload`.
+        func collect(_ piece: [UInt8], at offsetInPayload: UInt64) throws {
             guard offsetInPayload < prefixLength else { return }
             prefix += piece.prefix(Int(prefixLength - offsetInPayload))
             if head == nil && prefix.count >= fixed {
                 head = try PageHashesSection.decodeHead(
-                    Array(prefix[..<fixed]), offset: entry.offset, length: entry.length, storedBytes: storedBytes)
+                    Array(prefix[..<fixed]), offset: entry.offset, length: length, storedBytes: storedBytes)
                 prefixLength = head!.hashesOffset
                 prefix += piece.dropFirst(fixed - Int(offsetInPayload)).prefix(Int(prefixLength) - prefix.count)
             }
@@ -246,16 +249,20 @@ extension CheckpointScanner {
             guard entry.length >= UInt64(fixed) else {
                 throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
             }
-            try collect(file.read(at: entry.offset, count: fixed, section: section), at: entry.offset)
+            try collect(file.read(at: entry.offset, count: fixed, section: section), at: 0)
             if let head {
                 try collect(file.read(at: entry.offset + UInt64(fixed), count: Int(head.hashesOffset) - fixed, section: section),
-                            at: entry.offset + UInt64(fixed))
+                            at: UInt64(fixed))
             }
         } else {
-            try reader.readPayload(entry) { piece, at in try collect(piece, at: at) }
+            var plainOffset: UInt64 = 0
+            try reader.readPayload(entry) { piece, _ in
+                try collect(piece, at: plainOffset)
+                plainOffset += UInt64(piece.count)
+            }
         }
         guard let head, UInt64(prefix.count) == head.hashesOffset else {
-            throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
+            throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: length)
         }
         let tableEnd = fixed + Int(head.runTableLength)
         if prefix[tableEnd...].contains(where: { $0 != 0 }) {

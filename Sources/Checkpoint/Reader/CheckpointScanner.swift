@@ -32,6 +32,11 @@ struct CheckpointScanner {
     /// from a file (else only its fields and run table are read: what a
     /// restore needs of them).
     var checkPageHashes = false
+    /// Whether the scan computes the identity (`CheckpointSecurity.identity`),
+    /// reading the page hashes whole to hash them. A lazy restore, which
+    /// needs only their run table, turns it off (the identity is still
+    /// computed, and checked, for an encrypted or signed checkpoint).
+    var computesIdentity = true
     /// Called once the head is read (and, from a file, the ends), before
     /// any memory is created: a chain's parents are resolved there.
     /// The ends are nil from a stream.

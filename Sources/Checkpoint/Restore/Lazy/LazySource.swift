@@ -15,6 +15,8 @@ struct LazySource {
         }
         var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
         scanner.memoryLimit = options.memoryLimit
+        // Only the page hashes' run table is needed here.
+        scanner.computesIdentity = false
         let metadata = try scanner.scanWithoutFrames()
         let chain = try metadata.parent.map {
             try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths, keys: options.keys)
