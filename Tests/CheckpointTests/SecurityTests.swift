@@ -121,8 +121,8 @@ final class SecurityTests: XCTestCase {
         for keys in [CheckpointKeys(identities: [TestKeys.otherRecipient, TestKeys.recipient]), CheckpointKeys(symmetricKeys: [TestKeys.symmetric])] {
             let metadata = try CheckpointReader.verify(.path(path), options: restoreOptions(keys))
             XCTAssertEqual(metadata.security.recipients, recipients.map(\.fingerprint))
-            XCTAssertEqual(metadata.sections.map(\.type), [.encryption, .segments, .accounting, .authentication])
-            XCTAssertEqual(metadata.sections.map(\.isSealed), [false, true, true, true])
+            XCTAssertEqual(metadata.sections.map(\.type), [.encryption, .segments, .accounting, .pageHashes, .authentication])
+            XCTAssertEqual(metadata.sections.map(\.isSealed), [false, true, true, true, true])
         }
         // A signature is required of it like of any other.
         XCTAssertEqual(
@@ -300,10 +300,12 @@ final class SecurityTests: XCTestCase {
             } catch {
                 XCTAssert(expected(error), "\(name), from a pipe: \(error)")
             }
-            // Without keys to check it, the change is not seen: a
-            // checksum is no defence against it.
+            // Without keys to check it, a checksum is no defence: a
+            // restore accepts the change; only verify, comparing every
+            // page with its SHA-256 in the page hashes, finds it.
             if name == "signed" {
-                XCTAssertNoThrow(try CheckpointReader.verify(.path(changed)))
+                XCTAssertNoThrow(try MemoryFile.restore(from: .path(changed)).destroy())
+                XCTAssertThrowsError(try CheckpointReader.verify(.path(changed))) { XCTAssert("\($0)".contains("PHSH"), "\($0)") }
             }
 
             // Lazily: the frame fails when it is needed, its pages never
