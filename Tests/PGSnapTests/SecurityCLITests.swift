@@ -119,12 +119,64 @@ final class SecurityCLITests: XCTestCase {
         XCTAssertTrue(text.stdoutText.contains("valid, trusted"), text.stdoutText)
         XCTAssertTrue(text.stdoutText.contains("AES-256-GCM, to x25519:"), text.stdoutText)
 
-        // An unsigned, unencrypted checkpoint's JSON keeps its shape.
+        // An unsigned, unencrypted checkpoint has its identity (from a
+        // file), and neither signature nor encryption.
         XCTAssertEqual(try run(["save", "src.img", "plain.pgsnap", "--quiet"]).status, 0)
         let plain = try XCTUnwrap(try JSONSerialization.jsonObject(with: try run(["inspect", "plain.pgsnap", "--json"]).stdout) as? [String: Any])
-        XCTAssertNil(plain["identity"])
+        XCTAssertEqual((plain["identity"] as? String)?.count, 64)
         XCTAssertNil(plain["signature"])
         XCTAssertNil(plain["encryption"])
+    }
+
+    /// Writes a page of new bytes into src.img at `offset`.
+    private func changeSource(at offset: Int, seed: UInt8) throws {
+        let fd = open(dir.path("src.img"), O_WRONLY)
+        defer { close(fd) }
+        let page = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
+        XCTAssertEqual(page.withUnsafeBytes { pwrite(fd, $0.baseAddress, 4096, off_t(offset)) }, 4096)
+    }
+
+    /// A chain read with the keys: save --parent of an encrypted parent
+    /// (81 without a key), restore, verify, inspect and flatten of the
+    /// child with them (81 without), a link signed by another key (80).
+    func testChainsAreReadWithTheKeys() throws {
+        let protect = ["--sign", "signer", "--encrypt-to", "vm.pub", "--quiet"]
+        XCTAssertEqual(try run(["save", "src.img", "base.pgsnap"] + protect).status, 0)
+        try changeSource(at: 8192, seed: 1)
+        assertFailure(try run(["save", "src.img", "child.pgsnap", "--parent", "base.pgsnap"] + protect), 81, "encrypted (to x25519:")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("child.pgsnap")))
+        let saved = try run(["save", "src.img", "child.pgsnap", "--parent", "base.pgsnap", "--identity", "vm", "--trust", "signer.pub"] + protect)
+        XCTAssertEqual(saved.status, 0, saved.stderr)
+
+        assertFailure(try run(["restore", "child.pgsnap", "out.img"]), 81, "encrypted (to x25519:")
+        let restored = try run(["restore", "child.pgsnap", "out.img", "--identity", "vm", "--trust", "signer.pub", "-q"])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("out.img"))), try Data(contentsOf: URL(fileURLWithPath: dir.path("src.img"))))
+        let verify = try run(["verify", "child.pgsnap", "--identity", "vm", "--trust", "signer.pub"])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let inspect = try run(["inspect", "child.pgsnap", "--json", "--identity", "vm"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: inspect.stdout) as? [String: Any])
+        XCTAssertEqual((report["chain"] as? [[String: Any]])?.count, 2)
+        assertFailure(try run(["flatten", "child.pgsnap", "flat.pgsnap", "--identity", "vm"]), 64, "not written in clear")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("flat.pgsnap")))
+        let flatten = try run(["flatten", "child.pgsnap", "flat.pgsnap", "--identity", "vm", "--encrypt-to", "vm2.pub", "--sign", "signer", "-q"])
+        XCTAssertEqual(flatten.status, 0, flatten.stderr)
+        XCTAssertEqual(try run(["restore", "flat.pgsnap", "flat.img", "--identity", "vm2", "--trust", "signer.pub", "-q"]).status, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("flat.img"))), try Data(contentsOf: URL(fileURLWithPath: dir.path("src.img"))))
+
+        // A middle link signed by another key.
+        try changeSource(at: 16384, seed: 2)
+        let other = ["--sign", "other", "--encrypt-to", "vm.pub", "--identity", "vm", "--quiet"]
+        XCTAssertEqual(try run(["save", "src.img", "middle.pgsnap", "--parent", "base.pgsnap"] + other).status, 0)
+        try changeSource(at: 24576, seed: 3)
+        XCTAssertEqual(try run(["save", "src.img", "leaf.pgsnap", "--parent", "middle.pgsnap", "--identity", "vm"] + protect).status, 0)
+        assertFailure(try run(["restore", "leaf.pgsnap", "leaf.img", "--identity", "vm", "--trust", "signer.pub"]), 80, "not a trusted key")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("leaf.img")))
+        assertFailure(try run(["verify", "leaf.pgsnap", "--identity", "vm", "--trust", "signer.pub"]), 80, "not a trusted key")
+        let both = try run(["restore", "leaf.pgsnap", "leaf.img", "--identity", "vm", "--trust", "signer.pub", "--trust", "other.pub", "-q"])
+        XCTAssertEqual(both.status, 0, both.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("leaf.img"))), try Data(contentsOf: URL(fileURLWithPath: dir.path("src.img"))))
     }
 
     // MARK: 80, 81

@@ -14,6 +14,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchProtection
 import PGAlloc
 import Workloads
 
