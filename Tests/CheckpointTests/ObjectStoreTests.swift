@@ -185,7 +185,7 @@ final class ObjectStoreTests: XCTestCase {
         let server = try S3TestServer.require()
         let bucket = try server.makeBucket()
         let config = configuration(server)
-        let layout = WSave.Layout(allocated: 32 << 20, touched: 8 << 20)
+        let layout = WSave.Layout(allocated: 64 << 20, touched: 16 << 20)
         let file = try MemoryFile()
         defer { file.destroy() }
         let ranges = try WSave.populate(file, layout)
