@@ -10,8 +10,10 @@
 #   Benchmarks/protect-compare.sh                 # REPS=5 LAZY_REPS=3
 #   REPS=7 CKPT_DIR=/var/tmp Benchmarks/protect-compare.sh
 #
-# Environment: REPS, LAZY_REPS, CKPT_DIR (default /tmp), NO_BUILD=1 to use
-# the binaries already in Benchmarks/.build-exec/release.
+# Environment: REPS, LAZY_REPS (0: no lazy runs), CKPT_DIR (default /tmp),
+# PROTECTS (default "signed-encrypted"; e.g. "signed encrypted" to see what
+# each costs: every rep runs none, then each of them), NO_BUILD=1 to use the
+# binaries already in Benchmarks/.build-exec/release.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +21,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 REPS="${REPS:-5}"
 LAZY_REPS="${LAZY_REPS:-3}"
 CKPT_DIR="${CKPT_DIR:-/tmp}"
+PROTECTS="${PROTECTS:-signed-encrypted}"
 BIN="$HERE/.build-exec/release"
 
 if [ -z "${NO_BUILD:-}" ]; then
@@ -39,7 +42,7 @@ drop_caches() {
 }
 
 for rep in $(seq 1 "$REPS"); do
-	for protect in none signed-encrypted; do
+	for protect in none $PROTECTS; do
 		drop_caches
 		line=$("$BIN/pgallocbench" --workload save -A 1GiB -T 1GiB --ckpt-dir "$scratch" --protect "$protect") || exit 1
 		printf 'case=save-dense\tprotect=%s\trep=%s\t%s\n' "$protect" "$rep" "$line" | tee -a "$out"
@@ -47,7 +50,7 @@ for rep in $(seq 1 "$REPS"); do
 	done
 done
 for rep in $(seq 1 "$LAZY_REPS"); do
-	for protect in none signed-encrypted; do
+	for protect in none $PROTECTS; do
 		drop_caches
 		line=$("$BIN/lazybench" touch -A 1GiB -T 1GiB --dir "$scratch" --protect "$protect") || exit 1
 		printf 'case=lazy-touch\tprotect=%s\trep=%s\t%s\n' "$protect" "$rep" "$line" | tee -a "$out"
@@ -55,8 +58,8 @@ for rep in $(seq 1 "$LAZY_REPS"); do
 	done
 done
 
-python3 - "$out" <<'EOF'
-import statistics, sys
+PROTECTS="$PROTECTS" python3 - "$out" <<'EOF'
+import os, statistics, sys
 rows = []
 for line in open(sys.argv[1]):
     rows.append(dict(f.split("=", 1) for f in line.rstrip("\n").split("\t") if "=" in f))
@@ -64,13 +67,14 @@ def med(case, protect, key):
     xs = [float(r[key]) for r in rows if r.get("case") == case and r.get("protect") == protect and key in r]
     return (statistics.median(xs), min(xs), max(xs), len(xs)) if xs else None
 print()
-print("medians (min-max, runs); ratio = signed-encrypted / none")
+print("medians (min-max, runs); ratio = protected / none")
 for case, keys in [("save-dense", ["save_s", "restore_s", "ckpt_bytes"]), ("lazy-touch", ["usable_s", "p50_first_us", "p99_first_us", "p50_all_us", "p99_all_us"])]:
     for key in keys:
-        a = med(case, "none", key)
-        b = med(case, "signed-encrypted", key)
-        if not a or not b:
-            continue
-        print(f"{case:11s} {key:14s} none {a[0]:.6g} ({a[1]:.6g}-{a[2]:.6g}, {a[3]})  signed-encrypted {b[0]:.6g} ({b[1]:.6g}-{b[2]:.6g}, {b[3]})  ratio {b[0] / a[0]:.3f}")
+        for protect in os.environ["PROTECTS"].split():
+            a = med(case, "none", key)
+            b = med(case, protect, key)
+            if not a or not b:
+                continue
+            print(f"{case:11s} {key:14s} none {a[0]:.6g} ({a[1]:.6g}-{a[2]:.6g}, {a[3]})  {protect} {b[0]:.6g} ({b[1]:.6g}-{b[2]:.6g}, {b[3]})  ratio {b[0] / a[0]:.3f}")
 EOF
 echo "results: $out"

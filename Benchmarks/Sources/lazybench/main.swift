@@ -222,7 +222,6 @@ func runTouch(_ o: Options) throws {
         return lo < spans.count && spans[lo].0 <= page ? lo : nil
     }
     var rng = SplitMix64(seed: 42)
-    let pages = o.allocated / 4096
     var lazy = LazyRestoreOptions()
     if !o.background {
         lazy = LazyRestoreOptions()
@@ -233,27 +232,26 @@ func runTouch(_ o: Options) throws {
     let file = try MemoryFile.restore(from: .path(path), options: keyed(options, o))
     let usable = seconds(start)
     let pointer = try pagePointer(file)
-    // The W-save ranges: where page p of the workload lives.
-    var ranges: [FileRange] = []
-    var seg = 0
-    _ = seg
-    for s in metadata.segments where s.refs > 0 {
-        ranges.append(s.range)
-    }
-    ranges.sort { $0.start > $1.start }
-    seg = 0
+    // Random pages among the allocated ones (every one written in the
+    // dense layout). The usage set merges the W-save's adjacent 64 MiB
+    // ranges into one segment: pages are drawn from the segments as they
+    // are, not from the ranges the workload allocated.
+    let ranges = metadata.segments.filter { $0.refs > 0 }.map(\.range)
+    let allocatedPages = ranges.reduce(0) { $0 + $1.length / 4096 }
     var first: [Double] = []
     var all: [Double] = []
     var seen = Set<Int>()
     var sink: UInt64 = 0
     for _ in 0..<o.touches {
-        let p = rng.next() % pages
-        let address = ranges.isEmpty ? p * 4096 : {
-            // Ranges were allocated top-down, 64 MiB each, in order.
-            let a = Int(p / WSave.pagesPerRange)
-            let j = p % WSave.pagesPerRange
-            return ranges[min(a, ranges.count - 1)].start + j * 4096
-        }()
+        var p = rng.next() % allocatedPages
+        var address: UInt64 = 0
+        for r in ranges {
+            if p < r.length / 4096 {
+                address = r.start + p * 4096
+                break
+            }
+            p -= r.length / 4096
+        }
         let t = now()
         sink &+= pointer(address).load(as: UInt64.self)
         let dt = seconds(t)
