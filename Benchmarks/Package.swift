@@ -70,6 +70,11 @@ let package = Package(
             path: "Sources/lazybench"
         ),
         .executableTarget(
+            name: "cryptobench",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/cryptobench"
+        ),
+        .executableTarget(
             name: "incbench",
             dependencies: [
                 .product(name: "PGAlloc", package: "PGAlloc"),
