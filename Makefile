@@ -8,10 +8,13 @@ SWIFT ?= swift
 # The multi-threaded tests under ThreadSanitizer; any report fails the run:
 # the MemoryFile suite (reclaimer, evictions, pressure listener, stress), the
 # checkpoint round trips (save and restore pipelines), the lazy restores
-# (loader threads, fault handler, the randomized model test) and the
-# read-ahead of objects (ReadAheadTests, on an input in memory). The segment
-# set is single-threaded; its long model tests gain nothing here.
-TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests
+# (loader threads, fault handler, the randomized model test), the read-ahead
+# of objects (ReadAheadTests, on an input in memory), the signed and
+# encrypted round trips (frames opened and their digests recorded by the
+# workers and loaders) and signed encrypted chains (a lazy loader opening a
+# parent's frames). The segment set is single-threaded; its long model tests
+# gain nothing here.
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests|CheckpointTests.SecurityRoundTripTests|CheckpointTests.SecureChainTests
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 

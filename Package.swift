@@ -67,13 +67,17 @@ let package = Package(
                 "Checkpoint",
                 "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // What every test target shares: ScratchDirectory.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PGAllocTests", dependencies: ["PGAlloc", "Workloads", "CLinuxShim", "TestSupport"]),
         .testTarget(
-            name: "CheckpointTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim", "TestSupport"]),
+            name: "CheckpointTests",
+            dependencies: [
+                "Checkpoint", "PGAlloc", "Workloads", "CLinuxShim", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(
             name: "PGSnapTests", dependencies: ["Checkpoint", "PGAlloc", "Workloads", "CLinuxShim", "TestSupport"],
             exclude: ["Golden"]),

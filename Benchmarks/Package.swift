@@ -42,9 +42,17 @@ let package = Package(
                 .plugin(name: "BenchmarkPlugin", package: "benchmark"),
             ]
         ),
+        // The test keys of fixtures/keys, and how pgallocbench and
+        // lazybench sign and encrypt with them (`--protect`).
+        .target(
+            name: "BenchProtection",
+            dependencies: [.product(name: "Checkpoint", package: "PGAlloc")],
+            path: "Sources/BenchProtection"
+        ),
         .executableTarget(
             name: "pgallocbench",
             dependencies: [
+                "BenchProtection",
                 .product(name: "PGAlloc", package: "PGAlloc"),
                 .product(name: "Checkpoint", package: "PGAlloc"),
                 .product(name: "Workloads", package: "PGAlloc"),
@@ -54,11 +62,17 @@ let package = Package(
         .executableTarget(
             name: "lazybench",
             dependencies: [
+                "BenchProtection",
                 .product(name: "PGAlloc", package: "PGAlloc"),
                 .product(name: "Checkpoint", package: "PGAlloc"),
                 .product(name: "Workloads", package: "PGAlloc"),
             ],
             path: "Sources/lazybench"
+        ),
+        .executableTarget(
+            name: "cryptobench",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/cryptobench"
         ),
         .executableTarget(
             name: "incbench",

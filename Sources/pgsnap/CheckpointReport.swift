@@ -7,13 +7,46 @@ struct CheckpointReport {
     let metadata: CheckpointMetadata
     /// Checkpoint offset of each frame record.
     let frameOffsets: [UInt64]
+    /// The keys `--trust` gave, if any: the report says whether they trust
+    /// the signature.
+    let trust: CheckpointKeys?
     /// The checkpoint (link 0, with its identity) and its parents, when
     /// read from a file.
     var chain: [ChainLinkDescription]?
 
-    init(_ metadata: CheckpointMetadata) {
+    init(_ metadata: CheckpointMetadata, trust: CheckpointKeys? = nil) {
         self.metadata = metadata
         frameOffsets = metadata.index.map(\.offset)
+        self.trust = trust
+    }
+
+    var security: CheckpointSecurity { metadata.security }
+
+    /// The identity: as the scan computed it, or as the chain's reader
+    /// did (a scan that read the page hashes in part computes none).
+    var identity: CheckpointIdentity? { security.identity ?? chain?.first?.identity }
+
+    /// Version 2: the identity, signature and encryption rows of the text.
+    var securityRows: [(String, String)] {
+        guard header.version >= 2 else { return [] }
+        let encryption: String
+        if security.isEncrypted {
+            encryption = "AES-256-GCM, to " + security.recipients.map(\.description).joined(separator: ", ")
+        } else {
+            encryption = "none"
+        }
+        return [("identity", identity?.description ?? "-"), ("signature", signatureText), ("encryption", encryption)]
+    }
+
+    /// The signature, for people: its signer, whether it is valid and (with
+    /// `--trust`) trusted.
+    var signatureText: String {
+        guard let signature = security.signature else { return "none" }
+        var text = "by \(signature.fingerprint), \(signature.isValid ? "valid" : "INVALID: the checkpoint does not match it")"
+        if let trust {
+            text += signature.isTrusted(by: trust) ? ", trusted" : ", NOT trusted"
+        }
+        return text
     }
 
     var header: CheckpointHeader { metadata.header }
@@ -91,8 +124,21 @@ struct CheckpointReport {
             if let parent = metadata.parent {
                 members["parent"] = .parent(parent)
             }
-            if let identity = chain?.first?.identity {
+            if let identity {
                 members["identity"] = .string(identity.description)
+            }
+            if let signature = security.signature {
+                var fields: [String: JSON] = ["signer": .string(signature.fingerprint.description), "valid": .bool(signature.isValid)]
+                if let trust {
+                    fields["trusted"] = .bool(signature.isTrusted(by: trust))
+                }
+                members["signature"] = .object(fields)
+            }
+            if security.isEncrypted {
+                members["encryption"] = .object([
+                    "cipher": .string("AES-256-GCM"),
+                    "recipients": .array(security.recipients.map { .string($0.description) }),
+                ])
             }
             if let chain, chain.count > 1 {
                 members["chain"] = .array(
@@ -128,7 +174,7 @@ struct CheckpointReport {
             ("compression", "\(fixed(compressionRatio, digits: 2)) (stored bytes / checkpoint bytes)"),
             ("segments", "\(header.segmentCount), allocated \(sized(allocatedBytes))"),
             ("frames", "\(totals.frameCount)"),
-        ]
+        ] + securityRows
         for (label, value) in rows {
             lines.append(rightPad(label, 18) + value)
         }
@@ -162,11 +208,8 @@ struct CheckpointReport {
                     rightPad("prefetch order", 18) + "\(metadata.prefetchOrder.count) frames: " + shown
                         + (metadata.prefetchOrder.count > 16 ? " ..." : ""))
             }
-            if let identity = chain?.first?.identity {
-                lines.append("")
-                lines.append(rightPad("identity", 18) + identity.description)
-            }
             if let chain, chain.count > 1 {
+                lines.append("")
                 lines.append(rightPad("chain", 18) + "\(chain.count) links, this checkpoint first")
                 lines.append(
                     "  " + rightPad("link", 6) + rightPad("identity", 18) + leftPad("stored", 12) + "  references (by link, counted from each)")

@@ -39,6 +39,13 @@ enum ExitStatus {
     /// serve-uffd: the VMM broke the protocol or sent memory regions that
     /// do not match the checkpoint (`EX_PROTOCOL`).
     static let protocolError: Int32 = 76
+    /// `--trust` was given and the checkpoint is unsigned, signed by a key
+    /// not trusted, or does not match its signature (or a frame its signed
+    /// digest).
+    static let signature: Int32 = 80
+    /// The checkpoint is encrypted and no key was given, or none of those
+    /// given opens it.
+    static let encrypted: Int32 = 81
     /// An incremental checkpoint's chain is broken: a parent missing,
     /// changed since the child was saved, forming a cycle, or unable to be
     /// a parent.
@@ -65,8 +72,12 @@ enum ExitStatus {
             case .configuration: return configuration
             case .notFound, .changed, .rejected: return ioError
             }
-        case is CheckpointUsageError, is ValidationError:
+        case is CheckpointUsageError, is ValidationError, is KeyFiles.Problem:
             return usage
+        case is CheckpointSignatureError:
+            return signature
+        case is CheckpointEncryptionError:
+            return encrypted
         case let lazy as LazyRestoreError:
             if case .userfaultfdUnavailable = lazy { return unavailable }
             return usage
@@ -127,7 +138,9 @@ struct Subject {
     }
 
     func failure(_ error: any Error) -> CommandFailure {
-        if error is CheckpointError || error is ChainError, let checkpoint {
+        if error is CheckpointError || error is ChainError || error is CheckpointSignatureError || error is CheckpointEncryptionError,
+            let checkpoint
+        {
             return CommandFailure(checkpoint, error)
         }
         return CommandFailure(action, error)
@@ -150,6 +163,7 @@ func perform<T>(_ subject: Subject, _ body: () throws -> T) throws -> T {
 func describe(_ error: any Error) -> String {
     switch error {
     case let e as ValidationError: return e.message
+    case let e as CheckpointEncryptionError: return e.description + ": give --identity KEY or --encrypt-key FILE"
     case let e as CustomStringConvertible: return e.description
     default: return String(describing: error)
     }

@@ -15,6 +15,11 @@ struct Flatten: ParsableCommand {
             is held once while this runs. OUTPUT is written atomically, and may be \
             CHECKPOINT itself (children saved against CHECKPOINT then no longer \
             find their parent). The annotations are CHECKPOINT's.
+
+            Every link is read with the keys given (--trust, --identity, \
+            --encrypt-key). OUTPUT is signed with --sign and encrypted to \
+            --encrypt-to's recipients and with --encrypt-key's keys; an encrypted \
+            chain is never written in clear (without recipients, flatten refuses).
             """)
 
     @Argument(help: ArgumentHelp("The last checkpoint of the chain.", valueName: "checkpoint"))
@@ -28,6 +33,9 @@ struct Flatten: ParsableCommand {
 
     @OptionGroup
     var reading: ReadOptions
+
+    @OptionGroup(title: "Signing and encrypting the output")
+    var protection: OutputProtectionOptions
 
     @OptionGroup
     var outputOptions: OutputOptions
@@ -46,9 +54,10 @@ struct Flatten: ParsableCommand {
         let subject = Subject("flatten \(name) to \(output.destinationName)", checkpoint: name)
         let started = ContinuousClock.now
         let report = try perform(subject) {
-            try MemoryFile.flatten(
-                checkpoint.source, to: output.destination, restoreOptions: reading.options(nil),
-                saveOptions: compression.saveOptions(threads: reading.threads))
+            let restoreOptions = try reading.options(nil)
+            var saveOptions = compression.saveOptions(threads: reading.threads)
+            try protection.apply(to: &saveOptions, keys: restoreOptions.keys)
+            return try MemoryFile.flatten(checkpoint.source, to: output.destination, restoreOptions: restoreOptions, saveOptions: saveOptions)
         }
         let elapsed = seconds(started.duration(to: .now))
         if outputOptions.json {

@@ -77,6 +77,122 @@ func parseKind(_ name: String) throws -> MemoryKind {
     return kind
 }
 
+/// The keys a checkpoint is read with: `--trust`, `--identity`,
+/// `--encrypt-key` (key files: docs/CLI.md).
+struct KeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("trust"),
+        help: ArgumentHelp(
+            "Trust signatures by the Ed25519 public key in this file (pgsnap keygen): a signature by one of them is required (inspect only reports it); repeatable.",
+            valueName: "pubkey"))
+    var trust: [String] = []
+
+    @Option(
+        name: .customLong("identity"),
+        help: ArgumentHelp("Open a checkpoint encrypted to this X25519 private key file (pgsnap keygen --encryption); repeatable.", valueName: "key"))
+    var identity: [String] = []
+
+    @Option(
+        name: .customLong("encrypt-key"),
+        help: ArgumentHelp("Open a checkpoint encrypted with this symmetric key file (pgsnap keygen --symmetric); repeatable.", valueName: "file"))
+    var encryptKey: [String] = []
+
+    /// The keys, read from their files.
+    func keys() throws -> CheckpointKeys {
+        CheckpointKeys(
+            trustedSigners: try trust.map { try CheckpointKeyFile.signingPublicKey(KeyFiles.read($0), name: $0) },
+            identities: try identity.map { try CheckpointKeyFile.encryptionKey(KeyFiles.read($0), name: $0) },
+            symmetricKeys: try encryptKey.map { try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0) })
+    }
+}
+
+/// The keys a save reads its parent chain with (`save --parent`):
+/// `--trust` and `--identity`; the symmetric keys of `--encrypt-key` open
+/// the chain too.
+struct ParentKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("trust"),
+        help: ArgumentHelp(
+            "With --parent: require every link of the parent's chain to be signed by the Ed25519 public key in this file; repeatable.",
+            valueName: "pubkey"))
+    var trust: [String] = []
+
+    @Option(
+        name: .customLong("identity"),
+        help: ArgumentHelp(
+            "With --parent: open links encrypted to this X25519 private key file (--encrypt-key's keys open them too); repeatable.",
+            valueName: "key"))
+    var identity: [String] = []
+
+    /// The keys, read from their files, with the symmetric keys `protection`
+    /// encrypts with.
+    func keys(_ protection: ProtectionOptions) throws -> CheckpointKeys {
+        CheckpointKeys(
+            trustedSigners: try trust.map { try CheckpointKeyFile.signingPublicKey(KeyFiles.read($0), name: $0) },
+            identities: try identity.map { try CheckpointKeyFile.encryptionKey(KeyFiles.read($0), name: $0) },
+            symmetricKeys: try protection.encryptKey.map { try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0) })
+    }
+}
+
+/// How a flattened checkpoint is signed and encrypted: `--sign`,
+/// `--encrypt-to`; the symmetric keys that open the chain (`--encrypt-key`)
+/// encrypt it too.
+struct OutputProtectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("sign"),
+        help: ArgumentHelp("Sign the output with the Ed25519 private key in this file (pgsnap keygen NAME).", valueName: "key"))
+    var sign: String?
+
+    @Option(
+        name: .customLong("encrypt-to"),
+        help: ArgumentHelp(
+            "Encrypt the output to the X25519 public key in this file (pgsnap keygen --encryption NAME); repeatable.",
+            valueName: "pubkey"))
+    var encryptTo: [String] = []
+
+    /// Sets the signing key and the recipients of `options`: `--encrypt-to`'s
+    /// and the symmetric keys of `keys`.
+    func apply(to options: inout SaveOptions, keys: CheckpointKeys) throws {
+        options.signingKey = try sign.map { try CheckpointKeyFile.signingKey(KeyFiles.read($0), name: $0) }
+        options.recipients = try encryptTo.map { .publicKey(try CheckpointKeyFile.encryptionPublicKey(KeyFiles.read($0), name: $0)) }
+            + keys.symmetricKeys.map { .symmetricKey($0) }
+    }
+}
+
+/// How a save signs and encrypts: `--sign`, `--encrypt-to`, `--encrypt-key`.
+struct ProtectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("sign"),
+        help: ArgumentHelp("Sign the checkpoint with the Ed25519 private key in this file (pgsnap keygen NAME).", valueName: "key"))
+    var sign: String?
+
+    @Option(
+        name: .customLong("encrypt-to"),
+        help: ArgumentHelp(
+            "Encrypt the checkpoint to the X25519 public key in this file (pgsnap keygen --encryption NAME); repeatable, up to 64 recipients in all.",
+            valueName: "pubkey"))
+    var encryptTo: [String] = []
+
+    @Option(
+        name: .customLong("encrypt-key"),
+        help: ArgumentHelp("Encrypt the checkpoint with the symmetric key in this file (pgsnap keygen --symmetric NAME); repeatable.", valueName: "file"))
+    var encryptKey: [String] = []
+
+    func validate() throws {
+        if encryptTo.count + encryptKey.count > 64 {
+            throw ValidationError("\(encryptTo.count + encryptKey.count) recipients: a checkpoint can be encrypted to at most 64")
+        }
+    }
+
+    /// Sets the signing key and the recipients of `options`, read from
+    /// their files.
+    func apply(to options: inout SaveOptions) throws {
+        options.signingKey = try sign.map { try CheckpointKeyFile.signingKey(KeyFiles.read($0), name: $0) }
+        options.recipients = try encryptTo.map { .publicKey(try CheckpointKeyFile.encryptionPublicKey(KeyFiles.read($0), name: $0)) }
+            + encryptKey.map { .symmetricKey(try CheckpointKeyFile.symmetricKey(KeyFiles.read($0), name: $0)) }
+    }
+}
+
 /// Where the parents of an incremental checkpoint are looked for:
 /// `--parent-dir`.
 struct ParentSearchOptions: ParsableArguments {
@@ -89,7 +205,7 @@ struct ParentSearchOptions: ParsableArguments {
 }
 
 /// How restore and verify read a checkpoint: `--threads`, `--memory-limit`,
-/// `--parent-dir`.
+/// `--parent-dir`, and the keys (applied to every link of a chain).
 struct ReadOptions: ParsableArguments {
     @OptionGroup
     var threads: ThreadOptions
@@ -107,12 +223,17 @@ struct ReadOptions: ParsableArguments {
     /// The library's default.
     static let defaultMemoryLimit = ByteSize(RestoreOptions.defaultMemoryLimit)
 
-    /// The library's options, with progress shown on `display`.
-    func options(_ display: ProgressDisplay?) -> RestoreOptions {
+    @OptionGroup(title: "Signatures and encryption")
+    var keys: KeyOptions
+
+    /// The library's options, with progress shown on `display`; the keys
+    /// are read from their files.
+    func options(_ display: ProgressDisplay?) throws -> RestoreOptions {
         var options = RestoreOptions()
         options.threads = threads.count
         options.progress = display?.callback
         options.memoryLimit = memoryLimit.bytes
+        options.keys = try keys.keys()
         options.parentSearchPaths = parents.directories
         return options
     }

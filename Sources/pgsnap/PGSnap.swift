@@ -23,7 +23,7 @@ struct PGSnap: ParsableCommand {
 
             EXIT STATUS
               0    success
-              64   usage error: a bad option, argument or combination (EX_USAGE)
+              64   usage error: a bad option, argument, combination or key file (EX_USAGE)
               65   bad checkpoint: corrupt, truncated, not a checkpoint (EX_DATAERR)
               69   serve-uffd: userfaultfd is not available here (EX_UNAVAILABLE)
               70   internal failure, e.g. the demo found a wrong page (EX_SOFTWARE)
@@ -36,12 +36,14 @@ struct PGSnap: ParsableCommand {
               78   object store configuration unusable, e.g. a malformed
                    AWS_ENDPOINT_URL (EX_CONFIG)
               79   broken chain: a parent of an incremental checkpoint missing, changed or cyclic
+              80   --trust: unsigned, signed by an untrusted key, or changed since signed
+              81   encrypted, and no key given opens it (--identity, --encrypt-key)
               126  restore --exec: the command could not be executed
               127  restore --exec: the command was not found
 
             Every error prints exactly one line on stderr: pgsnap: <what>: <why>.
             """,
-        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, Flatten.self, ServeUffd.self, Demo.self])
+        subcommands: [Save.self, Restore.self, Inspect.self, Verify.self, Flatten.self, ServeUffd.self, Keygen.self, Demo.self])
 
     /// Runs the command line. Unlike ArgumentParser's own `main()`, prints
     /// every error, usage errors included, as one line on stderr, and maps

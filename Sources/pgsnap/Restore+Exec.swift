@@ -16,8 +16,8 @@ import PGAlloc
 
 extension Restore {
     func restoreAndExec(checkpointName: String, display: ProgressDisplay?) throws -> Never {
-        let options = reading.options(display)
         let subject = Subject("restore \(checkpointName) --exec \(command[0])", checkpoint: checkpointName)
+        let options = try perform(subject) { try reading.options(display) }
         // Find the command first: a missing one should not cost a restore.
         let path = try resolveCommand(command[0], checkpointName: checkpointName)
         let (file, metadata) = try perform(subject) {

@@ -13,8 +13,9 @@ struct Restore: ParsableCommand {
         // Written out: the generated line puts the options after `--`, where
         // they would go to the command.
         usage: """
-            pgsnap restore <checkpoint> <output> [--threads <n>] [--memory-limit <size>] [--quiet] [--json]
-            pgsnap restore <checkpoint> [--threads <n>] [--memory-limit <size>] [--quiet] --exec -- <command> [<argument> ...]
+            pgsnap restore <checkpoint> <output> [--threads <n>] [--memory-limit <size>] [<keys>] [--quiet] [--json]
+            pgsnap restore <checkpoint> [--threads <n>] [--memory-limit <size>] [<keys>] [--quiet] --exec -- <command> [<argument> ...]
+              <keys>: [--trust <pubkey> ...] [--identity <key> ...] [--encrypt-key <file> ...]
             """,
         discussion: """
             With OUTPUT, writes a sparse raw image of the saved memory's exact \
@@ -102,7 +103,7 @@ struct Restore: ParsableCommand {
         let started = ContinuousClock.now
         let metadata = try perform(subject) {
             defer { display?.finish() }
-            return try RawImage.restore(from: checkpoint.source, toImage: output, options: reading.options(display))
+            return try RawImage.restore(from: checkpoint.source, toImage: output, options: try reading.options(display))
         }
         let elapsed = seconds(started.duration(to: .now))
 

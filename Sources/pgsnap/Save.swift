@@ -62,6 +62,12 @@ struct Save: ParsableCommand {
     @OptionGroup(title: "Compression")
     var compression: CompressionOptions
 
+    @OptionGroup(title: "Signatures and encryption")
+    var protection: ProtectionOptions
+
+    @OptionGroup(title: "Signatures and encryption")
+    var parentKeys: ParentKeyOptions
+
     @OptionGroup
     var threads: ThreadOptions
 
@@ -70,6 +76,9 @@ struct Save: ParsableCommand {
 
     func validate() throws {
         _ = try annotations()
+        if parent == nil && !(parentKeys.trust.isEmpty && parentKeys.identity.isEmpty) {
+            throw ValidationError("--trust and --identity read the parent: they need --parent")
+        }
         if source == "-" {
             throw ValidationError("SOURCE must be a file or /proc/PID/fd/N: a checkpoint cannot be saved from stdin")
         }
@@ -90,17 +99,19 @@ struct Save: ParsableCommand {
         }
         var options = compression.saveOptions(threads: threads)
         options.annotations = try annotations()
-        let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
-        options.progress = display?.callback
         let outputName = output.destinationName
         let subject = Subject("save \(source) to \(outputName)")
+        try perform(subject) { try protection.apply(to: &options) }
+        let readingKeys = try perform(subject) { try parentKeys.keys(protection) }
+        let display = ProgressDisplay.make("saving", quiet: outputOptions.quiet)
+        options.progress = display?.callback
         let started = ContinuousClock.now
         let report = try perform(subject) {
             defer { display?.finish() }
             if let parent {
                 return try RawImage.save(
                     source: source, kind: kind, to: output.destination, parent: parent.source, parentSearchPaths: parentSearch.directories,
-                    options: options)
+                    parentKeys: readingKeys, options: options)
             }
             return try RawImage.save(source: source, kind: kind, to: output.destination, options: options)
         }
@@ -146,6 +157,7 @@ struct Save: ParsableCommand {
             "segmentCount": .integer(UInt64(report.segments)),
             "storedBytes": .integer(report.storedBytes),
             "zeroBytesDropped": .integer(report.zeroBytesDropped),
+            "identity": .string(report.identity.description),
         ]
         if let parent = report.parent {
             fields["parent"] = .parent(parent)

@@ -54,11 +54,16 @@ struct ServeUffd: ParsableCommand {
         if let n = loaders {
             lazy.loaderThreads = n
         }
+        // The first frame that failed gives the exit status.
+        let firstFailure = StateLock<(any Error)?>(nil)
         lazy.onFailure = { error in
+            firstFailure.withLock { first in
+                if first == nil { first = error }
+            }
             printError("pgsnap: \(checkpoint): \(oneLine(describe(error))): its pages raise SIGBUS in the VMM")
         }
-        let server = UffdServer(checkpoint: checkpoint.source, options: reading.options(nil), lazy: lazy)
         let subject = Subject("serve-uffd \(checkpoint) on \(socket)", checkpoint: checkpoint.sourceName)
+        let server = UffdServer(checkpoint: checkpoint.source, options: try perform(subject) { try reading.options(nil) }, lazy: lazy)
         let quiet = outputOptions.quiet
         let socketPath = socket
         let stats = try perform(subject) {
@@ -83,7 +88,8 @@ struct ServeUffd: ParsableCommand {
                     + "\(humanBytes(stats.bytesLoaded)) loaded" + (stats.framesFailed > 0 ? ", \(stats.framesFailed) frames FAILED" : ""))
         }
         if stats.framesFailed > 0 {
-            throw CommandFailure(subject.action, Failure("\(stats.framesFailed) frames could not be loaded"), status: ExitStatus.dataError)
+            let status = firstFailure.withLock { $0 }.map(ExitStatus.of) ?? ExitStatus.dataError
+            throw CommandFailure(subject.action, Failure("\(stats.framesFailed) frames could not be loaded"), status: status)
         }
     }
 }

@@ -32,7 +32,7 @@ struct Verify: ParsableCommand {
         let display = ProgressDisplay.make("verifying", quiet: outputOptions.quiet)
         let metadata = try perform(Subject("verify \(name)", checkpoint: name)) {
             defer { display?.finish() }
-            return try CheckpointReader.verify(checkpoint.source, options: reading.options(display))
+            return try CheckpointReader.verify(checkpoint.source, options: try reading.options(display))
         }
         if outputOptions.json {
             print(Verify.json(metadata), terminator: "")

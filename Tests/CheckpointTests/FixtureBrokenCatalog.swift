@@ -42,6 +42,7 @@ struct ExpectedFailure: Hashable, CustomStringConvertible {
             reason = "unknownCriticalSection"
             field = type.description
         case .limitExceeded: reason = "limitExceeded"
+        case .authenticationFailed: reason = "authenticationFailed"
         }
     }
 

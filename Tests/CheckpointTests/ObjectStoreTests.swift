@@ -177,6 +177,52 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(chain.map(\.path), ["s3://\(bucket)/vm/child", "s3://\(bucket)/vm/base"])
     }
 
+    /// A signed and encrypted chain in the store: every frame fetched by
+    /// ranged reads (a parent's too, for its referenced pages) is checked
+    /// against its signed digest and opened, eagerly and lazily; without
+    /// the keys, or trusting another signer, it is refused.
+    func testSignedEncryptedChainInTheStore() throws {
+        let server = try S3TestServer.require()
+        let bucket = try server.makeBucket()
+        let config = configuration(server)
+        let layout = WSave.Layout(allocated: 64 << 20, touched: 16 << 20)
+        let file = try MemoryFile()
+        defer { file.destroy() }
+        let ranges = try WSave.populate(file, layout)
+        try file.updateUsage()
+        let options = securedOptions(recipients: [.publicKey(TestKeys.recipient.publicKey)], frameSize: 1 << 20)
+        _ = try file.save(to: try object(bucket, "secure/base", config), options: options)
+        let rewritten = try WSave.rewrite(file, ranges: ranges, layout, share: 0.01, seed: 11)
+        assertThrows(CheckpointEncryptionError.self, "a save against the encrypted parent without its key") {
+            try file.save(to: try object(bucket, "secure/child", config), parent: try object(bucket, "secure/base", config), options: options)
+        }
+        let child = try file.save(
+            to: try object(bucket, "secure/child", config), parent: try object(bucket, "secure/base", config), parentKeys: TestKeys.all,
+            options: options)
+        XCTAssertGreaterThan(child.referencedBytes, 0)
+
+        let leaf = try object(bucket, "secure/child", config)
+        let eager = try MemoryFile.restore(from: leaf, options: restoreOptions(TestKeys.all))
+        defer { eager.destroy() }
+        XCTAssertEqual(try WSave.verify(fd: eager.fileDescriptor, ranges: ranges, layout, rewritten: (Set(rewritten), 11)), 0)
+        var lazy = LazyRestoreOptions()
+        lazy.withoutUserfaultfd = .apiOnly
+        var lazyOptions = restoreOptions(TestKeys.all)
+        lazyOptions.mode = .lazy(lazy)
+        let lazyFile = try MemoryFile.restore(from: leaf, options: lazyOptions)
+        defer { lazyFile.destroy() }
+        try lazyFile.waitUntilLoaded()
+        XCTAssertEqual(try WSave.verify(fd: lazyFile.fileDescriptor, ranges: ranges, layout, rewritten: (Set(rewritten), 11)), 0)
+        _ = try CheckpointReader.verify(leaf, options: restoreOptions(TestKeys.all))
+
+        assertThrows(CheckpointEncryptionError.self, "no key") { try MemoryFile.restore(from: leaf) }
+        var otherSigner = TestKeys.all
+        otherSigner.trustedSigners = [TestKeys.otherSigner.publicKey]
+        assertThrows(CheckpointSignatureError.self, "another signer trusted") {
+            try MemoryFile.restore(from: leaf, options: restoreOptions(otherSigner))
+        }
+    }
+
     func testLazyRestoreFetchesTheNeededFrameFirst() throws {
         let server = try S3TestServer.require()
         let bucket = try server.makeBucket()

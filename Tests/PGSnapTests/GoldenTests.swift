@@ -44,7 +44,7 @@ final class GoldenTests: XCTestCase {
 
     func testHelp() throws {
         let dir = try Scratch()
-        for command in ["", "save", "restore", "inspect", "verify", "serve-uffd", "demo"] {
+        for command in ["", "save", "restore", "inspect", "verify", "serve-uffd", "keygen", "demo"] {
             let args = command.isEmpty ? ["--help"] : [command, "--help"]
             let r = try PGSnap.run(args, in: dir.url)
             XCTAssertEqual(r.status, 0, r.stderr)

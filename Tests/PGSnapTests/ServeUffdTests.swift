@@ -66,6 +66,22 @@ final class ServeUffdTests: XCTestCase {
     }
 
     func testServesAFirecrackerStyleVMMUntilItExits() throws {
+        try serve(test: "testServesAFirecrackerStyleVMMUntilItExits")
+    }
+
+    /// A signed and encrypted checkpoint, served with the keys that open
+    /// and trust it; without them, refused before the VMM comes.
+    func testServesASignedEncryptedCheckpoint() throws {
+        try serve(
+            test: "testServesASignedEncryptedCheckpoint", keygen: [["keygen", "signer"], ["keygen", "--encryption", "vm"]],
+            saveArguments: ["--sign", "signer", "--encrypt-to", "vm.pub"], serveArguments: ["--identity", "vm", "--trust", "signer.pub"])
+    }
+
+    /// In the child (the client's environment variable set): plays the
+    /// VMM. In the test: saves the image with `saveArguments` (after the
+    /// `keygen` runs), serves it with `serveArguments` to the client, a
+    /// child running `test`, and checks what the server did.
+    private func serve(test: String, keygen: [[String]] = [], saveArguments: [String] = [], serveArguments: [String] = []) throws {
         if let setting = ProcessInfo.processInfo.environment[Self.clientVariable] {
             let parts = setting.split(separator: "|").map(String.init)
             if let failure = Self.runClient(socket: parts[0], image: parts[1]) {
@@ -77,13 +93,23 @@ final class ServeUffdTests: XCTestCase {
         let dir = try Scratch()
         let image = dir.path("mem.img")
         try Self.writeImage(image)
-        let save = try PGSnap.run(["save", "mem.img", "mem.pgsnap", "--frame-size", "512KiB", "--quiet"], in: dir.url)
+        for arguments in keygen {
+            let r = try PGSnap.run(arguments + ["--quiet"], in: dir.url)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let save = try PGSnap.run(["save", "mem.img", "mem.pgsnap", "--frame-size", "512KiB", "--quiet"] + saveArguments, in: dir.url)
         XCTAssertEqual(save.status, 0, save.stderr)
+        if !serveArguments.isEmpty {
+            let refused = try PGSnap.run(["serve-uffd", "mem.pgsnap", "--socket", dir.path("refused.sock")], in: dir.url)
+            XCTAssertEqual(refused.status, 81, refused.stderr)
+            XCTAssertEqual(refused.stderrLines.count, 1, refused.stderr)
+        }
 
         let socketPath = dir.path("uffd.sock")
         let server = Process()
         server.executableURL = URL(fileURLWithPath: PGSnap.binary)
-        server.arguments = ["serve-uffd", dir.path("mem.pgsnap"), "--socket", socketPath, "--json"]
+        server.currentDirectoryURL = dir.url
+        server.arguments = ["serve-uffd", dir.path("mem.pgsnap"), "--socket", socketPath, "--json"] + serveArguments
         let serverErr = Pipe()
         let serverOut = Pipe()
         server.standardError = serverErr
@@ -95,7 +121,7 @@ final class ServeUffdTests: XCTestCase {
 
         let client = Process()
         client.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        client.arguments = ["PGSnapTests.ServeUffdTests/testServesAFirecrackerStyleVMMUntilItExits"]
+        client.arguments = ["PGSnapTests.ServeUffdTests/\(test)"]
         var environment = ProcessInfo.processInfo.environment
         environment[Self.clientVariable] = socketPath + "|" + image
         client.environment = environment

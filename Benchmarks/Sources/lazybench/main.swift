@@ -14,6 +14,9 @@
 //       touched: eager restore then touch, lazy without a prefetch order,
 //       lazy with the order recorded by a previous run
 //   lazybench uffd   -A 1GiB -T 1GiB --pgsnap PATH [--frame-size SIZE]
+//   open and touch take --protect none|signed|encrypted|signed-encrypted
+//   (the test keys of fixtures/keys; restores read with the keys that open
+//   and trust the checkpoint)
 //       a Firecracker-style VMM reading all its memory through
 //       `pgsnap serve-uffd` and through a raw-image handler
 
@@ -21,6 +24,7 @@
 import Glibc
 #endif
 import CLinuxShim
+import BenchProtection
 import Checkpoint
 import PGAlloc
 import Synchronization
@@ -62,6 +66,7 @@ struct Options {
     var share = 0.1
     var pgsnap = ""
     var loaders = [1, 2, 3, 4]
+    var protection = Protection.none
 
     init(_ args: [String]) {
         guard let first = args.first else { die("usage: lazybench open|touch|workingset|uffd [options]") }
@@ -86,6 +91,7 @@ struct Options {
             case "--share": share = need(Double(next()), "bad --share")
             case "--pgsnap": pgsnap = next()
             case "--loaders": loaders = next().split(separator: ",").compactMap { Int($0) }
+            case "--protect": protection = need(Protection(rawValue: next()), "bad --protect")
             default: die("unknown argument \(a)")
             }
         }
@@ -119,6 +125,7 @@ func makeCheckpoint(_ o: Options, name: String = "lazybench") throws -> (String,
     try file.updateUsage()
     var options = SaveOptions()
     options.frameSize = o.frameSize
+    try o.protection.apply(to: &options)
     let path = "\(o.dir)/\(name)-\(getpid()).pgsnap"
     let start = now()
     let report = try file.save(to: .path(path), options: options)
@@ -134,6 +141,14 @@ func lazyOptions(loaders: Int = 2, background: Bool = true) -> RestoreOptions {
     }
     var options = RestoreOptions()
     options.mode = .lazy(lazy)
+    return options
+}
+
+/// `options` with the keys that open and trust a checkpoint protected as
+/// `o.protection`.
+func keyed(_ options: RestoreOptions, _ o: Options) throws -> RestoreOptions {
+    var options = options
+    try o.protection.apply(to: &options)
     return options
 }
 
@@ -170,16 +185,19 @@ func fmt(_ x: Double, _ digits: Int = 6) -> String {
 func runOpen(_ o: Options) throws {
     let (path, saveSeconds, bytes) = try makeCheckpoint(o)
     defer { unlink(path) }
-    report([("mode", "save"), ("A", "\(o.allocated)"), ("T", "\(o.touched)"), ("frame", "\(o.frameSize)"), ("save_s", fmt(saveSeconds)), ("ckpt_bytes", "\(bytes)")])
+    report([
+        ("mode", "save"), ("protect", o.protection.rawValue), ("A", "\(o.allocated)"), ("T", "\(o.touched)"), ("frame", "\(o.frameSize)"),
+        ("save_s", fmt(saveSeconds)), ("ckpt_bytes", "\(bytes)"),
+    ])
     for rep in 0..<o.reps {
         var t = now()
-        let eager = try MemoryFile.restore(from: .path(path))
+        let eager = try MemoryFile.restore(from: .path(path), options: keyed(RestoreOptions(), o))
         let eagerSeconds = seconds(t)
         eager.destroy()
         report([("mode", "eager"), ("rep", "\(rep)"), ("restore_s", fmt(eagerSeconds))])
         for loaders in o.loaders {
             t = now()
-            let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions(loaders: loaders))
+            let lazy = try MemoryFile.restore(from: .path(path), options: keyed(lazyOptions(loaders: loaders), o))
             let usable = seconds(t)
             try lazy.waitUntilLoaded()
             let loaded = seconds(t)
@@ -192,7 +210,7 @@ func runOpen(_ o: Options) throws {
 func runTouch(_ o: Options) throws {
     let (path, _, _) = try makeCheckpoint(o)
     defer { unlink(path) }
-    let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true)
+    let metadata = try CheckpointReader.readMetadata(from: .path(path), includeFrames: true, keys: keyed(RestoreOptions(), o).keys)
     let spans = metadata.index.map { ($0.firstAddress, $0.endAddress) }
     func frame(of page: UInt64) -> Int? {
         var lo = 0
@@ -204,7 +222,6 @@ func runTouch(_ o: Options) throws {
         return lo < spans.count && spans[lo].0 <= page ? lo : nil
     }
     var rng = SplitMix64(seed: 42)
-    let pages = o.allocated / 4096
     var lazy = LazyRestoreOptions()
     if !o.background {
         lazy = LazyRestoreOptions()
@@ -212,18 +229,15 @@ func runTouch(_ o: Options) throws {
     var options = RestoreOptions()
     options.mode = .lazy(lazy)
     let start = now()
-    let file = try MemoryFile.restore(from: .path(path), options: options)
+    let file = try MemoryFile.restore(from: .path(path), options: keyed(options, o))
     let usable = seconds(start)
     let pointer = try pagePointer(file)
-    // The W-save ranges: where page p of the workload lives.
-    var ranges: [FileRange] = []
-    var seg = 0
-    _ = seg
-    for s in metadata.segments where s.refs > 0 {
-        ranges.append(s.range)
-    }
-    ranges.sort { $0.start > $1.start }
-    seg = 0
+    // Random pages among the allocated ones (every one written in the
+    // dense layout). The usage set merges the W-save's adjacent 64 MiB
+    // ranges into one segment: pages are drawn from the segments as they
+    // are, not from the ranges the workload allocated.
+    let ranges = metadata.segments.filter { $0.refs > 0 }.map(\.range)
+    let allocatedPages = ranges.reduce(0) { $0 + $1.length / 4096 }
     var first: [Double] = []
     var all: [Double] = []
     var seen = Set<Int>()
@@ -231,13 +245,15 @@ func runTouch(_ o: Options) throws {
     // Touches over 10 ms: which, where, how long.
     var slow: [(Int, UInt64, Double)] = []
     for _ in 0..<o.touches {
-        let p = rng.next() % pages
-        let address = ranges.isEmpty ? p * 4096 : {
-            // Ranges were allocated top-down, 64 MiB each, in order.
-            let a = Int(p / WSave.pagesPerRange)
-            let j = p % WSave.pagesPerRange
-            return ranges[min(a, ranges.count - 1)].start + j * 4096
-        }()
+        var p = rng.next() % allocatedPages
+        var address: UInt64 = 0
+        for r in ranges {
+            if p < r.length / 4096 {
+                address = r.start + p * 4096
+                break
+            }
+            p -= r.length / 4096
+        }
         let t = now()
         sink &+= pointer(address).load(as: UInt64.self)
         let dt = seconds(t)
@@ -257,7 +273,7 @@ func runTouch(_ o: Options) throws {
     first.sort()
     all.sort()
     report([
-        ("mode", "touch"), ("frame", "\(o.frameSize)"), ("background", "\(o.background)"), ("usable_s", fmt(usable)),
+        ("mode", "touch"), ("protect", o.protection.rawValue), ("frame", "\(o.frameSize)"), ("background", "\(o.background)"), ("usable_s", fmt(usable)),
         ("touches", "\(all.count)"), ("p50_all_us", fmt(percentile(all, 0.5) * 1e6, 1)), ("p99_all_us", fmt(percentile(all, 0.99) * 1e6, 1)),
         ("first_touches", "\(first.count)"), ("p50_first_us", fmt(percentile(first, 0.5) * 1e6, 1)),
         ("p99_first_us", fmt(percentile(first, 0.99) * 1e6, 1)), ("max_first_us", fmt((first.last ?? 0) * 1e6, 1)),

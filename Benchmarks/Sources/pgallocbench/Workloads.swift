@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchProtection
 import Checkpoint
 import PGAlloc
 import Workloads
@@ -136,6 +137,9 @@ struct SaveParameters {
     var frameSize = SaveOptions().frameSize
     var cold = false
     var keep = false
+    /// Signing and encryption of the checkpoint (restored with the keys
+    /// that open and trust it).
+    var protection = Protection.none
 }
 
 /// The time of the first progress report of a save (the first frame
@@ -173,6 +177,8 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     options.level = p.level
     options.threads = p.threads
     options.frameSize = p.frameSize
+    try p.protection.apply(to: &options)
+    r.set("protection", p.protection.rawValue)
     let first = FirstProgress()
     options.progress = { _ in
         if first.at == 0 {
@@ -237,6 +243,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     // Restore into a new MemoryFile.
     var restoreOptions = RestoreOptions()
     restoreOptions.threads = p.threads
+    try p.protection.apply(to: &restoreOptions)
     sampler.begin()
     let tr = nowNanoseconds()
     let dst: MemoryFile

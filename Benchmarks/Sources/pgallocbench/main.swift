@@ -8,11 +8,13 @@
 //   pgallocbench --workload churn [--dir topdown|bottomup] [--ops N]
 //   pgallocbench --workload frag  [--dir topdown|bottomup] [--frag-n N] [--frag-m M]
 //   pgallocbench --workload save -A 1GiB -T 1GiB [--ckpt-dir DIR] [--threads N]
-//                [--level L] [--frame-size SIZE] [--cold] [--keep]
+//                [--level L] [--frame-size SIZE] [--protect none|signed|encrypted|signed-encrypted]
+//                [--cold] [--keep]
 
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchProtection
 import PGAlloc
 import Workloads
 
@@ -26,6 +28,8 @@ let usage = """
       --threads N              W-save save and restore threads (default: online CPUs)
       --level L                W-save zstd level (default: the library's, 1)
       --frame-size SIZE        W-save frame size (default: the library's, 8MiB)
+      --protect P              W-save: none (default), signed, encrypted or signed-encrypted (the test keys of
+                               fixtures/keys; restored with the signer trusted and the recipient's key)
       --cold                   W-save: posix_fadvise(DONTNEED) the fsync'd checkpoint before restore
       --keep                   W-save: keep the checkpoint file
       --selftest-pages N       selftest: pages hashed (default 65536)
@@ -91,6 +95,9 @@ struct Options {
                 guard let l = Int32(value(arg)) else { die("bad --level") }
                 save.level = l
             case "frame-size": save.frameSize = Int(bytes(arg, value(arg)))
+            case "protect":
+                guard let p = Protection(rawValue: value(arg)) else { die("bad --protect (none|signed|encrypted|signed-encrypted)") }
+                save.protection = p
             case "cold": save.cold = true
             case "keep": save.keep = true
             case "selftest-pages": selftestPages = UInt64(int(arg, value(arg)))

@@ -18,6 +18,11 @@
 // verified (which decompresses every frame), not restored: a few hundred
 // bytes of one-byte-RLE frames restore to hundreds of MiB of memfd pages,
 // which would spend the fuzzing time on page faults.
+//
+// Every reader holds the test keys of fixtures/keys that open encrypted
+// checkpoints (so that the encrypted seeds reach their sealed sections and
+// frames); one more verification also requires the test signer's
+// signature, and must fail whenever the one without it does.
 
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +43,16 @@ private let restoreLimit: UInt64 = 16 << 20
 /// F_SETPIPE_SZ, which Glibc's module leaves out (it needs _GNU_SOURCE).
 private let setPipeSize: Int32 = 1031
 
+/// The test keys of fixtures/keys (test-only) that open encrypted seeds.
+private let keys = CheckpointKeys(
+    identities: [try! CheckpointKeyFile.encryptionKey("pgsnap-x25519-private-v1\nKr+VcIe0VkpmKbiP9pc6LuxFYfAdMvaNxr5r1c5rhSA=\n", name: "recipient")],
+    symmetricKeys: [try! CheckpointKeyFile.symmetricKey("pgsnap-symmetric-key-v1\nzjI/pqQTXlAqTSXu8N+65yb2Zr+1Goe/y9ygpme+sBA=\n", name: "symmetric")])
+
+/// The same, with the test signer required.
+private let trustingKeys = CheckpointKeys(
+    trustedSigners: [try! CheckpointKeyFile.signingPublicKey("pgsnap-ed25519-public-v1\n4ItHEQ4GFxlAe3WI/VDoPt6agIyn+zj/4PWx7x7SoOw=\n", name: "signer.pub")],
+    identities: keys.identities, symmetricKeys: keys.symmetricKeys)
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(start: data, count: size)
@@ -53,10 +68,18 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
     writeAll(fd, input)
 
     lseek(fd, 0, SEEK_SET)
-    let metadata = try? CheckpointReader.readMetadata(from: .descriptor(fd), includeFrames: true)
+    let metadata = try? CheckpointReader.readMetadata(from: .descriptor(fd), includeFrames: true, keys: keys)
 
     lseek(fd, 0, SEEK_SET)
-    let verified = try? CheckpointReader.verify(.descriptor(fd), options: RestoreOptions(threads: 1))
+    var verifyOptions = RestoreOptions(threads: 1)
+    verifyOptions.keys = keys
+    let verified = try? CheckpointReader.verify(.descriptor(fd), options: verifyOptions)
+
+    lseek(fd, 0, SEEK_SET)
+    verifyOptions.keys = trustingKeys
+    if (try? CheckpointReader.verify(.descriptor(fd), options: verifyOptions)) != nil && verified == nil {
+        preconditionFailure("verify with a signature required succeeded but without failed")
+    }
 
     let restoring = (metadata?.totals.storedBytes ?? 0) <= restoreLimit
     guard restoring else {
@@ -69,6 +92,7 @@ public func checkpointFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: 
     lseek(fd, 0, SEEK_SET)
     var options = RestoreOptions()
     options.threads = 2
+    options.keys = keys
     let restored = try? MemoryFile.restore(from: .descriptor(fd), options: options)
 
     if (verified != nil) != (restored != nil) {

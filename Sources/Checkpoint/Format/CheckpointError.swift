@@ -57,6 +57,9 @@ public struct CheckpointError: Error, Hashable, Sendable, CustomStringConvertibl
         /// A well-formed checkpoint that asks for more than the reader
         /// allows (`RestoreOptions.memoryLimit`).
         case limitExceeded
+        /// An encrypted part whose AEAD tag does not match: it was changed,
+        /// or it belongs to another checkpoint.
+        case authenticationFailed
     }
 
     public var reason: Reason
@@ -87,6 +90,7 @@ public struct CheckpointError: Error, Hashable, Sendable, CustomStringConvertibl
         case .trailingData: what = "data after the trailer"
         case .unknownCriticalSection(let type): what = "unknown critical section \(type)"
         case .limitExceeded: what = "over the restore limit"
+        case .authenticationFailed: what = "authentication failed"
         }
         let place = "\(section) at offset \(offset) (0x\(String(offset, radix: 16)))"
         return detail.isEmpty ? "\(place): \(what)" : "\(place): \(what): \(detail)"

@@ -131,3 +131,8 @@ public struct CheckpointHeader: Hashable, Sendable {
 func hexBytes(_ bytes: some Sequence<UInt8>) -> String {
     bytes.map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined(separator: " ")
 }
+
+/// `bytes` as lowercase hexadecimal digits, without separators.
+func hexDigits(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+}

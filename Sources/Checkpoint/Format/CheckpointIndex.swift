@@ -9,9 +9,9 @@ public struct IndexEntry: Hashable, Sendable {
     public var endAddress: UInt64
     public var headerCRC: UInt32
     public var payloadCRC: UInt32
-    /// Version 2, in checkpoints with frame digests: the SHA-256 of the
-    /// frame record, from its tag to the end of its payload. Empty
-    /// otherwise.
+    /// Version 2, in signed checkpoints: the frame's digest, the SHA-256 of
+    /// its header (tag to headerCRC) followed by the SHA-256 of its payload
+    /// as stored (see `FrameDigest`). Empty otherwise.
     public var digest: [UInt8] = []
 
     func encode(into w: inout ByteWriter) {
@@ -29,11 +29,12 @@ public struct IndexEntry: Hashable, Sendable {
         }
     }
 
-    /// CRC-32C of the encoded entry, continuing `crc`.
+    /// CRC-32C of the entry's first 40 bytes (its digest left out),
+    /// continuing `crc`.
     func checksum(continuing crc: UInt32) -> UInt32 {
         var w = ByteWriter(capacity: IndexEntryLayout.recordLength + digest.count)
         encode(into: &w)
-        return w.bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+        return w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<IndexEntryLayout.recordLength]), continuing: crc) }
     }
 }
 
@@ -131,9 +132,13 @@ struct IndexDecoder {
     private(set) var shape: IndexShape
     private(set) var totals = IndexTotals()
     private(set) var entries: [IndexEntry] = []
-    /// CRC-32C of the entries' bytes.
+    /// CRC-32C of the entries' first 40 bytes (their digests left out: a
+    /// reader compares those itself, when it needs them).
     private(set) var entriesCRC: UInt32 = 0
     private var recordCRC: UInt32 = 0
+    /// The record as a part of the checkpoint's manifest: every byte
+    /// decoded.
+    private(set) var manifestPart = PartHasher()
 
     init(header: CheckpointHeader, indexOffset: UInt64, framesOffset: UInt64?) {
         self.header = header
@@ -190,6 +195,7 @@ struct IndexDecoder {
             }
         }
         recordCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<shape.fixedLength])) }
+        manifestPart.add(bytes.prefix(shape.fixedLength))
     }
 
     /// Decodes and checks the next entries; `bytes` holds whole entries.
@@ -198,7 +204,12 @@ struct IndexDecoder {
         let count = UInt64(bytes.count / shape.entryLength)
         precondition(count <= remaining)
         recordCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: recordCRC) }
-        entriesCRC = bytes.withUnsafeBytes { CRC32C.checksum($0, continuing: entriesCRC) }
+        manifestPart.add(bytes)
+        entriesCRC = bytes.withUnsafeBytes { b in
+            stride(from: 0, to: b.count, by: shape.entryLength).reduce(entriesCRC) { crc, at in
+                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[at..<at + IndexEntryLayout.recordLength]), continuing: crc)
+            }
+        }
         var r = ByteReader(bytes, base: offset, section: .index)
         let maxCompressed = CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit)
         for _ in 0..<count {
@@ -248,10 +259,11 @@ struct IndexDecoder {
     }
 
     /// Checks the 8 bytes after the last entry: indexCRC and reserved.
-    func finish(_ tail: [UInt8]) throws(CheckpointError) {
+    mutating func finish(_ tail: [UInt8]) throws(CheckpointError) {
         precondition(remaining == 0)
         var r = ByteReader(tail, base: offset, section: .index)
         try r.checkClosingCRC(recordCRC, what: "indexCRC")
+        manifestPart.add(tail)
     }
 }
 

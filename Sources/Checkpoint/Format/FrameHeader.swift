@@ -14,6 +14,9 @@ public struct FrameHeader: Hashable, Sendable {
     /// Bytes of the header (tag to headerCRC). Set by `encoded()` and by
     /// decoding.
     public internal(set) var headerLength: Int = 0
+    /// The header as written or read (tag to headerCRC): what a frame's
+    /// digest hashes. Set by `encoded()` and by decoding.
+    var bytes: [UInt8] = []
 
     public init(sequence: UInt64, uncompressedLength: UInt32, compressedLength: UInt32, payloadCRC: UInt32, runs: [FileRange]) {
         self.sequence = sequence
@@ -33,6 +36,32 @@ public struct FrameHeader: Hashable, Sendable {
     ///
     /// - Precondition: at least one run; runs page-aligned and in order.
     mutating func encoded() -> [UInt8] {
+        let table = FrameHeader.runTable(runs)
+        var w = ByteWriter(capacity: FrameLayout.fixedLength + table.count + FrameLayout.headerCRCLength)
+        w.u32(CheckpointFormat.frameTag, FrameLayout.tag)
+        w.u32(UInt32(runs.count), FrameLayout.runCount)
+        w.u64(sequence, FrameLayout.sequence)
+        w.u64(runs[0].start, FrameLayout.firstAddress)
+        w.u32(uncompressedLength, FrameLayout.uncompressedLength)
+        w.u32(compressedLength, FrameLayout.compressedLength)
+        w.u32(payloadCRC, FrameLayout.payloadCRC)
+        w.u32(UInt32(table.count), FrameLayout.runTableLength)
+        w.raw(table)
+        let crcAt = w.bytes.count
+        w.crc(from: 0)
+        headerCRC = w.bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: crcAt, as: UInt32.self).littleEndian }
+        headerLength = w.bytes.count
+        bytes = w.bytes
+        return w.bytes
+    }
+
+    /// The run table of `runs`: a (gap, length) pair of LEB128 numbers of
+    /// pages per run. The encoding is the only one the format allows (the
+    /// shortest numbers), so that a decoded header encodes back to the
+    /// bytes it was read from.
+    ///
+    /// - Precondition: at least one run; runs page-aligned and in order.
+    static func runTable(_ runs: [FileRange]) -> [UInt8] {
         precondition(!runs.isEmpty, "FrameHeader: a frame holds at least one run")
         var table = ByteWriter(capacity: 4 * runs.count)
         var previousEnd = runs[0].start
@@ -42,21 +71,7 @@ public struct FrameHeader: Hashable, Sendable {
             table.leb128(run.length / CheckpointFormat.pageSize)
             previousEnd = run.end
         }
-        var w = ByteWriter(capacity: FrameLayout.fixedLength + table.bytes.count + FrameLayout.headerCRCLength)
-        w.u32(CheckpointFormat.frameTag, FrameLayout.tag)
-        w.u32(UInt32(runs.count), FrameLayout.runCount)
-        w.u64(sequence, FrameLayout.sequence)
-        w.u64(runs[0].start, FrameLayout.firstAddress)
-        w.u32(uncompressedLength, FrameLayout.uncompressedLength)
-        w.u32(compressedLength, FrameLayout.compressedLength)
-        w.u32(payloadCRC, FrameLayout.payloadCRC)
-        w.u32(UInt32(table.bytes.count), FrameLayout.runTableLength)
-        w.raw(table.bytes)
-        let crcAt = w.bytes.count
-        w.crc(from: 0)
-        headerCRC = w.bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: crcAt, as: UInt32.self).littleEndian }
-        headerLength = w.bytes.count
-        return w.bytes
+        return table.bytes
     }
 
     /// The index entry describing this frame at checkpoint offset `offset`.
@@ -185,6 +200,7 @@ struct FrameHeaderPrefix {
             payloadCRC: payloadCRC, runs: runs)
         frame.headerCRC = all.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: tableEnd, as: UInt32.self).littleEndian }
         frame.headerLength = all.count
+        frame.bytes = all
         return frame
     }
 }

@@ -100,7 +100,8 @@ enum IndexEntryLayout {
     static let headerCRC = Field(32, 4, "headerCRC")
     static let payloadCRC = Field(36, 4, "payloadCRC")
     static let recordLength = 40
-    /// Version 2: a SHA-256 of the frame record, in entries of length 72.
+    /// Version 2: the frame's digest (its header and the SHA-256 of its
+    /// payload, hashed), in entries of length 72.
     static let digest = Field(40, 32, "digest")
 }
 

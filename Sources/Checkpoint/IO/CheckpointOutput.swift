@@ -32,6 +32,9 @@ final class CheckpointOutput {
     private var buffer: [UInt8] = []
     /// Bytes written so far, buffered ones included.
     private(set) var bytesWritten: UInt64 = 0
+    /// Hashes what is written, between `beginPart` and `endPart`: a part
+    /// of the checkpoint's manifest.
+    private var part: PartHasher?
 
     /// Opens `location` for writing.
     static func open(_ location: CheckpointLocation) throws -> CheckpointOutput {
@@ -50,9 +53,22 @@ final class CheckpointOutput {
         buffer.reserveCapacity(1 << 20)
     }
 
+    /// Starts hashing what is written, as a part of the manifest.
+    func beginPart() {
+        precondition(part == nil, "CheckpointOutput.beginPart: a part is being hashed")
+        part = PartHasher()
+    }
+
+    /// The part hashed since `beginPart`.
+    func endPart() -> ManifestPart {
+        defer { part = nil }
+        return part!.finish()
+    }
+
     /// Appends bytes; small ones are buffered, large ones written through.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         bytesWritten += UInt64(bytes.count)
+        part?.add(bytes)
         if buffer.count + bytes.count <= buffer.capacity {
             buffer.append(contentsOf: bytes)
             return

@@ -75,7 +75,7 @@ final class ChainParentPages: ParentPages, @unchecked Sendable {
         let hashes = l.metadata.pageHashes!
         var bytes = [UInt8](repeating: 0, count: Int(count) * PageDigest.length)
         try bytes.withUnsafeMutableBytes {
-            try l.input.read(at: hashes.hashesOffset + ordinal * UInt64(PageDigest.length), into: $0, section: .section(.pageHashes))
+            try hashes.readDigests(from: l.input, ordinal: ordinal, into: $0)
         }
         return bytes.withUnsafeBytes { b in
             (0..<Int(count)).map { PageDigest(bytes: UnsafeRawBufferPointer(rebasing: b[$0 * PageDigest.length..<($0 + 1) * PageDigest.length])) }

@@ -12,15 +12,19 @@ extension MemoryFile {
     /// restoring the child needs the whole chain.
     ///
     /// The parent's own parents are found as a restore finds them: by the
-    /// recorded path, then by file name in `parentSearchPaths`.
+    /// recorded path, then by file name in `parentSearchPaths`. Every link
+    /// is read with `parentKeys` (an encrypted link needs a key that opens
+    /// it; trusted signers, if given, must have signed every link): the
+    /// save reads the parents' page hashes.
     ///
     /// - Throws: as `save(to:options:)`; `ChainError` if the parent or one
     ///   of its links cannot be used; `CheckpointUsageError` if `location`
     ///   is a link of the chain.
     public func save(
-        to location: CheckpointLocation, parent: CheckpointLocation, parentSearchPaths: [String] = [], options: SaveOptions = SaveOptions()
+        to location: CheckpointLocation, parent: CheckpointLocation, parentSearchPaths: [String] = [],
+        parentKeys: CheckpointKeys = CheckpointKeys(), options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
-        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
+        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths, keys: parentKeys)
         return try CheckpointWriter.save(MemoryFileSource(self), to: location, parent: parentPages, options: options)
     }
 }
@@ -30,10 +34,10 @@ extension RawImage {
     /// checkpoint at `parent` (see `MemoryFile.save(to:parent:)`).
     public static func save(
         source: String, kind: MemoryKind = .anonymous, to location: CheckpointLocation, parent: CheckpointLocation,
-        parentSearchPaths: [String] = [],
+        parentSearchPaths: [String] = [], parentKeys: CheckpointKeys = CheckpointKeys(),
         options: SaveOptions = SaveOptions()
     ) throws -> SaveReport {
-        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths)
+        let parentPages = try IncrementalParent.open(parent, for: location, searchPaths: parentSearchPaths, keys: parentKeys)
         let input = try OwnedFileDescriptor.open(source, flags: O_RDONLY | O_NONBLOCK)
         return try CheckpointWriter.save(
             RawMemorySource(descriptor: input.descriptor, name: source, kind: kind), to: location, parent: parentPages, options: options)
@@ -45,12 +49,15 @@ enum IncrementalParent {
     /// The chain of `parent`, checked, as the pages a save of `location`
     /// compares with. The child records the parent's path relative to its
     /// own directory when both are files, or both objects of one bucket;
-    /// otherwise the parent's absolute path or `s3://` location.
-    static func open(_ parent: CheckpointLocation, for location: CheckpointLocation, searchPaths: [String]) throws -> ChainParentPages {
+    /// otherwise the parent's absolute path or `s3://` location. The chain
+    /// is read with `keys`.
+    static func open(
+        _ parent: CheckpointLocation, for location: CheckpointLocation, searchPaths: [String], keys: CheckpointKeys
+    ) throws -> ChainParentPages {
         if case .descriptor = parent {
             throw CheckpointUsageError("\(parent): a parent is a file or an object, not a descriptor: its child must be able to find it")
         }
-        let chain = try CheckpointChain.openAsParent(parent, searchPaths: searchPaths)
+        let chain = try CheckpointChain.openAsParent(parent, searchPaths: searchPaths, keys: keys)
         if let output = LinkKey.of(location), let link = chain.links.first(where: { LinkKey.of($0.location) == output }) {
             throw CheckpointUsageError("\(location) is a link of its parent's chain (\(link.path)): write the child elsewhere")
         }

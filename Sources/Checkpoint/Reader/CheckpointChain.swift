@@ -69,9 +69,11 @@ final class CheckpointChain: Sendable {
     /// directory); each parent is looked for at its recorded path, relative
     /// to its child's directory (its key's "directory" for an object), then
     /// by its file name in each of `searchPaths` (directories, or
-    /// `s3://BUCKET/PREFIX`).
+    /// `s3://BUCKET/PREFIX`). Every link is read with `keys`: opened with
+    /// them if encrypted, and signed by a trusted signer if they require
+    /// it.
     static func resolve(
-        parent: ParentRecord, child: CheckpointLocation, searchPaths: [String], checkPageHashes: Bool = false
+        parent: ParentRecord, child: CheckpointLocation, searchPaths: [String], keys: CheckpointKeys, checkPageHashes: Bool = false
     ) throws -> CheckpointChain {
         var visited = Set<String>()
         if let key = LinkKey.of(child) {
@@ -82,7 +84,8 @@ final class CheckpointChain: Sendable {
         var childLocation = child
         while true {
             let n = links.count + 1
-            let link = try find(record, link: n, child: childLocation, searchPaths: searchPaths, visited: &visited, checkPageHashes: checkPageHashes)
+            let link = try find(
+                record, link: n, child: childLocation, searchPaths: searchPaths, visited: &visited, keys: keys, checkPageHashes: checkPageHashes)
             let depth = link.metadata.parent?.depth ?? 0
             if depth != record.depth - 1 {
                 throw ChainError(
@@ -101,10 +104,10 @@ final class CheckpointChain: Sendable {
     }
 
     /// Opens the checkpoint at `location` as the parent of a save: link 1
-    /// is it, its own ancestors follow.
-    static func openAsParent(_ location: CheckpointLocation, searchPaths: [String]) throws -> CheckpointChain {
+    /// is it, its own ancestors follow; all read with `keys`.
+    static func openAsParent(_ location: CheckpointLocation, searchPaths: [String], keys: CheckpointKeys) throws -> CheckpointChain {
         var visited = Set<String>()
-        let first = try open(location, link: 1, visited: &visited, checkPageHashes: true, keepReferences: true)
+        let first = try open(location, link: 1, visited: &visited, keys: keys, checkPageHashes: true, keepReferences: true)
         guard first.metadata.header.version >= 2, first.metadata.pageHashes != nil else {
             throw ChainError(.notAParent, link: 1, "\(location) has no page hashes (PHSH): save it again to use it as a parent")
         }
@@ -114,7 +117,7 @@ final class CheckpointChain: Sendable {
         guard let grandparent = first.metadata.parent else {
             return CheckpointChain(links: [first])
         }
-        let rest = try resolve(parent: grandparent, child: location, searchPaths: searchPaths, checkPageHashes: true)
+        let rest = try resolve(parent: grandparent, child: location, searchPaths: searchPaths, keys: keys, checkPageHashes: true)
         return CheckpointChain(links: [first] + rest.links)
     }
 
@@ -149,10 +152,13 @@ final class CheckpointChain: Sendable {
         return out
     }
 
-    /// The first candidate whose identity is the recorded one.
+    /// The first candidate whose identity is the recorded one. A candidate
+    /// the keys refuse (its signature, its encryption) is passed over; if
+    /// no other one is the parent, the first refusal is thrown: the keys,
+    /// not the chain, are at fault.
     private static func find(
         _ record: ParentRecord, link n: Int, child: CheckpointLocation, searchPaths: [String], visited: inout Set<String>,
-        checkPageHashes: Bool
+        keys: CheckpointKeys, checkPageHashes: Bool
     ) throws -> Link {
         let childName = child.description
         let candidates: [CheckpointLocation]
@@ -162,6 +168,7 @@ final class CheckpointChain: Sendable {
             throw ChainError(.parentMissing, link: n, "the parent of \(childName) cannot be named: \(error)")
         }
         var mismatches: [String] = []
+        var refusal: (any Error)?
         for location in candidates {
             guard LinkKey.exists(location) else { continue }
             if let key = LinkKey.of(location), visited.contains(key) {
@@ -169,8 +176,14 @@ final class CheckpointChain: Sendable {
             }
             let link: Link
             do {
-                link = try open(location, link: n, visited: &visited, checkPageHashes: checkPageHashes)
+                link = try open(location, link: n, visited: &visited, keys: keys, checkPageHashes: checkPageHashes)
             } catch let error as ObjectStoreError where error.kind == .notFound {
+                continue
+            } catch let error as CheckpointSignatureError {
+                refusal = refusal ?? error
+                continue
+            } catch let error as CheckpointEncryptionError {
+                refusal = refusal ?? error
                 continue
             }
             if link.identity == record.identity {
@@ -180,6 +193,9 @@ final class CheckpointChain: Sendable {
                 visited.remove(key)
             }
             mismatches.append("\(location) is \(link.identity.description.prefix(16))…")
+        }
+        if let refusal {
+            throw refusal
         }
         if !mismatches.isEmpty {
             throw ChainError(
@@ -193,17 +209,18 @@ final class CheckpointChain: Sendable {
     }
 
     /// Opens and reads the checkpoint at `location` (everything but
-    /// frames), and computes its identity.
-    /// Only the parent of a save keeps its references (the pages it
-    /// references are compared too).
+    /// frames) with `keys`, and computes its identity. Only the parent of
+    /// a save keeps its references (the pages it references are compared
+    /// too).
     private static func open(
-        _ location: CheckpointLocation, link n: Int, visited: inout Set<String>, checkPageHashes: Bool, keepReferences: Bool = false
+        _ location: CheckpointLocation, link n: Int, visited: inout Set<String>, keys: CheckpointKeys, checkPageHashes: Bool,
+        keepReferences: Bool = false
     ) throws -> Link {
         do {
             guard case .random(let file) = try OpenedInput.open(location) else {
                 throw ChainError(.parentInvalid, link: n, "\(location) is not a regular file")
             }
-            var scanner = CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10))
+            var scanner = CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10), keys: keys)
             scanner.keepSegments = false
             scanner.checkPageHashes = checkPageHashes
             scanner.keepReferences = keepReferences
@@ -215,7 +232,10 @@ final class CheckpointChain: Sendable {
             if let key = LinkKey.of(location) {
                 visited.insert(key)
             }
-            return Link(input: file, metadata: metadata, identity: try CheckpointReader.identity(of: file, metadata: metadata), location: location)
+            // The scan computed the identity as it read, unless it read
+            // part of the page hashes only.
+            let identity = try metadata.security.identity ?? CheckpointReader.identity(of: file, metadata: metadata)
+            return Link(input: file, metadata: metadata, identity: identity, location: location)
         } catch let error as CheckpointError {
             throw ChainError(.parentInvalid, link: n, "\(location): \(error)")
         }
@@ -284,19 +304,21 @@ enum LinkKey {
 final class ChainResolution {
     let location: CheckpointLocation
     let searchPaths: [String]
+    let keys: CheckpointKeys
     private(set) var chain: CheckpointChain?
 
-    /// Resolves the chain of the checkpoint at `location`, unless `known`
-    /// gives it.
-    init(location: CheckpointLocation, searchPaths: [String], known: CheckpointChain? = nil) {
+    /// Resolves the chain of the checkpoint at `location`, each link read
+    /// with `keys`, unless `known` gives it.
+    init(location: CheckpointLocation, searchPaths: [String], keys: CheckpointKeys, known: CheckpointChain? = nil) {
         self.location = location
         self.searchPaths = searchPaths
+        self.keys = keys
         chain = known
     }
 
     func beforeFrames(_ head: CheckpointHead, _ ends: CheckpointEnds?) throws {
         if chain == nil, let parent = head.parent {
-            chain = try CheckpointChain.resolve(parent: parent, child: location, searchPaths: searchPaths)
+            chain = try CheckpointChain.resolve(parent: parent, child: location, searchPaths: searchPaths, keys: keys)
         }
         if let ends {
             try ReferenceReader.check(ends.references, against: chain)

@@ -25,6 +25,12 @@ public struct CheckpointMetadata: Sendable {
     /// Version 2: the `PREF` section's frames (the order a lazy restore
     /// loads them in); empty without one.
     public var prefetchOrder: [UInt64]
+    /// Version 2: the checkpoint's identity, signature and encryption.
+    public var security = CheckpointSecurity()
+    /// What checks and opens the frames before they are decompressed (a
+    /// signature required, an encrypted checkpoint), for whoever reads
+    /// them later (a lazy loader).
+    var frameOpener: FrameOpener? = nil
     /// The parent (`PRNT`) of an incremental checkpoint.
     public var parent: ParentRecord? = nil
     /// Pages not stored but referenced (`REFS`), by address.
@@ -41,10 +47,24 @@ public struct CheckpointMetadata: Sendable {
 struct PageHashes: Sendable {
     /// The stored pages.
     var runs: PageRunTable
-    /// Checkpoint offset of the first hash.
+    /// Checkpoint offset of the first hash; of a sealed payload, its offset
+    /// in the plaintext.
     var hashesOffset: UInt64
     /// Whether the whole payload's CRC was checked.
     var checked: Bool
+    /// The payload, if it is sealed (an encrypted checkpoint).
+    var sealed: SealedPayload? = nil
+
+    /// Reads the hashes of the stored pages from the `ordinal`-th on into
+    /// `out` (32 bytes each), from `input`, the checkpoint's file.
+    func readDigests(from input: RandomAccessInput, ordinal: UInt64, into out: UnsafeMutableRawBufferPointer) throws {
+        let at = hashesOffset + ordinal * UInt64(PageDigest.length)
+        if let sealed {
+            try sealed.read(from: input, plainOffset: at, into: out)
+        } else {
+            try input.read(at: at, into: out, section: .section(.pageHashes))
+        }
+    }
 }
 
 /// What a scan does with the frames' payloads.
@@ -54,6 +74,10 @@ enum PayloadMode {
     /// Check their checksums, decompress them on worker threads, and hand
     /// the data to a sink.
     case decompress(FrameSink)
+
+    var readsPayloads: Bool {
+        if case .decompress = self { true } else { false }
+    }
 }
 
 /// Receives the checkpoint's parts as a scan validates them.

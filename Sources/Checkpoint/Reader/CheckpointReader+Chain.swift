@@ -17,21 +17,22 @@ public struct ChainLinkDescription: Sendable {
 extension CheckpointReader {
     /// The checkpoint at `location` and its parents (found as a restore
     /// finds them, with `options.parentSearchPaths`), newest first; each
-    /// parent's identity checked. Frames are not read.
+    /// parent's identity checked; every link read with `options.keys`.
+    /// Frames are not read.
     public static func chain(of location: CheckpointLocation, options: RestoreOptions = RestoreOptions()) throws -> [ChainLinkDescription] {
         let opened = try OpenedInput.open(location)
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 64 << 10))
+        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 64 << 10), keys: options.keys)
         scanner.memoryLimit = CheckpointFormat.maxFileSize
         let metadata: CheckpointMetadata
         var identity: CheckpointIdentity?
         if case .random(let file) = opened {
             metadata = try scanner.scanWithoutFrames()
-            identity = metadata.header.version >= 2 ? try Self.identity(of: file, metadata: metadata) : nil
+            identity = metadata.header.version >= 2 ? try metadata.security.identity ?? Self.identity(of: file, metadata: metadata) : nil
         } else {
             metadata = try scanner.scan(.skip)
         }
         let chain = try metadata.parent.map {
-            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths)
+            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths, keys: options.keys)
         }
         try ReferenceReader.check(metadata.references, against: chain)
         var out = [describe(link: 0, path: location.description, identity: identity, metadata: metadata)]
@@ -57,19 +58,20 @@ extension CheckpointReader {
         _ location: CheckpointLocation, options: RestoreOptions, chain known: CheckpointChain?, includeFrames: Bool
     ) throws -> (CheckpointMetadata, CheckpointChain?) {
         let opened = try OpenedInput.open(location)
-        var scanner = CheckpointScanner(input: SequentialReader(opened))
+        var scanner = CheckpointScanner(input: SequentialReader(opened), keys: options.keys)
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
         scanner.collectFrames = includeFrames
-        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths, known: known)
+        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths, keys: options.keys, known: known)
         scanner.beforeFrames = resolution.beforeFrames
         var sink: FrameSink = DiscardSink()
         if case .random(let file) = opened {
             // The page hashes are read before the frames: their runs check
             // the frames, their hashes the pages.
             scanner.checkPageHashes = true
-            let probe = try CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10)).scanWithoutFrames()
+            let probe = try CheckpointScanner(input: SequentialReader(.random(file), bufferSize: 64 << 10), keys: options.keys)
+                .scanWithoutFrames()
             if let hashes = probe.pageHashes {
                 sink = PageHashCheckSink(input: file, hashes: hashes)
             }

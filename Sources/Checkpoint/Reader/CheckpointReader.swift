@@ -5,11 +5,15 @@ public enum CheckpointReader {
     /// Reads and checks everything but the page data: header, sections,
     /// segment table, every frame's header (with `includeFrames`,
     /// returned), index and trailer. From a file, payloads are skipped by
-    /// seeking.
-    public static func readMetadata(from location: CheckpointLocation, includeFrames: Bool = false) throws -> CheckpointMetadata {
+    /// seeking. `keys` open an encrypted checkpoint; with trusted signers,
+    /// a signature by one of them is required (of what is read: the
+    /// frames' payloads are not).
+    public static func readMetadata(
+        from location: CheckpointLocation, includeFrames: Bool = false, keys: CheckpointKeys = CheckpointKeys()
+    ) throws -> CheckpointMetadata {
         // Payloads are skipped: a small read-ahead buffer reads little more
         // than the headers from a file.
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), bufferSize: 64 << 10))
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), bufferSize: 64 << 10), keys: keys)
         scanner.collectFrames = includeFrames
         scanner.memoryLimit = CheckpointFormat.maxFileSize
         return try scanner.scan(.skip)

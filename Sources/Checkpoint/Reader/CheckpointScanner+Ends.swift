@@ -84,7 +84,7 @@ extension CheckpointScanner {
             trailer: trailer, index: index, totals: index.totals,
             perKindLocation: (.index, trailer.indexOffset + UInt64(IndexLayout.storedPerKind)))
         if header.version >= 2 {
-            let reader = SectionReader(header: header, source: .random(file))
+            let reader = sectionReader(header, .random(file))
             try readTail(&ends, header: header, reader: reader, regionEnd: trailerAt, seen: [])
         }
         return ends
@@ -104,7 +104,7 @@ extension CheckpointScanner {
             index: index, totals: index.totals, perKindLocation: (.index, indexOffset + UInt64(IndexLayout.storedPerKind)))
         if header.version >= 2 {
             try readTail(
-                &ends, header: header, reader: SectionReader(header: header, source: .stream(input)), regionEnd: nil,
+                &ends, header: header, reader: sectionReader(header, .stream(input)), regionEnd: nil,
                 seen: Set(head.sections.map(\.type)))
         }
         let trailerAt = input.offset
@@ -200,7 +200,13 @@ extension CheckpointScanner {
                 ends.prefetchOrder = try PrefetchSection.decode(
                     reader.readPayload(entry), offset: entry.offset, frameCount: ends.totals.frameCount)
             case .pageHashes:
-                ends.pageHashes = try readPageHashes(entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader)
+                // The scan hashes every tail section for the identity when
+                // it is asked for or something checks it (`AUTH`, a
+                // signature): then the page hashes are read whole.
+                let whole = computesIdentity || security.isEncrypted || security.keys.requiresSignature
+                    || entries.contains { $0.type == .signature }
+                ends.pageHashes = try readPageHashes(
+                    entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader, whole: whole)
             case .references where keepReferences:
                 ends.references = try ReferencesSection.decode(
                     reader.readPayload(entry), offset: entry.offset, dataEnd: header.dataEnd, depth: ParentSection.maxDepth)
@@ -212,39 +218,51 @@ extension CheckpointScanner {
     }
 
     /// Reads `PHSH`'s fields and run table. From a file, the hashes are
-    /// read only when `checkPageHashes` asks (to check the CRC); from a
-    /// stream they are read past, and checked.
-    func readPageHashes(_ entry: SectionEntry, header: CheckpointHeader, storedBytes: UInt64, reader: SectionReader) throws -> PageHashes {
+    /// read only when `checkPageHashes` or `whole` asks (to check the CRC,
+    /// to hash them for the identity: the scan then knows no identity);
+    /// from a stream they are read past, and checked. A sealed payload is
+    /// opened chunk by chunk; its hashes are read later through
+    /// `PageHashes.sealed`.
+    func readPageHashes(
+        _ entry: SectionEntry, header: CheckpointHeader, storedBytes: UInt64, reader: SectionReader, whole: Bool
+    ) throws -> PageHashes {
         let section = CheckpointSection.section(.pageHashes)
         let fixed = PageHashesSection.fixedLength
         var prefix: [UInt8] = []
         var prefixLength = UInt64(fixed)
         var head: PageHashesSection.Head?
-        func collect(_ piece: [UInt8], at: UInt64) throws {
-            let offsetInPayload = at - entry.offset
+        // The payload's plaintext length (a sealed one is longer as stored).
+        let length = try reader.plainLength(entry)
+        /// Takes a piece of the plaintext, at `offsetInPayload`.
+        func collect(_ piece: [UInt8], at offsetInPayload: UInt64) throws {
             guard offsetInPayload < prefixLength else { return }
             prefix += piece.prefix(Int(prefixLength - offsetInPayload))
             if head == nil && prefix.count >= fixed {
                 head = try PageHashesSection.decodeHead(
-                    Array(prefix[..<fixed]), offset: entry.offset, length: entry.length, storedBytes: storedBytes)
+                    Array(prefix[..<fixed]), offset: entry.offset, length: length, storedBytes: storedBytes)
                 prefixLength = head!.hashesOffset
                 prefix += piece.dropFirst(fixed - Int(offsetInPayload)).prefix(Int(prefixLength) - prefix.count)
             }
         }
-        if case .random(let file) = reader.source, !checkPageHashes {
+        if case .random(let file) = reader.source, !checkPageHashes, !whole, !entry.isSealed {
+            security.payloadNotHashed(entry)
             guard entry.length >= UInt64(fixed) else {
                 throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
             }
-            try collect(file.read(at: entry.offset, count: fixed, section: section), at: entry.offset)
+            try collect(file.read(at: entry.offset, count: fixed, section: section), at: 0)
             if let head {
                 try collect(file.read(at: entry.offset + UInt64(fixed), count: Int(head.hashesOffset) - fixed, section: section),
-                            at: entry.offset + UInt64(fixed))
+                            at: UInt64(fixed))
             }
         } else {
-            try reader.readPayload(entry) { piece, at in try collect(piece, at: at) }
+            var plainOffset: UInt64 = 0
+            try reader.readPayload(entry) { piece, _ in
+                try collect(piece, at: plainOffset)
+                plainOffset += UInt64(piece.count)
+            }
         }
         guard let head, UInt64(prefix.count) == head.hashesOffset else {
-            throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
+            throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: length)
         }
         let tableEnd = fixed + Int(head.runTableLength)
         if prefix[tableEnd...].contains(where: { $0 != 0 }) {
@@ -258,6 +276,9 @@ extension CheckpointScanner {
                 section, entry.offset + UInt64(PageHashesSection.pageCount.offset), "pageCount", expected: "\(runs.pageCount) (the runs' pages)",
                 found: head.pageCount)
         }
-        return PageHashes(runs: runs, hashesOffset: entry.offset + head.hashesOffset, checked: reader.isStream || checkPageHashes)
+        if entry.isSealed {
+            return PageHashes(runs: runs, hashesOffset: head.hashesOffset, checked: true, sealed: try security.sealedPayload(entry))
+        }
+        return PageHashes(runs: runs, hashesOffset: entry.offset + head.hashesOffset, checked: reader.isStream || checkPageHashes || whole)
     }
 }

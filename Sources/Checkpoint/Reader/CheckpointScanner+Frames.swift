@@ -10,8 +10,9 @@ extension CheckpointScanner {
     func readFrames(header: CheckpointHeader, head: CheckpointHead, ends: CheckpointEnds?, mode: PayloadMode) throws -> FrameTally {
         var pipeline: FramePipeline?
         if case .decompress(let sink) = mode {
-            pipeline = try FramePipeline(header: header, threads: threads, sink: sink)
+            pipeline = try FramePipeline(header: header, threads: threads, sink: sink, opener: security.frameOpener(ends?.index))
         }
+        let sealOverhead = security.sealOverhead(header)
         defer { pipeline?.shutDown() }
 
         var tally = FrameTally()
@@ -38,7 +39,8 @@ extension CheckpointScanner {
                 }
                 let prefixBytes = tagBytes + (try input.read(FrameLayout.fixedLength - FrameLayout.tag.size, section: .frame(sequence)))
                 let prefix = try FrameHeaderPrefix.decode(
-                    prefixBytes, offset: at, expectedSequence: sequence, previousEnd: previousEnd, header: header)
+                    prefixBytes, offset: at, expectedSequence: sequence, previousEnd: previousEnd, header: header,
+                    sealOverhead: sealOverhead)
                 let rest = try input.read(prefix.restLength, section: .frame(sequence))
                 let frame = try prefix.complete(rest, offset: at, header: header)
                 for (i, run) in frame.runs.enumerated() where !kinds.account(run, into: &tally.storedPerKind) {

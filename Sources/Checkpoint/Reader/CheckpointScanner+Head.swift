@@ -26,7 +26,7 @@ extension CheckpointScanner {
             head.framesOffset = input.offset
             return head
         }
-        let reader = SectionReader(header: header, source: .stream(input))
+        let reader = sectionReader(header, .stream(input))
         let entries = try reader.readTable(
             at: UInt64(HeaderLayout.recordLength), placement: .head, regionEnd: ends?.framesOffset,
             seen: Set(ends?.tail.map(\.type) ?? []))
@@ -61,14 +61,15 @@ extension CheckpointScanner {
     /// Reads the `SEGT` section: exactly `segmentCount` records.
     private func readSegmentSection(_ entry: SectionEntry, header: CheckpointHeader) throws -> [SegmentRecord] {
         let expected = header.segmentCount * UInt64(SegmentRecordLayout.recordLength)
-        if entry.length != expected {
+        let reader = sectionReader(header, .stream(input))
+        let length = try reader.plainLength(entry)
+        if length != expected {
             throw CheckpointError.field(
                 .section(.segments), entry.offset, "length", expected: "\(expected) (\(header.segmentCount) segments of 32 bytes)",
-                found: entry.length)
+                found: length)
         }
         var table = SegmentTableDecoder(header: header, base: entry.offset, section: .section(.segments))
         var records: [SegmentRecord] = []
-        let reader = SectionReader(header: header, source: .stream(input))
         try reader.readPayload(entry, pieceLength: 65536 * SegmentRecordLayout.recordLength) { piece, _ in
             let decoded = try table.decode(piece)
             if keepSegments {

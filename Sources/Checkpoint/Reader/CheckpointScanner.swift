@@ -22,6 +22,9 @@ struct CheckpointScanner {
     var progress: ProgressHandler? = nil
     /// The largest `fileSize` accepted.
     var memoryLimit = RestoreOptions.defaultMemoryLimit
+    /// The identity, encryption and signature of what is read, checked
+    /// with the reader's keys.
+    let security: ReadSecurity
     /// Whether the segment table is kept (else only checked): a chain's
     /// parents need only their index and sections.
     var keepSegments = true
@@ -33,20 +36,26 @@ struct CheckpointScanner {
     /// chain's parents need only the pages they store; their references
     /// are covered by their identity, which the child records).
     var keepReferences = true
+    /// Whether the scan computes the identity (`CheckpointSecurity.identity`),
+    /// reading the page hashes whole to hash them. A lazy restore, which
+    /// needs only their run table, turns it off (the identity is still
+    /// computed, and checked, for an encrypted or signed checkpoint).
+    var computesIdentity = true
     /// Called once the head is read (and, from a file, the ends), before
     /// any memory is created: a chain's parents are resolved there.
     /// The ends are nil from a stream.
     var beforeFrames: ((CheckpointHead, CheckpointEnds?) throws -> Void)? = nil
 
-    init(input: SequentialReader) {
+    init(input: SequentialReader, keys: CheckpointKeys = CheckpointKeys()) {
         self.input = input
+        security = ReadSecurity(keys: keys)
     }
 
     /// A scanner of the checkpoint at `location`, as `options` ask.
     static func opening(_ location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointScanner {
         try checkThreadCount(options.threads)
         // Everything is read, in order: an object is fetched ahead.
-        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), readAhead: true))
+        var scanner = CheckpointScanner(input: SequentialReader(try OpenedInput.open(location), readAhead: true), keys: options.keys)
         scanner.threads = options.threads
         scanner.progress = options.progress
         scanner.memoryLimit = options.memoryLimit
@@ -66,6 +75,7 @@ struct CheckpointScanner {
         let head = try readHead(header: header, ends: knownEnds)
         if let knownEnds {
             try knownEnds.checkFramesOffset(head.framesOffset)
+            try security.authenticate(index: knownEnds.index, framesRead: false)
             try checkReferences(header: header, head: head, ends: knownEnds)
         }
         try beforeFrames?(head, knownEnds)
@@ -80,6 +90,7 @@ struct CheckpointScanner {
             try input.skip(knownEnds.trailer.checkpointLength - input.offset, section: .index)
         } else {
             ends = try readEndsInOrder(header: header, head: head)
+            try security.authenticate(index: ends.index, framesRead: tally.count == ends.totals.frameCount && mode.readsPayloads)
         }
         try checkTally(tally, ends: ends)
         if knownEnds == nil {
@@ -94,10 +105,16 @@ struct CheckpointScanner {
             header: header, segments: head.segments, totals: ends.totals, checkpointLength: ends.trailer.checkpointLength,
             frames: frames, index: ends.index.entries, sections: head.sections + ends.tail,
             annotations: head.annotations, framesOffset: head.framesOffset, indexOffset: ends.trailer.indexOffset,
-            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder)
+            indexLength: ends.trailer.indexLength, prefetchOrder: ends.prefetchOrder, security: security.summary)
         m.parent = head.parent
         m.references = ends.references
         m.pageHashes = ends.pageHashes
+        // From a file, once authenticated: for whoever reads its frames
+        // later (a lazy loader, a child taking pages from this parent).
+        // A stream's opener served its one read.
+        if input.randomAccess != nil {
+            m.frameOpener = security.frameOpener(ends.index)
+        }
         return m
     }
 
@@ -113,6 +130,7 @@ struct CheckpointScanner {
         let ends = try readEnds(header: header, from: file)
         let head = try readHead(header: header, ends: ends)
         try ends.checkFramesOffset(head.framesOffset)
+        try security.authenticate(index: ends.index, framesRead: false)
         try checkReferences(header: header, head: head, ends: ends)
         return metadata(header: header, head: head, ends: ends, frames: [])
     }
@@ -152,13 +170,20 @@ struct CheckpointScanner {
     /// Phase 1: the header. Reads what there is of it, so that a short file
     /// that is not a checkpoint says so.
     func readHeader() throws -> CheckpointHeader {
-        let header = try CheckpointHeader.decode(input.read(upTo: HeaderLayout.recordLength))
+        let bytes = try input.read(upTo: HeaderLayout.recordLength)
+        let header = try CheckpointHeader.decode(bytes)
         if header.fileSize > memoryLimit {
             throw CheckpointError(
                 .limitExceeded, .header, offset: UInt64(HeaderLayout.fileSize.offset),
                 "fileSize: the checkpoint asks for a memory file of \(header.fileSize) bytes, more than the limit of \(memoryLimit)")
         }
+        try security.headerRead(header, bytes: bytes, file: input.randomAccess)
         return header
+    }
+
+    /// A reader of version 2's sections from `source`, for this scan.
+    func sectionReader(_ header: CheckpointHeader, _ source: SectionReader.Source) -> SectionReader {
+        SectionReader(header: header, source: source, security: security)
     }
 
     /// Phase 6: the index must describe the frames that were read, and the

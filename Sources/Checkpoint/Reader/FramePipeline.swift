@@ -10,13 +10,17 @@ import PGAlloc
 final class FramePipeline {
     private let queue: WorkQueue<DecodeContext, PageBuffer>
     private let sink: FrameSink
+    private let opener: FrameOpener?
     private let payloadCapacity: Int
     private var freePayloads: [PageBuffer] = []
 
-    init(header: CheckpointHeader, threads: Int, sink: FrameSink) throws {
+    /// `opener` checks and opens each frame's payload first, if it must.
+    init(header: CheckpointHeader, threads: Int, sink: FrameSink, opener: FrameOpener?) throws {
         let frameLimit = Int(header.frameLimit)
         self.sink = sink
+        self.opener = opener
         payloadCapacity = Int(CheckpointFormat.maxCompressedLength(frameLimit: header.frameLimit))
+            + (opener?.sealOverhead(frameLimit: header.frameLimit) ?? 0)
         queue = try WorkQueue(threads: threads, maxInFlight: threads + 2, name: "pgsnap-restore") {
             try DecodeContext(frameLimit: frameLimit)
         }
@@ -32,8 +36,9 @@ final class FramePipeline {
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(frame.compressedLength)])
         try fill(compressed)
         let sink = self.sink
+        let opener = self.opener
         queue.submit { context in
-            try decodeFrame(frame, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+            try decodeFrame(frame, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: opener)
             return payload
         }
     }
@@ -68,17 +73,20 @@ final class DecodeContext {
     }
 }
 
-/// Checks a frame's payload and decompresses it for the sink (on a worker).
+/// Checks a frame's payload, opens it (`opener`: its signed digest, its
+/// encryption) and decompresses it for the sink (on a worker).
 func decodeFrame(
-    _ frame: FrameHeader, payload: UnsafeRawBufferPointer, payloadOffset: UInt64, context: DecodeContext, sink: FrameSink
+    _ frame: FrameHeader, payload stored: UnsafeMutableRawBufferPointer, payloadOffset: UInt64, context: DecodeContext, sink: FrameSink,
+    opener: FrameOpener?
 ) throws {
     let section = CheckpointSection.frame(frame.sequence)
-    let crc = CRC32C.checksum(payload)
+    let crc = CRC32C.checksum(UnsafeRawBufferPointer(stored))
     if crc != frame.payloadCRC {
         throw CheckpointError(
             .checksumMismatch, section, offset: payloadOffset,
             "payloadCRC: stored \(hex(UInt64(frame.payloadCRC))), computed \(hex(UInt64(crc)))")
     }
+    let payload = try opener?.open(frame, payload: stored, payloadOffset: payloadOffset) ?? UnsafeRawBufferPointer(stored)
     let out = UnsafeMutableRawBufferPointer(rebasing: context.scratch[..<Int(frame.uncompressedLength)])
     do {
         try context.decompressor.decompress(payload, into: out)

@@ -4,16 +4,18 @@ import PGAlloc
 /// request to an object store) and checks the header against its index
 /// entry, the previous frame's entry and (when given) the segment table:
 /// what the sequential reader checks, frame by frame. Returns the header
-/// and the payload (whose CRC is checked when it is decompressed).
+/// and the payload as stored (its CRC, digest and seal are checked when it
+/// is decompressed, by `metadata.frameOpener`).
 func readFrameRecord(
     _ f: Int, from input: RandomAccessInput, metadata: CheckpointMetadata, segments: SegmentLookup?
 ) throws -> (FrameHeader, [UInt8]) {
     let entry = metadata.index[f]
     let section = CheckpointSection.frame(UInt64(f))
     let recordEnd = f + 1 < metadata.index.count ? metadata.index[f + 1].offset : metadata.indexOffset
-    // Never more than the largest record the header allows.
+    // Never more than the largest record the header allows, sealed or not.
+    let sealOverhead = metadata.frameOpener?.sealOverhead(frameLimit: metadata.header.frameLimit) ?? 0
     let largest = UInt64(FrameLayout.fixedLength) + UInt64(metadata.header.frameLimit / 4096) * 20 + 64
-        + CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit) + 8
+        + CheckpointFormat.maxCompressedLength(frameLimit: metadata.header.frameLimit) + UInt64(sealOverhead) + 8
     guard recordEnd > entry.offset, recordEnd - entry.offset <= largest else {
         throw CheckpointError.field(
             section, entry.offset, "record", expected: "at most \(largest) bytes up to the next frame", found: recordEnd - entry.offset)
@@ -25,7 +27,7 @@ func readFrameRecord(
     let previousEnd = f > 0 ? metadata.index[f - 1].endAddress : 0
     let prefix = try FrameHeaderPrefix.decode(
         Array(record[..<FrameLayout.fixedLength]), offset: entry.offset, expectedSequence: UInt64(f), previousEnd: previousEnd,
-        header: metadata.header)
+        header: metadata.header, sealOverhead: sealOverhead)
     guard FrameLayout.fixedLength + prefix.restLength <= record.count else {
         throw CheckpointError.field(section, entry.offset, "header", expected: "a header inside the record", found: "\(prefix.restLength) more bytes")
     }

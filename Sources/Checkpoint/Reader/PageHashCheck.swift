@@ -21,12 +21,12 @@ final class PageHashCheckSink: FrameSink, @unchecked Sendable {
         for run in frame.runs {
             guard let first = hashes.runs.ordinal(of: run.start), hashes.runs.contains(run) else {
                 throw CheckpointError.field(
-                    .section(.pageHashes), hashes.hashesOffset, "runs", expected: "the pages frame \(frame.sequence) stores", found: "not \(run)")
+                    .section(.pageHashes), hashes.sealed?.entry.offset ?? hashes.hashesOffset, "runs", expected: "the pages frame \(frame.sequence) stores", found: "not \(run)")
             }
             let count = Int(run.length) / page
             var stored = [UInt8](repeating: 0, count: count * PageDigest.length)
             try stored.withUnsafeMutableBytes {
-                try input.read(at: hashes.hashesOffset + first * UInt64(PageDigest.length), into: $0, section: .section(.pageHashes))
+                try hashes.readDigests(from: input, ordinal: first, into: $0)
             }
             for i in 0..<count {
                 let computed = PageDigest(of: UnsafeRawBufferPointer(rebasing: data[off + i * page..<off + (i + 1) * page]))

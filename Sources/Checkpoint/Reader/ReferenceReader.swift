@@ -51,7 +51,8 @@ enum ReferenceReader {
                 pieces[u.frame] = u.pieces
             }
             let pipeline = try FramePipeline(
-                header: link.metadata.header, threads: threads, sink: PlacementSink(target: target, pieces: pieces))
+                header: link.metadata.header, threads: threads, sink: PlacementSink(target: target, pieces: pieces),
+                opener: link.metadata.frameOpener)
             defer { pipeline.shutDown() }
             do {
                 for u in units[start..<end] {

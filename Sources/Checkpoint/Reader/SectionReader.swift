@@ -1,8 +1,13 @@
 /// Reads version 2's section tables and payloads, from a file (at their
-/// offsets) or from a stream (in order), checking each payload's CRC.
+/// offsets) or from a stream (in order), checking each payload's CRC, and
+/// opening sealed payloads.
 struct SectionReader {
     let header: CheckpointHeader
     let source: Source
+    /// The scan's: sees every byte read (for the manifest), checks the
+    /// tables' rules of encryption, opens sealed payloads. Nil only for a
+    /// read on the side, outside the scan's order (`ENCR` read early).
+    let security: ReadSecurity?
 
     enum Source {
         case random(RandomAccessInput)
@@ -41,46 +46,81 @@ struct SectionReader {
             at: tableOffset + UInt64(fixed.count), count: Int(sectionTableLength(count: count)) - fixed.count,
             section: .sectionTable(placement))
         let entries = try decoder.decode(fixed + rest, count: count)
-        if let sealed = entries.first(where: { $0.isSealed }) {
-            // Sealed payloads need the keys of an `ENCR` section, which
-            // this reader does not know (it rejects the critical section
-            // before getting here).
-            throw CheckpointError.field(
-                .sectionTable(placement), sealed.offset, "\(sealed.type) flags", expected: "an ENCR section for a sealed section",
-                found: "none")
-        }
+        security?.regionRead(fixed + rest, placement: placement)
+        try security?.checkTable(entries, placement: placement, tableOffset: tableOffset)
         return entries
     }
 
     /// Reads a whole payload (whose length its type's rule bounds), checks
-    /// its CRC, and reads the padding after it (from a stream).
+    /// its CRC, reads the padding after it (from a stream), and returns it
+    /// opened if it is sealed.
     func readPayload(_ entry: SectionEntry) throws -> [UInt8] {
         let bytes = try read(at: entry.offset, count: Int(entry.length), section: .section(entry.type))
+        security?.payloadRead(entry, bytes)
         try checkCRC(entry, CRC32C.checksum(bytes))
         try readPadding(after: entry)
-        return bytes
+        try security?.payloadEnded(entry, bytes)
+        return entry.isSealed ? try opened(entry).open(entry, bytes) : bytes
     }
 
-    /// Reads a payload in pieces, handing each to `body` and checking the
-    /// CRC at the end: for payloads too large to hold, and for ones this
-    /// reader skips (their checksum is still checked).
-    func readPayload(_ entry: SectionEntry, pieceLength: Int = pieceLength, _ body: ([UInt8], UInt64) throws -> Void) throws {
+    /// Reads a payload in pieces, handing each to `body` (opened, if it is
+    /// sealed and `opening`) and checking the CRC at the end: for payloads
+    /// too large to hold, and for ones this reader skips (their checksum is
+    /// still checked). A sealed payload is read in whole chunks.
+    func readPayload(
+        _ entry: SectionEntry, pieceLength: Int = pieceLength, opening: Bool = true, _ body: ([UInt8], UInt64) throws -> Void
+    ) throws {
+        let opener = entry.isSealed && opening ? try opened(entry) : nil
+        let chunks = max(1, UInt64(pieceLength) / SealedChunks.chunkLength)
+        let step = opener == nil ? UInt64(pieceLength) : chunks * SealedChunks.sealedChunkLength
+        // Kept for `payloadEnded`: bounded by the rules of the types that
+        // want it.
+        var whole: [UInt8]? = security?.wantsPayload(entry) == true ? [] : nil
         var crc: UInt32 = 0
         var at = entry.offset
+        var chunk: UInt64 = 0
         while at < entry.end {
-            let n = Int(min(UInt64(pieceLength), entry.end - at))
+            let n = Int(min(step, entry.end - at))
             let piece = try read(at: at, count: n, section: .section(entry.type))
             crc = CRC32C.checksum(piece, continuing: crc)
-            try body(piece, at)
+            security?.payloadRead(entry, piece)
+            whole? += piece
+            if let opener {
+                try body(try opener.open(entry, piece, firstChunk: chunk), at)
+                chunk += chunks
+            } else {
+                try body(piece, at)
+            }
             at += UInt64(n)
         }
         try checkCRC(entry, crc)
         try readPadding(after: entry)
+        try security?.payloadEnded(entry, whole)
     }
 
-    /// Reads a payload this reader does not use, checking its CRC.
+    /// Reads a payload this reader does not use (a sealed one is not
+    /// opened), checking its CRC.
     func skipPayload(_ entry: SectionEntry) throws {
-        try readPayload(entry) { _, _ in }
+        try readPayload(entry, opening: false) { _, _ in }
+    }
+
+    /// The plaintext length of `entry`'s payload.
+    func plainLength(_ entry: SectionEntry) throws -> UInt64 {
+        guard entry.isSealed else { return entry.length }
+        guard let plain = SealedChunks.plainLength(sealed: entry.length) else {
+            throw CheckpointError.field(
+                .section(entry.type), entry.offset, "length", expected: "the length of a sealed payload (a multiple of 65552 plus 16 to 65551)",
+                found: entry.length)
+        }
+        return plain
+    }
+
+    /// The security that opens sealed `entry`.
+    private func opened(_ entry: SectionEntry) throws -> ReadSecurity {
+        guard let security else {
+            preconditionFailure("SectionReader: sealed \(entry.type) read outside a scan")
+        }
+        return security
     }
 
     private func checkCRC(_ entry: SectionEntry, _ computed: UInt32) throws {
@@ -95,15 +135,11 @@ struct SectionReader {
     private func readPadding(after entry: SectionEntry) throws {
         let count = CheckpointFormat.padding(after: entry.end)
         guard count > 0 else { return }
-        switch source {
-        case .stream(let reader):
-            try readZeroPadding(reader, count, section: .section(entry.type))
-        case .random(let file):
-            let bytes = try file.read(at: entry.end, count: count, section: .section(entry.type))
-            if bytes.contains(where: { $0 != 0 }) {
-                throw CheckpointError.field(.section(entry.type), entry.end, "padding", expected: "zero", found: hexBytes(bytes))
-            }
+        let bytes = try read(at: entry.end, count: count, section: .section(entry.type))
+        if bytes.contains(where: { $0 != 0 }) {
+            throw CheckpointError.field(.section(entry.type), entry.end, "padding", expected: "zero", found: hexBytes(bytes))
         }
+        security?.regionRead(bytes, placement: entry.placement)
     }
 }
 

@@ -15,7 +15,7 @@ extension CheckpointScanner {
     /// against the parents then too (from a stream, once read).
     func restore(into sink: RestoreSink, location: CheckpointLocation, options: RestoreOptions) throws -> CheckpointMetadata {
         var scanner = self
-        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths)
+        let resolution = ChainResolution(location: location, searchPaths: options.parentSearchPaths, keys: options.keys)
         scanner.beforeFrames = resolution.beforeFrames
         let metadata = try scanner.scan(.decompress(sink))
         try resolution.check(metadata.references)

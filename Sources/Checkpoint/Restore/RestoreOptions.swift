@@ -16,6 +16,10 @@ public struct RestoreOptions: Sendable {
     /// is refused (`CheckpointError.Reason.limitExceeded`). Verification
     /// applies it too, so that it accepts what a restore would.
     public var memoryLimit: UInt64 = RestoreOptions.defaultMemoryLimit
+    /// Whose signatures are required, and what opens encrypted
+    /// checkpoints: applied to every checkpoint read (lazy restores and
+    /// serve-uffd included).
+    public var keys = CheckpointKeys()
 
     /// Directories where the parents of an incremental checkpoint are
     /// looked for (by file name) when they are not at the path the child

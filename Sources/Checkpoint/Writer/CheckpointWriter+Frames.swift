@@ -14,11 +14,13 @@ extension CheckpointWriter {
             try SaveWorkerContext(level: level, frameSize: frameSize)
         }
         defer { queue.shutDown() }
+        let sealer = security.frameSealer
         let decisions = try PageDecisions(parent: parent, expectedPages: layout.committedBytes / CheckpointFormat.pageSize)
         var unit = 0
         // One payload buffer per frame in flight, reused.
+        let payloadCapacity = ZstdCompressor.compressBound(frameSize)
         var freeBuffers = try (0..<maxInFlight).map { _ in
-            try PageBuffer(capacity: ZstdCompressor.compressBound(frameSize))
+            try PageBuffer(capacity: payloadCapacity + (sealer?.overhead(plain: payloadCapacity) ?? 0))
         }
 
         var written = try WrittenFrames()
@@ -41,7 +43,8 @@ extension CheckpointWriter {
                     let n = unit
                     unit += 1
                     queue.submit { context in
-                        try compressUnit(n, runs: runs, of: source, decisions: decisions, into: buffer, context: context)
+                        try compressUnit(
+                            n, runs: runs, of: source, decisions: decisions, into: buffer, context: context, sealer: sealer)
                     }
                 }
                 guard let result = try queue.nextResult() else { break }
@@ -55,7 +58,8 @@ extension CheckpointWriter {
                     try output.write(headerBytes)
                     try output.write(UnsafeRawBufferPointer(rebasing: result.payload.bytes[..<result.compressedLength]))
                     try output.zeros(CheckpointFormat.padding(after: UInt64(headerBytes.count + result.compressedLength)))
-                    written.entries.append(frame.indexEntry(offset: offset))
+                    written.entries.append(
+                        frame.indexEntry(offset: offset, digest: security.frameDigest(header: headerBytes, payloadDigest: result.payloadDigest)))
                     for run in result.runs {
                         kinds.account(run, into: &written.storedPerKind)
                     }

@@ -14,8 +14,17 @@ import PGAlloc
 struct CheckpointWriter {
     let source: SaveSource
     let options: SaveOptions
+    /// The checkpoint's identity, encryption and signature.
+    let security: WriteSecurity
     /// The parent chain an incremental save references.
     var parent: ParentPages? = nil
+
+    init(source: SaveSource, options: SaveOptions, parent: ParentPages? = nil) throws {
+        self.source = source
+        self.options = options
+        self.parent = parent
+        security = try WriteSecurity(options: options)
+    }
 
     func write(to output: CheckpointOutput) throws -> SaveReport {
         let layout = try source.prepare()
@@ -32,8 +41,8 @@ struct CheckpointWriter {
         return SaveReport(
             fileSize: layout.fileSize, dataSize: layout.dataSize, segments: layout.segments.count, storedBytes: frames.storedBytes,
             zeroBytesDropped: frames.zeroBytes, frames: UInt64(frames.entries.count), checkpointBytes: output.bytesWritten,
-            scan: layout.scan, referencedBytes: frames.referencedBytes, duplicateBytes: frames.duplicateBytes,
-            parent: parent?.record)
+            scan: layout.scan, identity: security.identity!, referencedBytes: frames.referencedBytes,
+            duplicateBytes: frames.duplicateBytes, parent: parent?.record)
     }
 
     /// A section to write: its table entry's fields, and how to write its
@@ -43,7 +52,8 @@ struct CheckpointWriter {
         var flags: SectionFlags
         var length: UInt64
         var crc: UInt32
-        var write: (CheckpointOutput) throws -> Void
+        /// Hands the payload, in one or more pieces, to its argument.
+        let pieces: (([UInt8]) throws -> Void) throws -> Void
 
         /// A section whose payload is `bytes`.
         init(_ type: SectionType, flags: SectionFlags, bytes: [UInt8]) {
@@ -51,11 +61,11 @@ struct CheckpointWriter {
             self.flags = flags
             length = UInt64(bytes.count)
             crc = CRC32C.checksum(bytes)
-            write = { try $0.write(bytes) }
+            pieces = { try $0(bytes) }
         }
 
         /// A section whose payload is written in pieces by `pieces` (called
-        /// twice: once to checksum, once to write), `length` bytes in all.
+        /// once to checksum, and again to write), `length` bytes in all.
         init(_ type: SectionType, flags: SectionFlags, length: UInt64, pieces: @escaping (([UInt8]) throws -> Void) throws -> Void) rethrows {
             self.type = type
             self.flags = flags
@@ -63,7 +73,31 @@ struct CheckpointWriter {
             var crc: UInt32 = 0
             try pieces { crc = CRC32C.checksum($0, continuing: crc) }
             self.crc = crc
-            write = { output in try pieces { try output.write($0) } }
+            self.pieces = pieces
+        }
+
+        func write(_ output: CheckpointOutput) throws {
+            try pieces { try output.write($0) }
+        }
+
+        /// The payload as a part of the manifest.
+        func manifestPart() throws -> ManifestPart {
+            var part = PartHasher()
+            try pieces { part.add($0) }
+            return part.finish()
+        }
+
+        /// The section sealed with `keys` (`PayloadCipher.section`), for
+        /// the checkpoint whose header is `header`.
+        func sealed(header: [UInt8], keys: ContentKeys) throws -> OutgoingSection {
+            let flags = flags.union(.sealed)
+            let cipher = PayloadCipher.section(type, flags: flags, plainLength: length, header: header, keys: keys)
+            let plain = pieces
+            return try OutgoingSection(type, flags: flags, length: cipher.sealedLength) { emit in
+                var stream = SealingStream(cipher)
+                try plain { try stream.add($0, emit: emit) }
+                try stream.finish(emit: emit)
+            }
         }
     }
 
@@ -82,7 +116,9 @@ struct CheckpointWriter {
 
     /// Phase 1: the header and the head sections.
     func writeHead(_ header: inout CheckpointHeader, layout: SaveLayout, to output: CheckpointOutput) throws {
-        try output.write(header.encoded())
+        let headerBytes = header.encoded()
+        try output.write(headerBytes)
+        security.headerWritten(headerBytes)
         let segments = layout.segments
         var sections = [
             try OutgoingSection(.segments, flags: .critical, length: UInt64(segments.count * SegmentRecordLayout.recordLength)) { emit in
@@ -100,7 +136,9 @@ struct CheckpointWriter {
         if !options.annotations.isEmpty {
             sections.append(OutgoingSection(.annotations, flags: [], bytes: AnnotationsSection.encode(options.annotations)))
         }
-        try writeSections(sections, placement: .head, to: output)
+        output.beginPart()
+        try writeSections(try security.headSections(sections), placement: .head, to: output)
+        security.headWritten(output.endPart())
     }
 
     /// Phase 4: the tail sections.
@@ -118,7 +156,7 @@ struct CheckpointWriter {
         if !prefetch.isEmpty {
             sections.append(OutgoingSection(.prefetch, flags: [], bytes: PrefetchSection.encode(prefetch)))
         }
-        try writeSections(sections, placement: .tail, to: output)
+        try writeSections(try security.tailSections(sections), placement: .tail, to: output)
     }
 
     /// `PHSH`: the stored pages' runs, then their hashes from the spill.
@@ -156,10 +194,11 @@ struct CheckpointWriter {
 
     /// Phase 3: the index.
     func writeIndex(_ frames: WrittenFrames, to output: CheckpointOutput) throws {
-        try output.write(
-            encodeIndex(
-                frameCount: UInt64(frames.entries.count), storedBytes: frames.storedBytes, entries: frames.entries,
-                entryLength: IndexEntryLayout.recordLength))
+        let index = encodeIndex(
+            frameCount: UInt64(frames.entries.count), storedBytes: frames.storedBytes, entries: frames.entries,
+            entryLength: security.indexEntryLength)
+        try output.write(index)
+        security.indexWritten(index)
     }
 
     /// Phase 5: the trailer, which ties the end to the header.

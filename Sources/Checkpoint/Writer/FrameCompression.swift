@@ -36,6 +36,8 @@ struct SaveUnitResult {
     var uncompressedLength: Int
     var compressedLength: Int
     var payloadCRC: UInt32
+    /// The SHA-256 of the payload as stored, for a signed checkpoint.
+    var payloadDigest: [UInt8]? = nil
     var payload: PageBuffer
     var unitBytes: UInt64
     /// Runs of committed pages found all zero.
@@ -51,13 +53,14 @@ private enum PageFate {
 
 /// Finds the data pages of a unit's runs, gathers and hashes them, decides
 /// which are stored (`decisions`), compresses those as one frame into
-/// `buffer`, and reports which pages were zero and which are referenced.
+/// `buffer` (sealed and hashed by `sealer`, if any), and reports which
+/// pages were zero and which are referenced.
 func compressUnit(
     _ unit: Int, runs: [FileRange], of source: SaveSource, decisions: PageDecisions, into buffer: PageBuffer,
-    context: SaveWorkerContext
+    context: SaveWorkerContext, sealer: FrameSealer?
 ) throws -> SaveUnitResult {
     do {
-        return try compressUnitInTurn(unit, runs: runs, of: source, decisions: decisions, into: buffer, context: context)
+        return try compressUnitInTurn(unit, runs: runs, of: source, decisions: decisions, into: buffer, context: context, sealer: sealer)
     } catch {
         decisions.fail()
         throw error
@@ -66,7 +69,7 @@ func compressUnit(
 
 private func compressUnitInTurn(
     _ unit: Int, runs: [FileRange], of source: SaveSource, decisions: PageDecisions, into buffer: PageBuffer,
-    context: SaveWorkerContext
+    context: SaveWorkerContext, sealer: FrameSealer?
 ) throws -> SaveUnitResult {
     let page = Int(CheckpointFormat.pageSize)
     var data: [FileRange] = []
@@ -154,8 +157,11 @@ private func compressUnitInTurn(
     if filled > 0 {
         let compressed = try context.compressor.compress(
             UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
-        result.compressedLength = compressed
-        result.payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer.bytes[..<compressed]))
+        let stored = try sealer?.seal(buffer.bytes, plainLength: compressed, runs: result.runs, uncompressedLength: filled) ?? compressed
+        let payload = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<stored])
+        result.compressedLength = stored
+        result.payloadCRC = CRC32C.checksum(payload)
+        result.payloadDigest = sealer?.payloadDigest(payload)
     }
     return result
 }

@@ -29,8 +29,7 @@ extension CheckpointWriter {
         let options = try options.validated()
         let output = try CheckpointOutput.open(location)
         do {
-            var writer = CheckpointWriter(source: source, options: options)
-            writer.parent = parent
+            let writer = try CheckpointWriter(source: source, options: options, parent: parent)
             let report = try writer.write(to: output)
             try output.finish()
             return report

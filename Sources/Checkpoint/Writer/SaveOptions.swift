@@ -1,3 +1,5 @@
+import Crypto
+
 /// Options of a save.
 public struct SaveOptions: Sendable {
     /// zstd compression level. Level 1 is the measured default: see
@@ -16,6 +18,20 @@ public struct SaveOptions: Sendable {
     public var annotations: [String: String] = [:]
     /// Called from the saving thread as frames are written.
     public var progress: ProgressHandler? = nil
+    /// Signs the checkpoint: an Ed25519 signature over its identity
+    /// (`SIGN`), which a reader that trusts the key's public half checks,
+    /// with every frame's digest, before any memory is created. None by
+    /// default.
+    public var signingKey: Curve25519.Signing.PrivateKey? = nil
+    /// Encrypts the checkpoint to these recipients (at most 64), each of
+    /// whom can open it on its own: its frames' payloads and its sealable
+    /// sections (segments, annotations, accounting, prefetch order) are
+    /// sealed with AES-256-GCM under a random file key wrapped for each
+    /// (`ENCR`). None by default: not encrypted.
+    public var recipients: [CheckpointRecipient] = []
+    /// Where the random bytes of an encrypted save come from (tests fix
+    /// them, to make fixtures again byte for byte).
+    var entropy = Entropy.system
     /// Runs of zero pages a save collects before it punches them, bounding
     /// its memory (16 bytes a run); tests lower it to exercise punching
     /// during the save.
@@ -29,6 +45,9 @@ public struct SaveOptions: Sendable {
         }
         try checkThreadCount(threads)
         try AnnotationsSection.validate(annotations)
+        guard recipients.count <= EncryptionSection.maxStanzas else {
+            throw CheckpointUsageError("\(recipients.count) recipients: a checkpoint can be encrypted to at most \(EncryptionSection.maxStanzas)")
+        }
         return self
     }
 }
@@ -54,6 +73,9 @@ public struct SaveReport: Sendable, Hashable {
     /// How the pages holding data were found ("none", "mincore",
     /// "seekData", "mincoreThenSeekData").
     public var scan: String
+    /// The checkpoint's identity: what a child records of its parent, and
+    /// what `AUTH` seals and a signature signs.
+    public var identity: CheckpointIdentity
     /// Bytes of pages with data not stored because the parent chain holds
     /// them.
     public var referencedBytes: UInt64 = 0

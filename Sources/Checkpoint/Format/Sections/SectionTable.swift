@@ -40,6 +40,15 @@ struct SectionRule: Sendable {
         .prefetch: SectionRule(
             placement: .tail, critical: false, required: false, sealable: true,
             maxLength: { sealedLength(plain: 4 + 10 * ($0.dataEnd / CheckpointFormat.pageSize)) }),
+        .encryption: SectionRule(
+            placement: .head, critical: true, required: false, sealable: false,
+            maxLength: { _ in UInt64(EncryptionSection.maxLength) }),
+        .authentication: SectionRule(
+            placement: .tail, critical: true, required: false, sealable: true,
+            maxLength: { _ in sealedLength(plain: UInt64(CheckpointIdentity.length)) }),
+        .signature: SectionRule(
+            placement: .tail, critical: false, required: false, sealable: false,
+            maxLength: { _ in UInt64(SignatureSection.length) }),
     ]
 
     /// The most bytes a payload of `plain` bytes takes once sealed.
@@ -48,11 +57,28 @@ struct SectionRule: Sendable {
     }
 }
 
-/// The layout of a sealed payload: chunks of up to 64 KiB of plaintext,
-/// each followed by its AEAD tag.
+/// The layout of a sealed payload: `plain / 64 KiB + 1` chunks, each but
+/// the last of exactly 64 KiB of plaintext and the last of the rest (maybe
+/// none), each followed by its 16-byte AEAD tag.
 enum SealedChunks {
     static let chunkLength: UInt64 = 64 << 10
     static let tagLength = 16
+    /// Bytes of a whole chunk as stored.
+    static let sealedChunkLength = chunkLength + UInt64(tagLength)
+
+    /// Chunks of a payload of `plain` bytes.
+    static func count(plain: UInt64) -> UInt64 {
+        plain / chunkLength + 1
+    }
+
+    /// The plaintext length of a sealed payload of `sealed` bytes, or nil
+    /// if no payload seals to that length.
+    static func plainLength(sealed: UInt64) -> UInt64? {
+        let whole = sealed / sealedChunkLength
+        let rest = sealed % sealedChunkLength
+        guard rest >= UInt64(tagLength) else { return nil }
+        return whole * chunkLength + rest - UInt64(tagLength)
+    }
 }
 
 /// Encodes a section table whose payloads follow it: `payloads` gives each

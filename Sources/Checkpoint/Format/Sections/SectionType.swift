@@ -57,9 +57,15 @@ public struct SectionType: Hashable, Sendable, Comparable, CustomStringConvertib
     /// The order in which frames were first needed after a lazy restore
     /// (tail, ancillary).
     public static let prefetch = SectionType("PREF")
-    /// How the checkpoint is encrypted, and for whom (head, critical).
+    /// How the checkpoint is encrypted, and for whom (head, critical, the
+    /// first head section).
     public static let encryption = SectionType("ENCR")
-    /// A signature over the checkpoint (tail, ancillary, last).
+    /// The checkpoint's identity sealed with its file key, which
+    /// authenticates everything but the frames to whoever can open it
+    /// (tail, critical, sealed, required with `ENCR`; the last tail
+    /// section but `SIGN`).
+    public static let authentication = SectionType("AUTH")
+    /// A signature over the checkpoint's identity (tail, ancillary, last).
     public static let signature = SectionType("SIGN")
 }
 

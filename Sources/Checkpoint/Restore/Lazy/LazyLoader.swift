@@ -561,9 +561,16 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let context: DecodeContext
         let payload: PageBuffer
         do {
-            let frameLimit = ([metadata] + (chain?.links.map(\.metadata) ?? [])).map(\.header.frameLimit).max()!
+            let links = [metadata] + (chain?.links.map(\.metadata) ?? [])
+            let frameLimit = links.map(\.header.frameLimit).max()!
+            // Room for the largest stored payload of any link, sealed ones
+            // included.
+            let capacity = links.map {
+                Int(CheckpointFormat.maxCompressedLength(frameLimit: $0.header.frameLimit))
+                    + ($0.frameOpener?.sealOverhead(frameLimit: $0.header.frameLimit) ?? 0)
+            }.max()!
             context = try DecodeContext(frameLimit: Int(frameLimit))
-            payload = try PageBuffer(capacity: Int(CheckpointFormat.maxCompressedLength(frameLimit: frameLimit)))
+            payload = try PageBuffer(capacity: capacity)
         } catch {
             for f in 0..<lock.withLock({ $0.frames.count }) {
                 fail(f, error)
@@ -649,12 +656,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
         if let unit {
             let sink = PlacementSink(target: target, pieces: [unit.frame: unit.pieces], wanted: wanted)
-            try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+            try decodeFrame(
+                header, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: frameMetadata.frameOpener)
             scratchHolds = (unit.link, unit.frame)
             return sink.bytesWritten
         }
         let sink = WantedPagesSink(target: target, wanted: wanted)
-        try decodeFrame(header, payload: UnsafeRawBufferPointer(compressed), payloadOffset: payloadOffset, context: context, sink: sink)
+        try decodeFrame(header, payload: compressed, payloadOffset: payloadOffset, context: context, sink: sink, opener: metadata.frameOpener)
         scratchHolds = (0, Int(header.sequence))
         return sink.written
     }

@@ -13,11 +13,13 @@ struct LazySource {
         guard case .random(let input) = opened else {
             throw LazyRestoreError.needsRandomAccess(opened.name)
         }
-        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10))
+        var scanner = CheckpointScanner(input: SequentialReader(opened, bufferSize: 16 << 10), keys: options.keys)
         scanner.memoryLimit = options.memoryLimit
+        // Only the page hashes' run table is needed here.
+        scanner.computesIdentity = false
         let metadata = try scanner.scanWithoutFrames()
         let chain = try metadata.parent.map {
-            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths)
+            try CheckpointChain.resolve(parent: $0, child: location, searchPaths: options.parentSearchPaths, keys: options.keys)
         }
         try ReferenceReader.check(metadata.references, against: chain)
         return LazySource(input: input, metadata: metadata, chain: chain)
