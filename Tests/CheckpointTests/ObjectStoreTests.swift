@@ -140,9 +140,6 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(lazyFile.description, file.description)
     }
 
-    /// A lazy restore from the store loads only the frame a page needs when
-    /// nothing else is loading: that frame is fetched at once, before any
-    /// other.
     /// An incremental chain in the store: the child records its parent's
     /// key relative to its own and finds it there, eagerly and lazily.
     func testIncrementalChainInTheStore() throws {
@@ -223,6 +220,9 @@ final class ObjectStoreTests: XCTestCase {
         }
     }
 
+    /// A lazy restore from the store loads only the frame a page needs when
+    /// nothing else is loading: that frame is fetched at once, before any
+    /// other.
     func testLazyRestoreFetchesTheNeededFrameFirst() throws {
         let server = try S3TestServer.require()
         let bucket = try server.makeBucket()

@@ -68,7 +68,7 @@ final class SecurityCLITests: XCTestCase {
         assertFailure(try run(["keygen", "--symmetric", "vm.pub"]), 64, "never replaces")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path("signer"))), before)
         // NAME.pub in the way: no private key is left behind either.
-        FileManager.default.createFile(atPath: dir.path("lonely.pub"), contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir.path("lonely.pub"), contents: Data("x".utf8)))
         assertFailure(try run(["keygen", "lonely"]), 64, "lonely.pub exists")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("lonely")))
         assertFailure(try run(["keygen", "--encryption", "--symmetric", "both"]), 64, "not both")
@@ -247,7 +247,7 @@ final class SecurityCLITests: XCTestCase {
         // The wrong kind of key, something that is not a key, no file.
         assertFailure(try run(["verify", "ck.pgsnap", "--trust", "vm.pub", "--encrypt-key", "sym"]), 64, "where a pgsnap-ed25519-public-v1 key is needed")
         assertFailure(try run(["save", "src.img", "x.pgsnap", "--encrypt-to", "src.img"]), 64, "not a pgsnap key file")
-        FileManager.default.createFile(atPath: dir.path("short"), contents: Data("pgsnap-ed25519-public-v1\nAAAA\n".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir.path("short"), contents: Data("pgsnap-ed25519-public-v1\nAAAA\n".utf8)))
         assertFailure(try run(["verify", "ck.pgsnap", "--trust", "short"]), 64, "base64 of 32 bytes")
         assertFailure(try run(["verify", "ck.pgsnap", "--trust", "missing.pub"]), 74, "missing.pub")
     }

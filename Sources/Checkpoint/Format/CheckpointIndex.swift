@@ -1,5 +1,20 @@
 import PGAlloc
 
+extension Array where Element == IndexEntry {
+    /// The frame whose span holds `address`, by binary search (the spans
+    /// ascend and do not overlap).
+    func frame(holding address: UInt64) -> Int? {
+        var lo = 0
+        var hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid].firstAddress <= address { lo = mid + 1 } else { hi = mid }
+        }
+        let f = lo - 1
+        return f >= 0 && address < self[f].endAddress ? f : nil
+    }
+}
+
 /// What the index says about one frame.
 public struct IndexEntry: Hashable, Sendable {
     public var offset: UInt64

@@ -69,7 +69,7 @@ struct ReferencePlan: Sendable {
             var source = r.sourceRange
             var destination = r.destination.start
             while !source.isEmpty {
-                guard let f = Self.frame(holding: source.start, in: entriesOf[r.link]!) else {
+                guard let f = entriesOf[r.link]!.frame(holding: source.start) else {
                     throw CheckpointError.field(
                         .section(.references), 0, "references", expected: "pages stored by link \(r.link)",
                         found: "page \(hex(source.start)), outside its frames")
@@ -96,18 +96,6 @@ struct ReferencePlan: Sendable {
         }
         units = order.map { found[$0] }
         destinations = map.map { ($0.range, renumbered[$0.unit]) }
-    }
-
-    /// The frame whose span holds `address`.
-    static func frame(holding address: UInt64, in entries: [IndexEntry]) -> Int? {
-        var lo = 0
-        var hi = entries.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].firstAddress <= address { lo = mid + 1 } else { hi = mid }
-        }
-        let f = lo - 1
-        return f >= 0 && address < entries[f].endAddress ? f : nil
     }
 }
 

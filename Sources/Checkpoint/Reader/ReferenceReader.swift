@@ -59,7 +59,7 @@ enum ReferenceReader {
                     let (header, payload) = try readFrameRecord(u.frame, from: link.input, metadata: link.metadata, segments: nil)
                     let payloadOffset = link.metadata.index[u.frame].offset + UInt64(header.headerLength)
                     try pipeline.submit(header, payloadOffset: payloadOffset) { buffer in
-                        _ = payload.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                        payload.withUnsafeBytes { buffer.copyMemory(from: $0) }
                     }
                 }
                 try pipeline.finish()

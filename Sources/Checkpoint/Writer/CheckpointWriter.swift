@@ -177,15 +177,7 @@ struct CheckpointWriter {
         var seen = Set<Int>()
         var order: [UInt64] = []
         for address in addresses {
-            // The last frame starting at or before the address.
-            var lo = 0
-            var hi = entries.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if entries[mid].firstAddress <= address { lo = mid + 1 } else { hi = mid }
-            }
-            let f = lo - 1
-            if f >= 0 && address < entries[f].endAddress && seen.insert(f).inserted {
+            if let f = entries.frame(holding: address), seen.insert(f).inserted {
                 order.append(UInt64(f))
             }
         }

@@ -650,7 +650,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         let payloadOffset = frameMetadata.index[Int(header.sequence)].offset + UInt64(header.headerLength)
         let compressed = UnsafeMutableRawBufferPointer(rebasing: payload.bytes[..<Int(header.compressedLength)])
         if let kept = lock.withLock({ $0.keptPayloads.removeValue(forKey: f) }) {
-            _ = kept.withUnsafeBytes { compressed.copyMemory(from: $0) }
+            kept.withUnsafeBytes { compressed.copyMemory(from: $0) }
         } else {
             try frameInput.read(at: payloadOffset, into: compressed, section: .frame(header.sequence))
         }

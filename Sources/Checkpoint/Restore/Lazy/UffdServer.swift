@@ -238,7 +238,7 @@ public final class UffdServer {
         let faults = try FaultHandler(
             uffd: uffd, mappings: regions.map { (base: $0.base, offset: $0.offset, length: $0.size) }, ownsRegistration: false,
             classify: loader.faultClassifier,
-            removed: { [weak loader] range in loader?.drop(range) },
+            removed: { [weak loader] range in _ = loader?.drop(range) },
             ended: { ended.signal() })
         loader.retarget(CountingTarget(faults) {
             let elapsed = started.duration(to: .now).components
