@@ -13,6 +13,12 @@
 // different pages each time) is saved, restored eagerly and lazily, and
 // set beside its flattened checkpoint. Last, the cost of SHA-256 per GiB
 // of pages on one thread.
+//
+//   incbench ... --keep                 keeps the last rep's checkpoints
+//   incbench --restore-only PATH|s3://BUCKET/KEY
+//       restores one checkpoint eagerly, then lazily (usable, a first
+//       touch of a middle page, loaded); with INCBENCH_LAZY_OPENS=N, only
+//       opens it lazily N times and prints the median time to usable
 
 #if canImport(Glibc)
 import Glibc

@@ -125,11 +125,15 @@ struct PageRunTable: Sendable {
         let first = range.start / CheckpointFormat.pageSize
         let last = (range.end - 1) / CheckpointFormat.pageSize
         // The hinted run, then the next (sources often ascend).
-        for i in [hint, hint + 1] where i < starts.count && starts[i] <= first {
-            if last < starts[i] + (ordinals[i + 1] - ordinals[i]) {
-                hint = i
-                return true
-            }
+        func holds(_ i: Int) -> Bool {
+            i < starts.count && starts[i] <= first && last < starts[i] + (ordinals[i + 1] - ordinals[i])
+        }
+        if holds(hint) {
+            return true
+        }
+        if holds(hint + 1) {
+            hint += 1
+            return true
         }
         guard let i = run(holding: first) else { return false }
         hint = i
