@@ -47,10 +47,6 @@ void pg_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
 
-int pg_start_writeback(int fd, int64_t offset, int64_t length) {
-    return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
-}
-
 int pg_is_zero(const void *p, size_t n) {
     const unsigned char *b = p;
     // Head, until 8-byte alignment.

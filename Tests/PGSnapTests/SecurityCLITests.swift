@@ -271,6 +271,12 @@ final class SecureFixtureCLITests: XCTestCase {
         }
     }
 
+    // XCTest keeps every test case object to the end of the run: drop the
+    // directory now, not at deinit.
+    override func tearDown() {
+        dir = nil
+    }
+
     /// The options that give a fixture `keys` (the manifest's names).
     private func options(_ keys: [String]) -> [String] {
         keys.flatMap { key -> [String] in

@@ -45,10 +45,6 @@ int pg_fallocate(int fd, int mode, int64_t offset, int64_t length);
 int64_t pg_lseek(int fd, int64_t offset, int whence);
 int pg_eventfd(unsigned int initval, int flags);
 int pg_mincore(void *addr, size_t length, unsigned char *vec);
-// Starts writing back the dirty pages of a range of a file without waiting
-// for them (sync_file_range with SYNC_FILE_RANGE_WRITE), so that a later
-// fsync has less left to do.
-int pg_start_writeback(int fd, int64_t offset, int64_t length);
 // Sets the calling thread's name (as shown by ps and gdb); best effort.
 void pg_set_thread_name(const char *name);
 

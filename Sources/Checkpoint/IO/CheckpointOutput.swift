@@ -40,7 +40,7 @@ final class CheckpointOutput {
     static func open(_ location: CheckpointLocation) throws -> CheckpointOutput {
         switch location {
         case .path(let path):
-            return CheckpointOutput(DescriptorSink(atomic: try AtomicFile(path: path), name: path))
+            return CheckpointOutput(try DescriptorSink(atomic: try AtomicFile(path: path), name: path))
         case .descriptor(let fd, let name):
             return CheckpointOutput(DescriptorSink(descriptor: FileDescriptor(rawValue: fd), name: name))
         case .object(let object):
@@ -126,10 +126,12 @@ final class DescriptorSink: CheckpointSink {
     private let name: String
     /// Bytes handed to the file.
     private var bytesFlushed: UInt64 = 0
-    /// Bytes whose write-back has been started (paths only).
-    private var bytesWrittenBack: UInt64 = 0
-    /// Write-back is started every so many bytes.
-    private static let writebackStep: UInt64 = 32 << 20
+    /// Bytes written when the last background sync was asked for.
+    private var bytesSyncRequested: UInt64 = 0
+    /// Syncs a path's file while the save goes on; nil for a descriptor.
+    private var sync: BackgroundSync?
+    /// A background sync is asked for every so many bytes.
+    static let syncStep: UInt64 = 32 << 20
 
     init(descriptor fd: FileDescriptor, name: String) {
         self.fd = fd
@@ -137,40 +139,43 @@ final class DescriptorSink: CheckpointSink {
         self.name = name
     }
 
-    init(atomic file: AtomicFile, name: String) {
+    init(atomic file: AtomicFile, name: String) throws {
         fd = file.descriptor
         atomic = file
         self.name = name
+        sync = try BackgroundSync(descriptor: fd, name: name)
+    }
+
+    deinit {
+        try? sync?.finish()
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try fd.writeAll(bytes, call: "write \(name)")
         bytesFlushed += UInt64(bytes.count)
-        if atomic != nil && bytesFlushed - bytesWrittenBack >= DescriptorSink.writebackStep {
-            startWriteback()
+        if let sync, bytesFlushed - bytesSyncRequested >= DescriptorSink.syncStep {
+            sync.request()
+            bytesSyncRequested = bytesFlushed
         }
-    }
-
-    /// Starts the disk writes of what the file has so far, so that the
-    /// fsync of `commit()` does not wait for all of it at the end. Only an
-    /// optimization: a failure here shows up at that fsync.
-    private func startWriteback() {
-        _ = pg_start_writeback(fd.rawValue, Int64(bytesWrittenBack), Int64(bytesFlushed - bytesWrittenBack))
-        bytesWrittenBack = bytesFlushed
     }
 
     func startDurability() throws {
-        if atomic != nil && bytesFlushed > bytesWrittenBack {
-            startWriteback()
+        if let sync, bytesFlushed > bytesSyncRequested {
+            sync.request()
+            bytesSyncRequested = bytesFlushed
         }
     }
 
-    /// For a path, makes the file durable and puts it in place.
+    /// For a path, makes the file durable and puts it in place: the
+    /// background syncs end first (their failure is this commit's), then
+    /// the final fsync has only the last bytes to write.
     func commit() throws {
+        try sync?.finish()
         try atomic?.commit()
     }
 
     func abandon() {
+        try? sync?.finish()
         atomic?.abandon()
     }
 }
