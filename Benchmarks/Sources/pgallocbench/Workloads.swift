@@ -187,7 +187,11 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     }
     // What the process holds before save (the source's usage set among
     // it), to tell it from what save itself adds.
-    r.set("rss_anon_before_save_kib", procStatusKiB("RssAnon"))
+    let rssBeforeSave = procStatusKiB("RssAnon")
+    r.set("rss_anon_before_save_kib", rssBeforeSave)
+    let usageBeforeSave = src!.usageSetFootprint
+    r.set("usage_set_segments_before_save", usageBeforeSave.segments)
+    r.set("usage_set_bytes_before_save", usageBeforeSave.bytes)
     sampler.begin()
     let ts = nowNanoseconds()
     let report: SaveReport
@@ -221,6 +225,12 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     r.set("save_stored_bytes", report.storedBytes)
     r.set("save_zero_bytes_dropped", report.zeroBytesDropped)
     r.set("save_scan", report.scan)
+    // The usage set grows during save where zero pages are decommitted:
+    // that is the file's own bookkeeping, reported apart.
+    let usageAfterSave = src!.usageSetFootprint
+    r.set("usage_set_segments_after_save", usageAfterSave.segments)
+    r.set("usage_set_bytes_after_save", usageAfterSave.bytes)
+    r.set("added_rss_anon_save_kib", saveRss.peakKiB - rssBeforeSave - max(0, usageAfterSave.bytes - usageBeforeSave.bytes) / 1024)
 
     if p.cold {
         // Evict the (clean, fsync'd) checkpoint from the page cache.
@@ -244,6 +254,8 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     var restoreOptions = RestoreOptions()
     restoreOptions.threads = p.threads
     try p.protection.apply(to: &restoreOptions)
+    let rssBeforeRestore = procStatusKiB("RssAnon")
+    r.set("rss_anon_before_restore_kib", rssBeforeRestore)
     sampler.begin()
     let tr = nowNanoseconds()
     let dst: MemoryFile
@@ -256,6 +268,10 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     let restoreEnd = nowNanoseconds()
     let restoreRss = sampler.end()
     r.set("restore_s", nanoseconds: restoreEnd - tr)
+    let restoredUsage = dst.usageSetFootprint
+    r.set("usage_set_segments_restored", restoredUsage.segments)
+    r.set("usage_set_bytes_restored", restoredUsage.bytes)
+    r.set("added_rss_anon_restore_kib", restoreRss.peakKiB - rssBeforeRestore - restoredUsage.bytes / 1024)
     r.set("restored_committed_bytes", try dst.totalUsage())
     r.set("file_size", dst.totalSize)
 

@@ -22,7 +22,8 @@ struct ReferencePlan: Sendable {
     /// By link, then frame.
     private(set) var units: [Unit] = []
     /// Every piece's destination and its unit, by destination (the
-    /// references' own order).
+    /// references' own order); kept only with a `window` (a lazy restore
+    /// looks pieces up by destination, an eager one never does).
     private(set) var destinations: [(range: FileRange, unit: Int)] = []
 
     /// Groups `references` (by ascending destination, as `REFS` gives them)
@@ -36,7 +37,7 @@ struct ReferencePlan: Sendable {
     /// waiting for a page then writes the pieces of one window, not every
     /// page the frame gives anywhere (one frame of distinct pages may give
     /// a copy to every page of the file).
-    init(references: [PageReference], window: UInt64? = nil, index: (Int) -> [IndexEntry]) throws {
+    init<References: Sequence<PageReference>>(references: References, window: UInt64? = nil, index: (Int) -> [IndexEntry]) throws {
         // Each link's index, and the unit of each of its frames in the
         // current window (-1: none yet), by link number.
         var entriesOf: [[IndexEntry]?] = []
@@ -45,7 +46,9 @@ struct ReferencePlan: Sendable {
         var used: [(link: Int, frame: Int)] = []
         var found: [Unit] = []
         var map: [(range: FileRange, unit: Int)] = []
-        map.reserveCapacity(references.count)
+        if window != nil {
+            map.reserveCapacity(references.underestimatedCount)
+        }
         var currentWindow: UInt64 = 0
         for r in references {
             if let window, r.destination.start / window != currentWindow {
@@ -83,7 +86,9 @@ struct ReferencePlan: Sendable {
                 let unit = unitOf[r.link][f]
                 let piece = Piece(source: FileRange(start: source.start, end: end), destination: destination)
                 found[unit].pieces.append(piece)
-                map.append((piece.destinationRange, unit))
+                if window != nil {
+                    map.append((piece.destinationRange, unit))
+                }
                 destination += piece.source.length
                 source.start = end
             }

@@ -25,12 +25,19 @@ enum ReferenceReader {
     /// source address in the target; a page of a parent is decompressed
     /// from that parent's frame, each frame read once, on `threads`
     /// threads.
-    static func restore(_ references: [PageReference], chain: CheckpointChain?, target: RestoreTarget, threads: Int) throws {
+    /// With `withinDone`, the copies of link 0 were already written (as
+    /// the frames were restored) and only the parents' pages are.
+    static func restore(
+        _ references: [PageReference], chain: CheckpointChain?, target: RestoreTarget, threads: Int, withinDone: Bool = false
+    ) throws {
         guard !references.isEmpty else { return }
-        try copyWithin(references.filter { $0.link == 0 }, target: target)
-        let fromParents = references.filter { $0.link > 0 }
-        guard !fromParents.isEmpty, let chain else { return }
-        let plan = try ReferencePlan(references: fromParents) { chain.link($0).metadata.index }
+        if !withinDone {
+            try copyWithin(references, target: target)
+        }
+        guard let chain, references.contains(where: { $0.link > 0 }) else { return }
+        // Filtered lazily: no copy of the array is made (a checkpoint may
+        // hold a reference per page).
+        let plan = try ReferencePlan(references: references.lazy.filter { $0.link > 0 }) { chain.link($0).metadata.index }
         try decompress(plan, links: { chain.link($0) }, target: target, threads: threads)
     }
 
@@ -74,12 +81,13 @@ enum ReferenceReader {
         }
     }
 
-    /// Copies pages stored once to the other addresses that hold them.
+    /// Copies pages stored once to the other addresses that hold them (the
+    /// references of link 0 among `references`).
     private static func copyWithin(_ references: [PageReference], target: RestoreTarget) throws {
-        guard !references.isEmpty else { return }
+        guard references.contains(where: { $0.link == 0 }) else { return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
-        for r in references {
+        for r in references where r.link == 0 {
             var done: UInt64 = 0
             while done < r.destination.length {
                 let n = Int(min(UInt64(buffer.count), r.destination.length - done))

@@ -114,4 +114,11 @@ extension MemoryFile {
     public var usageSnapshot: UsageSet {
         core.state.withLock { $0.usage }
     }
+
+    /// What the usage set costs: its segments, and the bytes its nodes
+    /// take (the file's own bookkeeping, apart from what a save or a
+    /// restore allocates). Walks the set.
+    public var usageSetFootprint: (segments: Int, bytes: Int) {
+        core.state.withLock { ($0.usage.segmentCount, $0.usage.storageBytes) }
+    }
 }

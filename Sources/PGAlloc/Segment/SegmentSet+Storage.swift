@@ -77,6 +77,12 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
             maxGap: Functions.maxKey &- Functions.minKey)
     }
 
+    /// Bytes a node takes across the parallel arrays.
+    @usableFromInline static var bytesPerNode: Int {
+        MemoryLayout<SegmentNodeHeader>.stride + segmentMaxKeys * (MemoryLayout<FileRange>.stride + MemoryLayout<Value>.stride)
+            + segmentMaxDegree * (MemoryLayout<Int32>.stride + MemoryLayout<UInt64>.stride)
+    }
+
     deinit {
         free(headers)
         free(keys)

@@ -119,6 +119,12 @@ extension SegmentSet {
         return total
     }
 
+    /// Bytes the set's node arrays take: room for every node they can
+    /// hold, used or not (they grow by doubling and never shrink).
+    public var storageBytes: Int {
+        storage.capacity * SegmentSetStorage<Functions>.bytesPerNode
+    }
+
     /// The number of segments (walks the whole set).
     public var segmentCount: Int {
         var n = 0
