@@ -18,6 +18,10 @@
 #                    + zstd -1 -T2, zstd -1 -T2 straight from the memfd, and
 #                    restore `zstd -dc | cp --sparse=always` into /dev/shm
 #   save-default     the same with A=8GiB T=1GiB
+#   save-dense-4g, save-dense-16g
+#                    the same with A=T=4GiB and A=T=16GiB (issue 15's scale
+#                    targets; set GV_SAVE_VARIANTS="" and BASELINE_CP=0 to
+#                    run only ours and zstd from the memfd)
 #   save-dense-cold, save-default-cold
 #                    the same, the checkpoint evicted from the page cache
 #                    before restore (pgallocbench --cold, gvbench -cold, and a
@@ -36,9 +40,12 @@
 #   GVBENCH           gVisor's harness; default /tmp/gvbench-build/gvbench,
 #                     built from shared/bench/gvisor if missing, with the
 #                     Debian packages Benchmarks/setup-compare.sh installs
-#   GV_SAVE_VARIANTS  gvbench W-save variants (default "statefile raw")
+#   GV_SAVE_VARIANTS  gvbench W-save variants (default "statefile raw"; empty: none)
 #   WSAVE             wsave binary (default /tmp/wsave-bin/wsave, built with gcc)
 #   OURS_SAVE_ARGS    extra pgallocbench save flags, e.g. "--threads 2 --level 1"
+#   BASELINE_CP       1 (default): run the cp --sparse + zstd baseline too;
+#                     0: only zstd straight from the memfd (at 16 GiB the
+#                     image copy alone takes minutes)
 #   DROP_CACHES       1 (default): sync + drop the page cache before every
 #                     W-save run and before the baselines' zstd-from-memfd step,
 #                     as shared/bench/baselines does (needs root)
@@ -56,7 +63,7 @@ REPS="${REPS:-3}"
 CASES="${CASES:-churn frag save-dense save-default}"
 CKPT_DIR="${CKPT_DIR:-/tmp}"
 WORK_DIR="${WORK_DIR:-/tmp/pgallocbench-compare}"
-GV_SAVE_VARIANTS="${GV_SAVE_VARIANTS:-statefile raw}"
+GV_SAVE_VARIANTS="${GV_SAVE_VARIANTS-statefile raw}"
 OURS_SAVE_ARGS="${OURS_SAVE_ARGS:-}"
 DROP_CACHES="${DROP_CACHES:-1}"
 mkdir -p "$WORK_DIR" "$CKPT_DIR"
@@ -199,6 +206,7 @@ run_baseline() {
 	drop_caches
 
 	# 1. cp --sparse=always from the live memfd, fsync; zstd -1 -T2 of the image, fsync.
+	if [ "${BASELINE_CP:-1}" = 1 ]; then
 	timed cp cp --sparse=always "$src" "$SCRATCH/out.img"
 	timed cpsync sync "$SCRATCH/out.img"
 	local img_bytes img_committed
@@ -211,6 +219,7 @@ run_baseline() {
 	save_s=$(sum "$cp_s" "$z_s" "$zsync_s")
 	emit baseline "$c" "$rep" "workload=W-save	variant=cp-sparse+zstd1T2	ns_per_op=NA	file_size=$img_bytes	save_s=$save_s	restore_s=NA	ckpt_bytes=$zbytes	restored_committed_bytes=NA	peak_rss_kib=$(printf '%s\n' "$cp_rss" "$z_rss" | sort -n | tail -1)	verified=NA	$common	cp_s=$cp_s	cp_fsync_s=$cpsync_s	image_committed=$img_committed	zstd_s=$z_s	zstd_fsync_s=$zsync_s"
 	rm -f "$SCRATCH"/out.img*
+	fi
 
 	# 2. zstd -1 -T2 straight from the memfd (-f: zstd skips /proc/PID/fd/N
 	#    symlinks otherwise), fsync.
@@ -277,6 +286,8 @@ run_case() {
 		;;
 	save-dense) run_save_case "$c" "$rep" 1G 1G false ;;
 	save-default) run_save_case "$c" "$rep" 8G 1G false ;;
+	save-dense-4g) run_save_case "$c" "$rep" 4G 4G false ;;
+	save-dense-16g) run_save_case "$c" "$rep" 16G 16G false ;;
 	save-dense-cold) run_save_case "$c" "$rep" 1G 1G true ;;
 	save-default-cold) run_save_case "$c" "$rep" 8G 1G true ;;
 	*)
@@ -296,7 +307,7 @@ trap cleanup EXIT
 # --- 3. Run, interleaved -------------------------------------------------------
 
 for c in $CASES; do
-	case "$c" in churn | frag | save-dense | save-default | save-dense-cold | save-default-cold) ;;
+	case "$c" in churn | frag | save-dense | save-default | save-dense-4g | save-dense-16g | save-dense-cold | save-default-cold) ;;
 	*) log "unknown case $c"; exit 2 ;;
 	esac
 done
