@@ -271,6 +271,59 @@ final class RoundTripTests: XCTestCase {
         try assertRestored(restored, from: source, report: report)
     }
 
+    /// Copies of a checkpoint's own pages whose sources cross frames (four
+    /// pages a frame): restored from a file, they are written from each
+    /// frame as it is decompressed; from a pipe, copied at the end. Both
+    /// give the source's memory.
+    func testOwnCopiesAcrossFramesFromAFileAndAPipe() throws {
+        let page = 4096
+        let source = try MemoryFile()
+        let fr = try source.allocate(UInt64(64 * page), kind: .anonymous)
+        var rng = SplitMix64(seed: 0xC0_91E5)
+        let distinct = (0..<6).map { _ in (0..<page).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+        // Pages 0-5 distinct; pages 20-23 repeat pages 1-4 (a source that
+        // crosses from frame 0 into frame 1); pages 40-45 repeat 0-5 (from
+        // frame 0 through frame 1); page 50 repeats page 5 alone.
+        for (i, bytes) in distinct.enumerated() {
+            try writeThroughMapping(source, at: fr.start + UInt64(i * page), bytes)
+        }
+        try writeThroughMapping(source, at: fr.start + UInt64(20 * page), Array(distinct[1...4].joined()))
+        try writeThroughMapping(source, at: fr.start + UInt64(40 * page), Array(distinct.joined()))
+        try writeThroughMapping(source, at: fr.start + UInt64(50 * page), distinct[5])
+        var options = SaveOptions()
+        options.frameSize = 4 * page
+        let path = directory + "/copies.ckpt"
+        let report = try source.save(to: .path(path), options: options)
+        XCTAssertEqual(report.duplicateBytes, UInt64(11 * page), "pages stored once and referenced again")
+        let metadata = try CheckpointReader.readMetadata(from: .path(path))
+        XCTAssertTrue(
+            metadata.references.contains { r in
+                metadata.index.frame(holding: r.source) != metadata.index.frame(holding: r.sourceRange.end - 1)
+            }, "a reference whose source crosses frames: \(metadata.references)")
+
+        let fromFile = try MemoryFile.restore(from: .path(path))
+        try assertRestored(fromFile, from: source, report: report)
+
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let writer = try HostThread(name: "test-copy") {
+            let fd = open(path, O_RDONLY)
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                _ = buffer.withUnsafeBytes { write(writeEnd, $0.baseAddress, n) }
+            }
+            close(fd)
+            close(writeEnd)
+        }
+        let fromPipe = try MemoryFile.restore(from: .descriptor(readEnd))
+        writer.join()
+        close(readEnd)
+        try assertRestored(fromPipe, from: source, report: report)
+    }
+
     func testVerifyAndMetadataFromAPipe() throws {
         let source = try MemoryFile()
         try populate(source, count: 100, seed: 3, updateUsage: true)

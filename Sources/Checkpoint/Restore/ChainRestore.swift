@@ -33,68 +33,197 @@ extension CheckpointScanner {
         try ReferenceReader.restore(
             metadata.references, chain: resolution.chain, target: sink.target, threads: options.threads,
             withinDone: copies.planned)
-        if !metadata.references.isEmpty {
-            sink.referencesRestored(coalescedDestinations(metadata.references))
-        }
+        // Destinations past the last frame, or all of them from a stream.
+        let marked = copies.planned ? copies.markedUpTo : 0
+        markRestored(metadata.references.lazy.filter { $0.destination.start >= marked }, in: sink)
         return metadata
     }
 }
 
-/// The references' destinations (ascending, disjoint), adjacent ones
-/// merged.
-private func coalescedDestinations(_ references: [PageReference]) -> [FileRange] {
-    var out: [FileRange] = []
+/// Tells `sink` the references' destinations are written, adjacent ones
+/// merged, in bounded batches (a checkpoint may hold a reference per
+/// page).
+private func markRestored<References: Sequence<PageReference>>(_ references: References, in sink: RestoreSink) {
+    let batch = 1 << 14
+    var ranges: [FileRange] = []
     for r in references {
-        if let last = out.last, last.end == r.destination.start {
-            out[out.count - 1].end = r.destination.end
+        if let last = ranges.last, last.end == r.destination.start {
+            ranges[ranges.count - 1].end = r.destination.end
         } else {
-            out.append(r.destination)
+            if ranges.count == batch {
+                sink.referencesRestored(ranges)
+                ranges.removeAll(keepingCapacity: true)
+            }
+            ranges.append(r.destination)
         }
     }
-    return out
+    if !ranges.isEmpty {
+        sink.referencesRestored(ranges)
+    }
 }
 
 /// Passes frames to a restore sink, then writes the copies of their pages
 /// the checkpoint references at other addresses (references of link 0),
 /// from the decompressed frame: on the worker that has it, without reading
 /// the pages back from the target.
+///
+/// It also tells the sink which referenced pages are restored (all links)
+/// as it consumes the frame that follows them in address order, rather
+/// than all at the end: a MemoryFile's usage set then never holds a hole
+/// for each of them (a checkpoint may hold a reference per page), only the
+/// segments of its final shape. Parents' pages are written after the frames;
+/// the restore fails as a whole if they cannot be.
+///
+/// The references stay in the one array the checkpoint's metadata holds;
+/// what this adds is 4 bytes a reference (their order by source address)
+/// and an entry for each further frame a source crosses into.
 final class OwnCopiesSink: FrameSink, @unchecked Sendable {
     let inner: RestoreSink
-    /// The pieces to copy out of each frame, by frame number; set before
-    /// the frames (`plan`), read by the workers after.
-    private var pieces: [Int: [ReferencePlan.Piece]] = [:]
-    private var placement: PlacementSink?
-    /// Whether `plan` ran: the copies of link 0 are then this sink's.
+    // Set by `plan`, before the frames; only read by the workers after.
+    private var references: [PageReference] = []
+    private var index: [IndexEntry] = []
+    /// The references of link 0, as positions in `references`, by source
+    /// address: each is found from the frame holding its first page.
+    private var bySource: [UInt32] = []
+    /// (frame, position) for each frame after its first that a source
+    /// reaches into, by frame.
+    private var continued: [(frame: Int, reference: UInt32)] = []
+    private var target: LoadTarget?
+    /// Whether `plan` took the copies of link 0: they are then this sink's.
     private(set) var planned = false
+    /// References whose destination starts below this address are marked
+    /// restored by the frames (everything up to the last frame's end).
+    var markedUpTo: UInt64 { index.last?.endAddress ?? 0 }
 
     init(_ inner: RestoreSink) {
         self.inner = inner
     }
 
-    /// Groups the references of link 0 by the frame of `index` holding
-    /// their sources. Called once, before `begin`.
+    /// Orders the references of link 0 by source, over the frames of
+    /// `index`. Called once, before `begin`. Throws if a source is not
+    /// inside the frames' spans end to end.
     func plan(_ references: [PageReference], index: [IndexEntry]) throws {
         precondition(!planned, "OwnCopiesSink.plan: called twice")
-        if references.contains(where: { $0.link == 0 }) {
-            // Filtered lazily: no copy of the references is made.
-            let own = try ReferencePlan(references: references.lazy.filter { $0.link == 0 }, index: { _ in index })
-            for unit in own.units {
-                pieces[unit.frame] = unit.pieces
+        // Positions are 32-bit: past that (16 TiB of single pages) the
+        // copies are made at the end instead.
+        guard references.count <= Int(UInt32.max) else { return }
+        self.references = references
+        self.index = index
+        var order: [UInt32] = []
+        for (i, r) in references.enumerated() where r.link == 0 {
+            order.append(UInt32(i))
+            guard var f = index.frame(holding: r.source) else {
+                throw Self.notInFrames(r)
+            }
+            while index[f].endAddress < r.sourceRange.end {
+                // The source runs on into the next frame, which must start
+                // where this one ends.
+                guard f + 1 < index.count, index[f + 1].firstAddress == index[f].endAddress else {
+                    throw Self.notInFrames(r)
+                }
+                f += 1
+                continued.append((f, UInt32(i)))
             }
         }
+        order.sort { references[Int($0)].source < references[Int($1)].source }
+        continued.sort { $0.frame < $1.frame }
+        bySource = order
         planned = true
+    }
+
+    private static func notInFrames(_ r: PageReference) -> CheckpointError {
+        CheckpointError.field(
+            .section(.references), 0, "source", expected: "pages the frames store", found: r.sourceRange)
     }
 
     func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {
         try inner.begin(header: header, segments: segments)
-        if !pieces.isEmpty {
-            placement = PlacementSink(target: inner.target, pieces: pieces)
-            pieces = [:]
-        }
+        target = inner.target
     }
 
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {
         try inner.consume(frame, data: data)
-        try placement?.consume(frame, data: data)
+        guard !references.isEmpty, let target, Int(frame.sequence) < index.count else { return }
+        let f = Int(frame.sequence)
+        try copyOut(f, frame, data, to: target)
+        // The referenced pages between the previous frame and this one's end.
+        let from = f == 0 ? 0 : index[f - 1].endAddress
+        var lo = 0
+        var hi = references.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if references[mid].destination.start < from { lo = mid + 1 } else { hi = mid }
+        }
+        var end = lo
+        while end < references.count && references[end].destination.start < index[f].endAddress {
+            end += 1
+        }
+        if end > lo {
+            markRestored(references[lo..<end], in: inner)
+        }
+    }
+
+    /// Writes the copies whose sources are in frame `f`.
+    private func copyOut(_ f: Int, _ frame: FrameHeader, _ data: UnsafeRawBufferPointer, to target: LoadTarget) throws {
+        guard !bySource.isEmpty else { return }
+        let span = FileRange(start: index[f].firstAddress, end: index[f].endAddress)
+        // Where each run's pages begin in the data: the runs are packed.
+        var offsets: [Int] = []
+        offsets.reserveCapacity(frame.runs.count)
+        var packed = 0
+        for run in frame.runs {
+            offsets.append(packed)
+            packed += Int(run.length)
+        }
+        let runs = frame.runs
+        func copy(_ r: PageReference) throws {
+            let source = r.sourceRange.intersection(span)
+            var copied: UInt64 = 0
+            // The first run ending after the source starts.
+            var i = 0
+            var j = runs.count
+            while i < j {
+                let mid = (i + j) / 2
+                if runs[mid].end <= source.start { i = mid + 1 } else { j = mid }
+            }
+            while i < runs.count && runs[i].start < source.end {
+                let part = runs[i].intersection(source)
+                let at = offsets[i] + Int(part.start - runs[i].start)
+                try target.write(
+                    UnsafeRawBufferPointer(rebasing: data[at..<at + Int(part.length)]), at: r.destination.start + (part.start - r.source))
+                copied += part.length
+                i += 1
+            }
+            guard copied == source.length else {
+                throw CheckpointError.field(
+                    .frame(frame.sequence), 0, "runs", expected: "the referenced pages \(source)", found: "other pages")
+            }
+        }
+        // Sources starting in this frame.
+        var lo = 0
+        var hi = bySource.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if references[Int(bySource[mid])].source < span.start { lo = mid + 1 } else { hi = mid }
+        }
+        while lo < bySource.count {
+            let r = references[Int(bySource[lo])]
+            if r.source >= span.end {
+                break
+            }
+            try copy(r)
+            lo += 1
+        }
+        // Sources that started in an earlier frame.
+        lo = 0
+        hi = continued.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if continued[mid].frame < f { lo = mid + 1 } else { hi = mid }
+        }
+        while lo < continued.count && continued[lo].frame == f {
+            try copy(references[Int(continued[lo].reference)])
+            lo += 1
+        }
     }
 }

@@ -115,9 +115,9 @@ extension MemoryFile {
         core.state.withLock { $0.usage }
     }
 
-    /// What the usage set costs: its segments, and the bytes its nodes
-    /// take (the file's own bookkeeping, apart from what a save or a
-    /// restore allocates). Walks the set.
+    /// What the usage set costs: its segments, and the bytes of node
+    /// storage they have used (the file's own bookkeeping, apart from what
+    /// a save or a restore allocates). Walks the set.
     public var usageSetFootprint: (segments: Int, bytes: Int) {
         core.state.withLock { ($0.usage.segmentCount, $0.usage.storageBytes) }
     }

@@ -119,10 +119,12 @@ extension SegmentSet {
         return total
     }
 
-    /// Bytes the set's node arrays take: room for every node they can
-    /// hold, used or not (they grow by doubling and never shrink).
+    /// Bytes of the set's node arrays that nodes have used: what the set
+    /// holds in memory. The arrays reserve room for twice as many at most
+    /// (they grow by doubling and never shrink); room never used costs no
+    /// memory.
     public var storageBytes: Int {
-        storage.capacity * SegmentSetStorage<Functions>.bytesPerNode
+        storage.used * SegmentSetStorage<Functions>.bytesPerNode
     }
 
     /// The number of segments (walks the whole set).
