@@ -49,12 +49,19 @@ struct PageRunEncoder {
 /// hash is.
 struct PageRunTable: Sendable {
     /// First page of each run (an address divided by the page size).
-    private(set) var starts: [UInt64] = []
+    private(set) var starts: PageNumbers
     /// Ordinal of each run's first page; one more entry: the page count.
-    private(set) var ordinals: [UInt64] = [0]
+    private(set) var ordinals: PageNumbers
+
+    /// An empty table for pages below `pageLimit`.
+    init(pageLimit: UInt64) {
+        starts = PageNumbers(limit: pageLimit)
+        ordinals = PageNumbers(limit: pageLimit)
+        ordinals.append(0)
+    }
 
     var runCount: Int { starts.count }
-    var pageCount: UInt64 { ordinals.last! }
+    var pageCount: UInt64 { ordinals[ordinals.count - 1] }
 
     /// Decodes `runCount` runs from `bytes` (found at `offset`), which they
     /// must fill exactly; every page lies below `pageLimit`.
@@ -62,7 +69,7 @@ struct PageRunTable: Sendable {
         _ bytes: [UInt8], offset: UInt64, runCount: UInt64, pageLimit: UInt64, section: CheckpointSection
     ) throws(CheckpointError) -> PageRunTable {
         var r = ByteReader(bytes, base: offset, section: section)
-        var table = PageRunTable()
+        var table = PageRunTable(pageLimit: pageLimit)
         // At least two bytes a run: a huge count costs nothing up front.
         guard runCount <= UInt64(bytes.count / 2) else {
             throw .field(section, offset, "runCount", expected: "at most \(bytes.count / 2) runs in \(bytes.count) bytes", found: runCount)
@@ -82,7 +89,7 @@ struct PageRunTable: Sendable {
                     found: "gap \(gap), length \(count)")
             }
             table.starts.append(start)
-            table.ordinals.append(table.ordinals.last! + count)
+            table.ordinals.append(table.ordinals[Int(i)] + count)
             end = runEnd
         }
         if r.position != bytes.count {
@@ -167,7 +174,7 @@ struct PageRunTable: Sendable {
 
     /// The runs as byte ranges, in order.
     var ranges: [FileRange] {
-        starts.indices.map { i in
+        (0..<starts.count).map { i in
             FileRange(
                 start: starts[i] * CheckpointFormat.pageSize,
                 end: (starts[i] + ordinals[i + 1] - ordinals[i]) * CheckpointFormat.pageSize)
@@ -198,5 +205,37 @@ extension PageRunTable {
             lo += 1
         }
         return out
+    }
+}
+
+/// Page numbers (or page counts) of a file, kept in 32 bits each when every
+/// one is below 2^32 (a file under 16 TiB), in 64 otherwise: a checkpoint
+/// may list a run for every other page, and its reader holds the list.
+struct PageNumbers: Sendable {
+    private var narrow: [UInt32] = []
+    private var wide: [UInt64] = []
+    private let isWide: Bool
+
+    /// Numbers up to `limit` will be appended.
+    init(limit: UInt64) {
+        isWide = limit > UInt64(UInt32.max)
+    }
+
+    var count: Int { isWide ? wide.count : narrow.count }
+
+    subscript(i: Int) -> UInt64 {
+        isWide ? wide[i] : UInt64(narrow[i])
+    }
+
+    mutating func reserveCapacity(_ n: Int) {
+        if isWide { wide.reserveCapacity(n) } else { narrow.reserveCapacity(n) }
+    }
+
+    mutating func append(_ value: UInt64) {
+        if isWide {
+            wide.append(value)
+        } else {
+            narrow.append(UInt32(value))
+        }
     }
 }

@@ -7,17 +7,51 @@ import PGAlloc
 /// the link that stores the page in its frames, never one that references
 /// it in turn, so a restore reads each page from one place.
 public struct PageReference: Hashable, Sendable {
-    /// The pages of this checkpoint's memory it gives.
-    public var destination: FileRange
-    /// The link storing them: 0 for this checkpoint, up to its depth.
-    public var link: Int
+    // 24 bytes rather than 32 (a checkpoint may hold a reference every few
+    // pages, and a restore holds them all): the destination as its first
+    // address and a page count of 32 bits, the link in 32 bits.
+    private var start: UInt64
+    private var pages: UInt32
+    private var linkNumber: UInt32
     /// Address of the first page in that link's memory.
     public var source: UInt64
 
+    /// The most pages one reference gives (16 TiB); a longer stretch takes
+    /// several.
+    public static let maxPages = UInt64(UInt32.max)
+
+    /// - Precondition: `destination` is whole pages, at most `maxPages`,
+    ///   and `link` is below 2^32.
     public init(destination: FileRange, link: Int, source: UInt64) {
+        start = 0
+        pages = 0
+        linkNumber = 0
+        self.source = source
         self.destination = destination
         self.link = link
-        self.source = source
+    }
+
+    /// The pages of this checkpoint's memory it gives.
+    public var destination: FileRange {
+        get { FileRange(start: start, end: start + UInt64(pages) * CheckpointFormat.pageSize) }
+        set {
+            let count = newValue.length / CheckpointFormat.pageSize
+            precondition(
+                newValue.start % CheckpointFormat.pageSize == 0 && newValue.length % CheckpointFormat.pageSize == 0
+                    && count <= Self.maxPages,
+                "PageReference: \(newValue) is not whole pages, at most \(Self.maxPages)")
+            start = newValue.start
+            pages = UInt32(count)
+        }
+    }
+
+    /// The link storing them: 0 for this checkpoint, up to its depth.
+    public var link: Int {
+        get { Int(linkNumber) }
+        set {
+            precondition(newValue >= 0 && newValue <= Int(UInt32.max), "PageReference: link \(newValue)")
+            linkNumber = UInt32(newValue)
+        }
     }
 
     /// The pages read in the link's memory.
@@ -65,7 +99,9 @@ enum ReferencesSection {
             let dest = reference.destination
             precondition(dest.start % page == 0 && dest.length % page == 0 && dest.length > 0 && dest.start >= lastEnd,
                          "ReferencesSection: \(dest) is not whole pages after \(lastEnd)")
-            if let p = pending, p.link == reference.link, p.destination.end == dest.start, p.sourceRange.end == reference.source {
+            if let p = pending, p.link == reference.link, p.destination.end == dest.start, p.sourceRange.end == reference.source,
+                (p.destination.length + dest.length) / page <= PageReference.maxPages
+            {
                 pending = PageReference(destination: FileRange(start: p.destination.start, end: dest.end), link: p.link, source: p.source)
             } else {
                 if let p = pending {
@@ -144,8 +180,16 @@ enum ReferencesSection {
             if link == 0 && UInt64(source) < destEnd && start < UInt64(source) + length {
                 throw .field(section, at, "entry \(i) source", expected: "pages other than the ones it gives", found: "page \(source)")
             }
-            out.append(PageReference(
-                destination: FileRange(start: start * page, end: destEnd * page), link: Int(link), source: UInt64(source) * page))
+            // An entry longer than one reference can give takes several.
+            var from = start
+            var sourcePage = UInt64(source)
+            while from < destEnd {
+                let n = min(destEnd - from, PageReference.maxPages)
+                out.append(PageReference(
+                    destination: FileRange(start: from * page, end: (from + n) * page), link: Int(link), source: sourcePage * page))
+                from += n
+                sourcePage += n
+            }
             end = destEnd
             total += length
         }
