@@ -72,3 +72,7 @@ int pg_is_zero(const void *p, size_t n) {
     }
     return 1;
 }
+
+void *pg_mremap_maymove(void *old_address, size_t old_size, size_t new_size) {
+    return mremap(old_address, old_size, new_size, MREMAP_MAYMOVE);
+}

@@ -660,6 +660,51 @@ final class SegmentSetEdgeTests: XCTestCase {
         XCTAssertEqual(set.treeHeight, 1)
     }
 
+    /// Node arrays of a MiB or more are mappings of their own: a set grown
+    /// from one node to tens of thousands crosses from malloc to a mapping
+    /// and then grows the mapping; its contents survive each step, and a
+    /// copy of a set in mappings is a copy.
+    func testNodeArraysMovedIntoMappingsKeepTheirContents() {
+        print("testNodeArraysMovedIntoMappingsKeepTheirContents: seed \(SegmentTestEnvironment.seed) ^ 0x3A9 (replay with PGALLOC_TEST_SEED)")
+        var rng = SegmentTestRandom(seed: SegmentTestEnvironment.seed ^ 0x3A9)
+        var set = IntSet()
+        var model = IntModel()
+        func check(_ set: IntSet, _ model: IntModel, _ what: String) {
+            do throws(SegmentModelMismatch) {
+                let c = SegmentSetChecker(set: set, model: model)
+                try c.checkInvariants(requireMaximallyMerged: true)
+                try c.expectContents()
+            } catch {
+                XCTFail("\(what): \(error)")
+            }
+        }
+        // Segments of alternating values with gaps between them: none merge.
+        // 60,000 of them take thousands of nodes, over 1 MiB of keys.
+        var at: UInt64 = 0
+        for i in 0..<60_000 {
+            at += 1 + rng.below(4)
+            let r = range(at, at + 1 + rng.below(6))
+            XCTAssertTrue(set.add(r, i & 1))
+            XCTAssertTrue(model.add(r, i & 1, merging: true))
+            at = r.end
+            if i % 7_500 == 0 {
+                check(set, model, "after \(i + 1) segments")
+            }
+        }
+        XCTAssertGreaterThan(set.storageBytes, 4 << 20)
+        check(set, model, "60,000 segments")
+        var copy = set
+        var changed = model
+        for _ in 0..<500 {
+            let i = rng.index(changed.count)
+            let gap = copy.remove(copy.findSegment(containing: changed.range(i).start)!)
+            let j = changed.remove(at: i)
+            XCTAssertEqual(copy.range(of: gap), changed.gap(j))
+        }
+        check(copy, changed, "the copy, 500 segments removed")
+        check(set, model, "the original beside a changed copy")
+    }
+
     // MARK: The invariant checker
 
     /// The checker must catch a broken tree, or passing it proves nothing.

@@ -40,6 +40,9 @@ extern const int pg_EFD_CLOEXEC;
 extern const int pg_O_TMPFILE;
 extern const int pg_AT_SYMLINK_FOLLOW;
 
+// mremap(2) with MREMAP_MAYMOVE (mremap is variadic: Swift cannot call it).
+void *pg_mremap_maymove(void *old_address, size_t old_size, size_t new_size);
+
 int pg_memfd_create(const char *name, unsigned int flags);
 int pg_fallocate(int fd, int mode, int64_t offset, int64_t length);
 int64_t pg_lseek(int fd, int64_t offset, int whence);
