@@ -96,8 +96,9 @@ final class SegmentSetStorage<Functions: SegmentSetFunctions> {
     /// than taken from malloc. malloc serves even large blocks from its
     /// heap once a large block has been freed (its mmap threshold rises),
     /// and every doubling then leaves the old array behind as free heap it
-    /// keeps: 9 MB at the end of a 16 GiB restore (W-save dense). A mapping grows with
-    /// mremap, in place or by moving its pages, and is given back whole.
+    /// keeps: 9 MB at the end of a 16 GiB restore (W-save dense). A
+    /// mapping grows with mremap, in place or by moving its pages, and is
+    /// given back whole.
     private static var mappedArrayBytes: Int { 1 << 20 }
 
     private static func isMapped<T>(_ count: Int, _: T.Type) -> Bool {
