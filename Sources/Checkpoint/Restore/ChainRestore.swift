@@ -68,11 +68,11 @@ private func markRestored<References: Sequence<PageReference>>(_ references: Ref
 /// the pages back from the target.
 ///
 /// It also tells the sink which referenced pages are restored (all links)
-/// as it consumes the frame that follows them in address order, rather
-/// than all at the end: a MemoryFile's usage set then never holds a hole
-/// for each of them (a checkpoint may hold a reference per page), only the
-/// segments of its final shape. Parents' pages are written after the frames;
-/// the restore fails as a whole if they cannot be.
+/// with the frame whose span they fall in or come just before, rather than
+/// all at the end: a MemoryFile's usage set then never holds a hole for
+/// each of them (a checkpoint may hold a reference per page), only around
+/// the frames in flight. Parents' pages are written after the frames; the
+/// restore fails as a whole if they cannot be.
 ///
 /// The references stay in the one array the checkpoint's metadata holds;
 /// what this adds is 4 bytes a reference (their order by source address)
