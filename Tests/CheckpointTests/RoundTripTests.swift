@@ -304,23 +304,7 @@ final class RoundTripTests: XCTestCase {
         let fromFile = try MemoryFile.restore(from: .path(path))
         try assertRestored(fromFile, from: source, report: report)
 
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        let writer = try HostThread(name: "test-copy") {
-            let fd = open(path, O_RDONLY)
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = read(fd, &buffer, buffer.count)
-                if n <= 0 { break }
-                _ = buffer.withUnsafeBytes { write(writeEnd, $0.baseAddress, n) }
-            }
-            close(fd)
-            close(writeEnd)
-        }
-        let fromPipe = try MemoryFile.restore(from: .descriptor(readEnd))
-        writer.join()
-        close(readEnd)
+        let fromPipe = try withPipe(feeding: try readFile(path)) { try MemoryFile.restore(from: .descriptor($0)) }
         try assertRestored(fromPipe, from: source, report: report)
     }
 

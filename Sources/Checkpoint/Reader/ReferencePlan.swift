@@ -127,41 +127,18 @@ final class PlacementSink: FrameSink, @unchecked Sendable {
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {
         let pieces = pieces[Int(frame.sequence)] ?? []
         guard !pieces.isEmpty else { return }
-        // Where each run's pages begin in the data: the runs are packed end
-        // to end.
-        var offsets: [UInt64] = []
-        offsets.reserveCapacity(frame.runs.count)
-        var packed: UInt64 = 0
-        for run in frame.runs {
-            offsets.append(packed)
-            packed += run.length
-        }
+        let stored = FrameData(frame, data)
         var total: UInt64 = 0
         for piece in pieces {
-            guard let r = Self.run(holding: piece.source, in: frame.runs) else {
-                throw CheckpointError.field(
-                    .frame(frame.sequence), 0, "runs", expected: "the referenced pages \(piece.source)", found: "other pages")
-            }
-            let off = offsets[r] + (piece.source.start - frame.runs[r].start)
+            let bytes = try stored.bytes(of: piece.source)
             let destination = piece.destinationRange
             for part in wanted.map({ overlaps(of: destination, in: $0) }) ?? [destination] {
-                let at = Int(off + (part.start - destination.start))
-                try target.write(UnsafeRawBufferPointer(rebasing: data[at..<at + Int(part.length)]), at: part.start)
+                let at = Int(part.start - destination.start)
+                try target.write(UnsafeRawBufferPointer(rebasing: bytes[at..<at + Int(part.length)]), at: part.start)
                 total += part.length
             }
         }
         written.withLock { $0 += total }
-    }
-
-    /// The run (of sorted, disjoint `runs`) holding all of `range`.
-    private static func run(holding range: FileRange, in runs: [FileRange]) -> Int? {
-        var lo = 0
-        var hi = runs.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if runs[mid].end <= range.start { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < runs.count && runs[lo].isSuperset(of: range) ? lo : nil
     }
 
     /// The parts of `range` inside `ranges` (sorted, disjoint).
@@ -178,5 +155,39 @@ final class PlacementSink: FrameSink, @unchecked Sendable {
             lo += 1
         }
         return out
+    }
+}
+
+/// A decompressed frame's pages, found by address: its runs' pages are
+/// packed end to end in the data.
+struct FrameData {
+    let frame: FrameHeader
+    let data: UnsafeRawBufferPointer
+    /// Where each run's pages begin in `data`.
+    private let offsets: [Int]
+
+    init(_ frame: FrameHeader, _ data: UnsafeRawBufferPointer) {
+        self.frame = frame
+        self.data = data
+        var offsets: [Int] = []
+        offsets.reserveCapacity(frame.runs.count)
+        var packed = 0
+        for run in frame.runs {
+            offsets.append(packed)
+            packed += Int(run.length)
+        }
+        self.offsets = offsets
+    }
+
+    /// The bytes of `range`, which one of the frame's runs must hold.
+    func bytes(of range: FileRange) throws -> UnsafeRawBufferPointer {
+        let runs = frame.runs
+        let lo = runs.partitionPoint { $0.end <= range.start }
+        guard lo < runs.count, runs[lo].isSuperset(of: range) else {
+            throw CheckpointError.field(
+                .frame(frame.sequence), 0, "runs", expected: "the referenced pages \(range)", found: "other pages")
+        }
+        let at = offsets[lo] + Int(range.start - runs[lo].start)
+        return UnsafeRawBufferPointer(rebasing: data[at..<at + Int(range.length)])
     }
 }

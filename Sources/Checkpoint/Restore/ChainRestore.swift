@@ -148,12 +148,7 @@ final class OwnCopiesSink: FrameSink, @unchecked Sendable {
         try copyOut(f, frame, data, to: target)
         // The referenced pages between the previous frame and this one's end.
         let from = f == 0 ? 0 : index[f - 1].endAddress
-        var lo = 0
-        var hi = references.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if references[mid].destination.start < from { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = references.partitionPoint { $0.destination.start < from }
         var end = lo
         while end < references.count && references[end].destination.start < index[f].endAddress {
             end += 1
@@ -167,63 +162,23 @@ final class OwnCopiesSink: FrameSink, @unchecked Sendable {
     private func copyOut(_ f: Int, _ frame: FrameHeader, _ data: UnsafeRawBufferPointer, to target: LoadTarget) throws {
         guard !bySource.isEmpty else { return }
         let span = FileRange(start: index[f].firstAddress, end: index[f].endAddress)
-        // Where each run's pages begin in the data: the runs are packed.
-        var offsets: [Int] = []
-        offsets.reserveCapacity(frame.runs.count)
-        var packed = 0
-        for run in frame.runs {
-            offsets.append(packed)
-            packed += Int(run.length)
-        }
-        let runs = frame.runs
+        let stored = FrameData(frame, data)
         func copy(_ r: PageReference) throws {
+            // The part of the source inside this frame.
             let source = r.sourceRange.intersection(span)
-            var copied: UInt64 = 0
-            // The first run ending after the source starts.
-            var i = 0
-            var j = runs.count
-            while i < j {
-                let mid = (i + j) / 2
-                if runs[mid].end <= source.start { i = mid + 1 } else { j = mid }
-            }
-            while i < runs.count && runs[i].start < source.end {
-                let part = runs[i].intersection(source)
-                let at = offsets[i] + Int(part.start - runs[i].start)
-                try target.write(
-                    UnsafeRawBufferPointer(rebasing: data[at..<at + Int(part.length)]), at: r.destination.start + (part.start - r.source))
-                copied += part.length
-                i += 1
-            }
-            guard copied == source.length else {
-                throw CheckpointError.field(
-                    .frame(frame.sequence), 0, "runs", expected: "the referenced pages \(source)", found: "other pages")
-            }
+            try target.write(try stored.bytes(of: source), at: r.destination.start + (source.start - r.source))
         }
         // Sources starting in this frame.
-        var lo = 0
-        var hi = bySource.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if references[Int(bySource[mid])].source < span.start { lo = mid + 1 } else { hi = mid }
-        }
-        while lo < bySource.count {
-            let r = references[Int(bySource[lo])]
-            if r.source >= span.end {
-                break
-            }
-            try copy(r)
-            lo += 1
+        var i = bySource.partitionPoint { references[Int($0)].source < span.start }
+        while i < bySource.count && references[Int(bySource[i])].source < span.end {
+            try copy(references[Int(bySource[i])])
+            i += 1
         }
         // Sources that started in an earlier frame.
-        lo = 0
-        hi = continued.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if continued[mid].frame < f { lo = mid + 1 } else { hi = mid }
-        }
-        while lo < continued.count && continued[lo].frame == f {
-            try copy(references[Int(continued[lo].reference)])
-            lo += 1
+        i = continued.partitionPoint { $0.frame < f }
+        while i < continued.count && continued[i].frame == f {
+            try copy(references[Int(continued[i].reference)])
+            i += 1
         }
     }
 }
