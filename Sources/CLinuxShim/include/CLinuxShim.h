@@ -78,6 +78,9 @@ extern const uint64_t pg_UFFD_FEATURE_EVENT_REMOVE;
 extern const uint64_t pg_UFFD_FEATURE_EVENT_UNMAP;
 extern const uint64_t pg_UFFD_FEATURE_MISSING_SHMEM;
 extern const uint64_t pg_UFFD_FEATURE_POISON;
+extern const uint64_t pg_UFFD_FEATURE_SIGBUS;
+// userfaultfd(2) flag: faults taken in the kernel are not reported.
+extern const int pg_UFFD_USER_MODE_ONLY;
 extern const uint64_t pg_UFFDIO_REGISTER_MODE_MISSING;
 extern const uint8_t pg_UFFD_EVENT_PAGEFAULT;
 extern const uint8_t pg_UFFD_EVENT_REMOVE;

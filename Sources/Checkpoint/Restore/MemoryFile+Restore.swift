@@ -28,7 +28,7 @@ extension MemoryFile {
         if case .lazy(let lazy) = options.mode {
             return try restoreLazily(from: location, options: options, lazy: lazy)
         }
-        let sink = MemoryFileSink(options: options.memoryFile)
+        let sink = MemoryFileSink(options: options.memoryFile, userfaultfd: options.writeWithUserfaultfd)
         let scanner = try CheckpointScanner.opening(location, options: options)
         let metadata: CheckpointMetadata
         do {
@@ -37,6 +37,7 @@ extension MemoryFile {
             sink.abandon()
             throw error
         }
+        sink.finish()
         return (sink.file!, metadata)
     }
 }

@@ -25,6 +25,10 @@ public struct RestoreOptions: Sendable {
     /// looked for (by file name) when they are not at the path the child
     /// records.
     public var parentSearchPaths: [String] = []
+    /// Whether an eager restore into a MemoryFile writes its pages with
+    /// UFFDIO_COPY where it can (`UffdCopyTarget`); tests turn it off to
+    /// exercise the pwrite path.
+    var writeWithUserfaultfd = true
 
     /// The default memory limit: 1 TiB.
     public static let defaultMemoryLimit: UInt64 = 1 << 40
