@@ -27,8 +27,10 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
     private let chunks: [(base: UInt64, offset: UInt64, length: UInt64)]
 
     /// Registers every chunk of `file`; nil when this process may not use
-    /// userfaultfd or the kernel lacks missing faults on shmem (the caller
-    /// then writes with `pwrite`).
+    /// userfaultfd, the kernel lacks missing faults on shmem or refuses the
+    /// registration (the caller then writes with `pwrite`).
+    ///
+    /// - Throws: `HostError` if a chunk cannot be mapped.
     init?(file: MemoryFile) throws {
         let u = pg_uffd_open(O_CLOEXEC | pg_UFFD_USER_MODE_ONLY)
         guard u >= 0 else { return nil }
@@ -39,11 +41,12 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             return nil
         }
         var found: [(base: UInt64, offset: UInt64, length: UInt64)] = []
+        var registered = true
         do {
             try file.forEachChunkMapping { base, offset, length in
                 let address = UInt64(UInt(bitPattern: base))
-                guard pg_uffd_register(u, address, UInt64(length), pg_UFFDIO_REGISTER_MODE_MISSING, nil) == 0 else {
-                    throw HostError.last("ioctl(UFFDIO_REGISTER) over the restored file")
+                if registered && pg_uffd_register(u, address, UInt64(length), pg_UFFDIO_REGISTER_MODE_MISSING, nil) != 0 {
+                    registered = false
                 }
                 found.append((address, offset, UInt64(length)))
             }
@@ -51,6 +54,10 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             // Closing the userfaultfd drops every registration.
             close(u)
             throw error
+        }
+        guard registered else {
+            close(u)
+            return nil
         }
         fd = FileDescriptor(rawValue: file.fileDescriptor)
         uffd = u
