@@ -12,8 +12,9 @@ import SystemPackage
 /// and fills each page, so the restore's workers write one at a time and
 /// the others spin on the lock (a third of a dense restore's CPU). UFFDIO_COPY
 /// puts the pages into the page cache and the mapping without that lock:
-/// filling 1.6 GB of a new memfd from two threads took 0.47-0.52 s this
-/// way against 0.87-1.24 s with `pwrite` (BENCHMARKS.md, "Restore writes").
+/// writing 1.26 GB into a new memfd from two threads took 0.41-0.43 s
+/// this way against 0.73-0.81 s with `pwrite`, which two threads did not
+/// make faster than one (BENCHMARKS.md, "Restore writes").
 ///
 /// The chunks are registered in missing mode only while the restore
 /// writes; nothing touches the new file's memory meanwhile, and a stray
