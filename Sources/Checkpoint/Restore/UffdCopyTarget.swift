@@ -10,8 +10,8 @@ import SystemPackage
 ///
 /// A `pwrite` into a memfd holds the file's inode lock while it allocates
 /// and fills each page, so the restore's workers write one at a time and
-/// the others spin on the lock (a third of a dense restore's CPU). UFFDIO_COPY
-/// puts the pages into the page cache and the mapping without that lock:
+/// the others spin on the lock (16-19% of a dense restore's CPU samples
+/// under `perf`). UFFDIO_COPY puts the pages into the page cache and the mapping without that lock:
 /// writing 1.26 GB into a new memfd from two threads took 0.41-0.43 s
 /// this way against 0.73-0.81 s with `pwrite`, which two threads did not
 /// make faster than one (BENCHMARKS.md, "Restore writes").
@@ -22,7 +22,8 @@ import SystemPackage
 /// a fault handler there is none of. `finish()` (or deinit) unregisters:
 /// pages never written then read as zero, as in any memfd.
 final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
-    private let fd: FileDescriptor
+    /// Reads, and writes over pages already there.
+    private let memfd: MemfdTarget
     private var uffd: Int32
     /// Each chunk's address, file offset and length, by offset.
     private let chunks: [(base: UInt64, offset: UInt64, length: UInt64)]
@@ -60,7 +61,7 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             close(u)
             return nil
         }
-        fd = FileDescriptor(rawValue: file.fileDescriptor)
+        memfd = MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor))
         uffd = u
         chunks = found
     }
@@ -92,9 +93,7 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             } else if code == EEXIST {
                 // A page written before (a restore writes each page once,
                 // but a write must replace, as pwrite would).
-                try fd.writeAll(
-                    UnsafeRawBufferPointer(rebasing: bytes[done..<done + 4096]), atAbsoluteOffset: at,
-                    call: "pwrite into the restored memfd")
+                try memfd.write(UnsafeRawBufferPointer(rebasing: bytes[done..<done + 4096]), at: at)
                 done += 4096
             } else if code != EAGAIN {
                 throw HostError("ioctl(UFFDIO_COPY) into the restored memfd", errno: code)
@@ -103,8 +102,7 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at address: UInt64) throws {
-        let n = try fd.readAll(into: buffer, atAbsoluteOffset: address, call: "pread from the restored memfd")
-        precondition(n == buffer.count, "UffdCopyTarget: \(n) of \(buffer.count) bytes at \(address)")
+        try memfd.read(into: buffer, at: address)
     }
 
     /// Ends the registrations; the memory behaves as any mapping of the
