@@ -27,8 +27,7 @@ final class MemoryFileSink: RestoreSink, @unchecked Sendable {
         let f = try MemoryFile(options: options)
         file = f
         try f.installRestoredLayout(fileSize: header.fileSize, segments: segments)
-        // The chunks are mapped and registered once the file has its size.
-        let copying = userfaultfd ? try UffdCopyTarget(file: f) : nil
+        let copying = userfaultfd ? UffdCopyTarget(file: f) : nil
         target = copying ?? MemfdTarget(fd: FileDescriptor(rawValue: f.fileDescriptor))
     }
 

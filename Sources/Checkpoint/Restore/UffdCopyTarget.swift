@@ -11,29 +11,38 @@ import SystemPackage
 /// A `pwrite` into a memfd holds the file's inode lock while it allocates
 /// and fills each page, so the restore's workers write one at a time and
 /// the others spin on the lock (16-19% of a dense restore's CPU samples
-/// under `perf`). UFFDIO_COPY puts the pages into the page cache and the mapping without that lock:
+/// under `perf`). UFFDIO_COPY puts the pages into the page cache and the
+/// mapping without that lock:
 /// writing 1.26 GB into a new memfd from two threads took 0.41-0.43 s
 /// this way against 0.73-0.81 s with `pwrite`, which two threads did not
 /// make faster than one (BENCHMARKS.md, "Restore writes").
 ///
-/// The chunks are registered in missing mode only while the restore
-/// writes; nothing touches the new file's memory meanwhile, and a stray
-/// access would raise SIGBUS (`UFFD_FEATURE_SIGBUS`) rather than wait for
-/// a fault handler there is none of. `finish()` (or deinit) unregisters:
-/// pages never written then read as zero, as in any memfd.
+/// Each chunk is registered in missing mode when the first write reaches it
+/// (a checkpoint may claim a file of exabytes and store one page: only the
+/// chunks written are mapped), until the restore ends; nothing touches the
+/// new file's memory meanwhile, and a stray access would raise SIGBUS
+/// (`UFFD_FEATURE_SIGBUS`) rather than wait for a fault handler there is
+/// none of. `finish()` (or deinit) ends the registrations: pages never
+/// written then read as zero, as in any memfd.
 final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
-    /// Reads, and writes over pages already there.
+    private let file: MemoryFile
+    /// Reads, writes over pages already there, and every write once the
+    /// kernel has refused a registration.
     private let memfd: MemfdTarget
-    private var uffd: Int32
-    /// Each chunk's address, file offset and length, by offset.
-    private let chunks: [(base: UInt64, offset: UInt64, length: UInt64)]
+    private let uffd: Int32
 
-    /// Registers every chunk of `file`; nil when this process may not use
-    /// userfaultfd, the kernel lacks missing faults on shmem or refuses the
-    /// registration (the caller then writes with `pwrite`).
-    ///
-    /// - Throws: `HostError` if a chunk cannot be mapped.
-    init?(file: MemoryFile) throws {
+    private struct State {
+        /// The chunks registered, by first file offset.
+        var chunks: [UInt64: UffdMapping] = [:]
+        /// The kernel refused to register a chunk: the writes use pwrite.
+        var refused = false
+        var finished = false
+    }
+    private let state = StateLock(State())
+
+    /// Nil when this process may not use userfaultfd or the kernel lacks
+    /// missing faults on shmem (the caller then writes with `pwrite`).
+    init?(file: MemoryFile) {
         let u = pg_uffd_open(O_CLOEXEC | pg_UFFD_USER_MODE_ONLY)
         guard u >= 0 else { return nil }
         let wanted = pg_UFFD_FEATURE_MISSING_SHMEM | pg_UFFD_FEATURE_SIGBUS
@@ -42,28 +51,9 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             close(u)
             return nil
         }
-        var found: [(base: UInt64, offset: UInt64, length: UInt64)] = []
-        var registered = true
-        do {
-            try file.forEachChunkMapping { base, offset, length in
-                let address = UInt64(UInt(bitPattern: base))
-                if registered && pg_uffd_register(u, address, UInt64(length), pg_UFFDIO_REGISTER_MODE_MISSING, nil) != 0 {
-                    registered = false
-                }
-                found.append((address, offset, UInt64(length)))
-            }
-        } catch {
-            // Closing the userfaultfd drops every registration.
-            close(u)
-            throw error
-        }
-        guard registered else {
-            close(u)
-            return nil
-        }
+        self.file = file
         memfd = MemfdTarget(fd: FileDescriptor(rawValue: file.fileDescriptor))
         uffd = u
-        chunks = found
     }
 
     deinit {
@@ -77,27 +67,46 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
         var done = 0
         while done < bytes.count {
             let at = address + UInt64(done)
-            // Chunks are equal and in order from offset 0.
-            let i = chunks.isEmpty ? 0 : Int(at / chunks[0].length)
-            precondition(i < chunks.count, "UffdCopyTarget.write: address \(hex(at)) beyond the restored file")
-            let c = chunks[i]
-            let length = min(UInt64(bytes.count - done), c.offset + c.length - at)
-            var copied: Int64 = 0
-            if pg_uffd_copy(uffd, c.base + (at - c.offset), bytes.baseAddress! + done, length, &copied) == 0 {
-                done += Int(length)
-                continue
+            guard let chunk = try registeredChunk(holding: at) else {
+                try memfd.write(UnsafeRawBufferPointer(rebasing: bytes[done...]), at: at)
+                return
             }
-            let code = errno
-            if copied > 0 {
-                done += Int(copied)
-            } else if code == EEXIST {
+            let n = Int(min(UInt64(bytes.count - done), chunk.offset + chunk.length - at))
+            let end = try uffdCopy(
+                uffd, into: [chunk], UnsafeRawBufferPointer(rebasing: bytes[done..<done + n]), at: at,
+                call: "ioctl(UFFDIO_COPY) into the restored memfd"
+            ) {
                 // A page written before (a restore writes each page once,
                 // but a write must replace, as pwrite would).
-                try memfd.write(UnsafeRawBufferPointer(rebasing: bytes[done..<done + 4096]), at: at)
-                done += 4096
-            } else if code != EAGAIN {
-                throw HostError("ioctl(UFFDIO_COPY) into the restored memfd", errno: code)
+                page, at in try memfd.write(page, at: at)
             }
+            if end == .ownerGone {
+                // The file's own mapping cannot go while the file lives.
+                throw HostError("ioctl(UFFDIO_COPY) into the restored memfd", errno: ENOENT)
+            }
+            done += n
+        }
+    }
+
+    /// The chunk holding `offset`, mapped and registered first if it is
+    /// not yet; nil once the kernel has refused a registration.
+    private func registeredChunk(holding offset: UInt64) throws -> UffdMapping? {
+        let (base, first, length) = try file.chunkMapping(holding: offset)
+        return state.withLock { s -> UffdMapping? in
+            precondition(!s.finished, "UffdCopyTarget.write: called after finish()")
+            if let chunk = s.chunks[first] {
+                return chunk
+            }
+            if s.refused {
+                return nil
+            }
+            let chunk: UffdMapping = (UInt64(UInt(bitPattern: base)), first, UInt64(length))
+            guard pg_uffd_register(uffd, chunk.base, chunk.length, pg_UFFDIO_REGISTER_MODE_MISSING, nil) == 0 else {
+                s.refused = true
+                return nil
+            }
+            s.chunks[first] = chunk
+            return chunk
         }
     }
 
@@ -105,11 +114,16 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
         try memfd.read(into: buffer, at: address)
     }
 
-    /// Ends the registrations; the memory behaves as any mapping of the
-    /// memfd from now on. Call once every write has returned.
+    /// Ends the registrations (closing the userfaultfd drops them all); the
+    /// memory behaves as any mapping of the memfd from now on. Call once
+    /// every write has returned.
     func finish() {
-        guard uffd >= 0 else { return }
-        close(uffd)
-        uffd = -1
+        let first = state.withLock { s in
+            defer { s.finished = true }
+            return !s.finished
+        }
+        if first {
+            close(uffd)
+        }
     }
 }

@@ -56,6 +56,17 @@ extension MemoryFile {
             offset += chunkSize
         }
     }
+
+    /// The address, first file offset and length of the chunk holding
+    /// `offset`, mapping it first if needed: an eager restore registers
+    /// the chunks it writes to, and only those.
+    ///
+    /// - Precondition: `offset` is inside the file.
+    package func chunkMapping(holding offset: UInt64) throws -> (UnsafeMutableRawPointer, UInt64, Int) {
+        precondition(offset < totalSize, "MemoryFile.chunkMapping: offset \(offset) beyond the file (\(totalSize) bytes)")
+        let base = try core.mappings.address(ofChunk: Int(offset >> chunkShift), fd: core.fd)
+        return (base, offset & ~(chunkSize - 1), Int(chunkSize))
+    }
 }
 
 extension MemoryFileCore {

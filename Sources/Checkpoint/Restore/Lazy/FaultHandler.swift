@@ -27,7 +27,7 @@ final class FaultHandler: LoadTarget, @unchecked Sendable {
     private let uffd: Int32
     private let stopFD: Int32
     /// Where each range of checkpoint addresses is mapped.
-    private let chunks: [(base: UInt64, offset: UInt64, length: UInt64)]
+    private let chunks: [UffdMapping]
     private var thread: HostThread?
     /// Whether this registered the ranges (and unregisters them).
     private let ownsRegistration: Bool
@@ -224,36 +224,9 @@ final class FaultHandler: LoadTarget, @unchecked Sendable {
     /// UFFDIO_COPY (waking threads waiting on those pages); pages already
     /// there are left as they are.
     func copy(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        var done = 0
-        while done < bytes.count {
-            let at = offset + UInt64(done)
-            guard let c = chunks.first(where: { at >= $0.offset && at < $0.offset + $0.length }) else {
-                throw HostError("UFFDIO_COPY at \(hex(at)): outside the registered memory", errno: EFAULT)
-            }
-            let a = c.base + (at - c.offset)
-            // Up to the end of this mapping: the next may lie elsewhere.
-            let length = min(UInt64(bytes.count - done), c.offset + c.length - at)
-            var copied: Int64 = 0
-            if pg_uffd_copy(uffd, a, bytes.baseAddress! + done, length, &copied) == 0 {
-                done += Int(length)
-                continue
-            }
-            let code = errno
-            if copied > 0 {
-                done += Int(copied)
-            } else if code == EEXIST || copied == -Int64(EEXIST) {
-                // This page is there already (faulted in as zero, or
-                // copied): skip it.
-                done += 4096
-            } else if code == EAGAIN {
-                continue
-            } else if code == ENOENT || code == ESRCH {
-                // The memory's owner went away.
-                return
-            } else {
-                throw HostError("ioctl(UFFDIO_COPY)", errno: code)
-            }
-        }
+        // A page there already was faulted in as zero, or copied: it stays.
+        // An owner gone away has nothing left to load into.
+        _ = try uffdCopy(uffd, into: chunks, bytes, at: offset, call: "ioctl(UFFDIO_COPY)") { _, _ in }
     }
 
     /// Wakes the threads waiting on the pages at these file offsets (their
