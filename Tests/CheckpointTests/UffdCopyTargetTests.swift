@@ -21,7 +21,7 @@ final class UffdCopyTargetTests: XCTestCase {
     }
 
     func makeTarget(_ file: MemoryFile) throws -> UffdCopyTarget {
-        guard let target = try UffdCopyTarget(file: file) else {
+        guard let target = UffdCopyTarget(file: file) else {
             // Root may always use userfaultfd on the kernels this project
             // supports: only an unprivileged run may go without.
             if geteuid() == 0 {
