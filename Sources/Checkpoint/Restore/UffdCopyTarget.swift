@@ -12,10 +12,10 @@ import SystemPackage
 /// and fills each page, so the restore's workers write one at a time and
 /// the others spin on the lock (16-19% of a dense restore's CPU samples
 /// under `perf`). UFFDIO_COPY puts the pages into the page cache and the
-/// mapping without that lock:
-/// writing 1.26 GB into a new memfd from two threads took 0.41-0.43 s
-/// this way against 0.73-0.81 s with `pwrite`, which two threads did not
-/// make faster than one (BENCHMARKS.md, "Restore writes").
+/// mapping without that lock: writing 1.26 GB into a new memfd from two
+/// threads took 0.41-0.43 s this way against 0.73-0.81 s with `pwrite`,
+/// which two threads did not make faster than one (BENCHMARKS.md,
+/// "Restore writes").
 ///
 /// Each chunk is registered in missing mode when the first write reaches it
 /// (a checkpoint may claim a file of exabytes and store one page: only the
