@@ -17,20 +17,21 @@ enum UffdCopyEnd {
 }
 
 /// Copies `bytes` to checkpoint address `offset` with UFFDIO_COPY, split at
-/// the ends of `mappings` (the next may lie elsewhere); the kernel wakes the
-/// threads waiting on the pages. Each page already there (EEXIST) goes to
-/// `existing` with its address, which decides what becomes of it.
+/// the ends of the mappings `mapping` gives for an address (the next may
+/// lie elsewhere); the kernel wakes the threads waiting on the pages. Each
+/// page already there (EEXIST) goes to `existing` with its address, which
+/// decides what becomes of it.
 ///
 /// - Throws: `HostError` naming `call` for any other failure, or for an
-///   address outside `mappings`.
+///   address `mapping` has no mapping for.
 func uffdCopy(
-    _ uffd: Int32, into mappings: [UffdMapping], _ bytes: UnsafeRawBufferPointer, at offset: UInt64, call: String,
-    existing: (UnsafeRawBufferPointer, UInt64) throws -> Void
+    _ uffd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, call: String,
+    mapping: (UInt64) -> UffdMapping?, existing: (UnsafeRawBufferPointer, UInt64) throws -> Void
 ) throws -> UffdCopyEnd {
     var done = 0
     while done < bytes.count {
         let at = offset + UInt64(done)
-        guard let m = mappings.first(where: { at >= $0.offset && at < $0.offset + $0.length }) else {
+        guard let m = mapping(at) else {
             throw HostError("\(call) at \(hex(at)): outside the registered memory", errno: EFAULT)
         }
         let length = min(UInt64(bytes.count - done), m.offset + m.length - at)

@@ -73,8 +73,8 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
             }
             let n = Int(min(UInt64(bytes.count - done), chunk.offset + chunk.length - at))
             let end = try uffdCopy(
-                uffd, into: [chunk], UnsafeRawBufferPointer(rebasing: bytes[done..<done + n]), at: at,
-                call: "ioctl(UFFDIO_COPY) into the restored memfd"
+                uffd, UnsafeRawBufferPointer(rebasing: bytes[done..<done + n]), at: at,
+                call: "ioctl(UFFDIO_COPY) into the restored memfd", mapping: { _ in chunk }
             ) {
                 // A page written before (a restore writes each page once,
                 // but a write must replace, as pwrite would).

@@ -226,7 +226,9 @@ final class FaultHandler: LoadTarget, @unchecked Sendable {
     func copy(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
         // A page there already was faulted in as zero, or copied: it stays.
         // An owner gone away has nothing left to load into.
-        _ = try uffdCopy(uffd, into: chunks, bytes, at: offset, call: "ioctl(UFFDIO_COPY)") { _, _ in }
+        _ = try uffdCopy(
+            uffd, bytes, at: offset, call: "ioctl(UFFDIO_COPY)",
+            mapping: { at in chunks.first { at >= $0.offset && at < $0.offset + $0.length } }, existing: { _, _ in })
     }
 
     /// Wakes the threads waiting on the pages at these file offsets (their
