@@ -49,7 +49,7 @@ final class CompactTablesTests: XCTestCase {
         for r in out {
             encoder.add(r)
         }
-        let again = try ReferencesSection.decode(encoder.finish(), offset: 0, dataEnd: 1 << 60, depth: 1)
+        let again = try ReferencesSection.decode(Array(encoder.finish()), offset: 0, dataEnd: 1 << 60, depth: 1)
         XCTAssertEqual(again, out)
     }
 
@@ -74,7 +74,7 @@ final class CompactTablesTests: XCTestCase {
         let far = FileRange(start: (1 << 33) * page, end: ((1 << 33) + 4) * page)
         var wideEncoder = encoder
         wideEncoder.add(far)
-        let bytes = encoder.finish()
+        let bytes = Array(encoder.finish())
         let section = CheckpointSection.section(.pageHashes)
         let narrow = try PageRunTable.decode(bytes, offset: 0, runCount: encoder.runCount, pageLimit: at + 10, section: section)
         let wide = try PageRunTable.decode(
@@ -95,7 +95,7 @@ final class CompactTablesTests: XCTestCase {
                 wide.stretches(in: range).map { [$0.address, $0.ordinal, $0.pages] }, "\(range), seed \(seed)")
         }
 
-        let farBytes = wideEncoder.finish()
+        let farBytes = Array(wideEncoder.finish())
         let withFar = try PageRunTable.decode(
             farBytes, offset: 0, runCount: wideEncoder.runCount, pageLimit: (1 << 34), section: section)
         XCTAssertEqual(withFar.ranges, runs + [far])
@@ -103,5 +103,112 @@ final class CompactTablesTests: XCTestCase {
         XCTAssertThrowsError(
             try PageRunTable.decode(farBytes, offset: 0, runCount: wideEncoder.runCount, pageLimit: at + 10, section: section),
             "a run past the page limit")
+    }
+
+    /// The reader decodes `REFS` and `PHSH`'s run table piece by piece as
+    /// it reads them: any cut into pieces gives what the whole payload
+    /// gives, and a damaged payload (cut short, a byte changed, a byte
+    /// too many) the same error.
+    func testTablesDecodedInPiecesMatchTheWhole() throws {
+        let seed = testSeed(0x9A6E_0002, "tables in pieces")
+        var rng = SplitMix64(seed: seed)
+        var references = ReferencesSection.Encoder()
+        var runs = PageRunEncoder()
+        var at: UInt64 = 0
+        for _ in 0..<3000 {
+            at += 1 + rng.next() % 300
+            let n = 1 + rng.next() % 9
+            let link = Int(rng.next() % 3)
+            // A source of link 0 well before its destination.
+            let source = link == 0 ? rng.next() % (at / 2 + 1) : rng.next() % (1 << 30)
+            references.add(PageReference(destination: FileRange(start: at * page, end: (at + n) * page), link: link, source: source * page))
+            runs.add(FileRange(start: at * page, end: (at + n) * page))
+            at += n + (rng.next() % 2)
+        }
+        let refsBytes = Array(references.finish())
+        let runBytes = Array(runs.finish())
+        let runCount = runs.runCount
+        let dataEnd = (at + 1) * page
+        let section = CheckpointSection.section(.pageHashes)
+
+        func wholeRefs(_ bytes: [UInt8]) -> Result<[PageReference], CheckpointError> {
+            Result { () throws(CheckpointError) in Array(try ReferencesSection.decode(bytes, offset: 100, dataEnd: dataEnd, depth: 2)) }
+        }
+        func piecesRefs(_ bytes: [UInt8], _ rng: inout SplitMix64) -> Result<[PageReference], CheckpointError> {
+            var decoder = ReferencesSection.Decoder(offset: 100, length: UInt64(bytes.count), dataEnd: dataEnd, depth: 2)
+            var i = 0
+            return Result { () throws(CheckpointError) in
+                while i < bytes.count {
+                    let n = min(bytes.count - i, 1 + Int(rng.next() % 97))
+                    try decoder.feed(Array(bytes[i..<i + n]))
+                    i += n
+                }
+                return Array(try decoder.finish())
+            }
+        }
+        func wholeRuns(_ bytes: [UInt8]) -> Result<[FileRange], CheckpointError> {
+            Result { () throws(CheckpointError) in
+                try PageRunTable.decode(bytes, offset: 100, runCount: runCount, pageLimit: at + 1, section: section).ranges
+            }
+        }
+        func piecesRuns(_ bytes: [UInt8], _ rng: inout SplitMix64) -> Result<[FileRange], CheckpointError> {
+            var i = 0
+            return Result { () throws(CheckpointError) in
+                var decoder = try PageRunTable.Decoder(
+                    offset: 100, length: UInt64(bytes.count), runCount: runCount, pageLimit: at + 1, section: section)
+                while i < bytes.count {
+                    let n = min(bytes.count - i, 1 + Int(rng.next() % 97))
+                    try decoder.feed(Array(bytes[i..<i + n]))
+                    i += n
+                }
+                return try decoder.finish().ranges
+            }
+        }
+        func same<T: Equatable & Collection>(_ a: Result<T, CheckpointError>, _ b: Result<T, CheckpointError>, _ what: String) {
+            func describe(_ r: Result<T, CheckpointError>) -> String {
+                switch r {
+                case .success(let x): "\(x.count) entries"
+                case .failure(let e): "\(e)"
+                }
+            }
+            switch (a, b) {
+            case (.success(let x), .success(let y)):
+                XCTAssertTrue(x == y, "\(what): \(x.count) entries against \(y.count), seed \(seed)")
+            case (.failure(let x), .failure(let y)):
+                XCTAssertEqual("\(x)", "\(y)", "\(what), seed \(seed)")
+            default:
+                XCTFail("\(what): whole \(describe(a)), in pieces \(describe(b)), seed \(seed)")
+            }
+        }
+        guard case .success(let decoded) = wholeRefs(refsBytes), case .success(let decodedRuns) = wholeRuns(runBytes) else {
+            return XCTFail("the encoded tables do not decode, seed \(seed)")
+        }
+        XCTAssertEqual(decoded.count, 3000)
+        XCTAssertEqual(decodedRuns.reduce(0) { $0 + $1.length }, runs.pageCount * page)
+        for round in 0..<40 {
+            var refs = refsBytes
+            var table = runBytes
+            switch round % 4 {
+            case 0:
+                break
+            case 1:
+                refs.removeLast(1 + Int(rng.next() % UInt64(refs.count - 16)))
+                table.removeLast(1 + Int(rng.next() % UInt64(table.count - 1)))
+            case 2:
+                refs[16 + Int(rng.next() % UInt64(refs.count - 16))] ^= UInt8(1 << (rng.next() % 8))
+                table[Int(rng.next() % UInt64(table.count))] ^= UInt8(1 << (rng.next() % 8))
+            default:
+                refs.append(0)
+                table.append(0)
+            }
+            same(wholeRefs(refs), piecesRefs(refs, &rng), "REFS, round \(round)")
+            same(wholeRuns(table), piecesRuns(table, &rng), "run table, round \(round)")
+            if round % 4 == 0 {
+                same(wholeRefs(refs), .success(decoded), "REFS, round \(round)")
+            } else if round % 4 != 2 {
+                XCTAssertThrowsError(try wholeRefs(refs).get(), "REFS, round \(round), seed \(seed)")
+                XCTAssertThrowsError(try wholeRuns(table).get(), "run table, round \(round), seed \(seed)")
+            }
+        }
     }
 }

@@ -55,7 +55,7 @@ final class ChainParentPages: ParentPages, @unchecked Sendable {
     }
 
     /// The references whose destinations meet `range`.
-    private func references(of all: [PageReference], in range: FileRange) -> ArraySlice<PageReference> {
+    private func references(of all: SpillArray<PageReference>, in range: FileRange) -> Slice<SpillArray<PageReference>> {
         var lo = 0
         var hi = all.count
         while lo < hi {

@@ -325,7 +325,7 @@ final class ChainResolution {
         }
     }
 
-    func check(_ references: [PageReference]) throws {
+    func check(_ references: SpillArray<PageReference>) throws {
         try ReferenceReader.check(references, against: chain)
     }
 }

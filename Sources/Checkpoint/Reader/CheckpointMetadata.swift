@@ -34,7 +34,7 @@ public struct CheckpointMetadata: Sendable {
     /// The parent (`PRNT`) of an incremental checkpoint.
     public var parent: ParentRecord? = nil
     /// Pages not stored but referenced (`REFS`), by address.
-    public var references: [PageReference] = []
+    public var references = SpillArray<PageReference>()
     /// Where the page hashes (`PHSH`) are, and which pages they cover.
     var pageHashes: PageHashes? = nil
 

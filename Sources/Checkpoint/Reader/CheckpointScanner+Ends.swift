@@ -18,7 +18,7 @@ struct CheckpointEnds {
     var pageHashes: PageHashes?
     /// Version 2: `REFS`'s references (their links checked against the
     /// depth once the head is read).
-    var references: [PageReference] = []
+    var references = SpillArray<PageReference>()
 
     /// Where the index says the frames start: its first entry, or the
     /// index itself when there are no frames.
@@ -208,8 +208,20 @@ extension CheckpointScanner {
                 ends.pageHashes = try readPageHashes(
                     entry, header: header, storedBytes: ends.totals.storedBytes, reader: reader, whole: whole)
             case .references where keepReferences:
-                ends.references = try ReferencesSection.decode(
-                    reader.readPayload(entry), offset: entry.offset, dataEnd: header.dataEnd, depth: ParentSection.maxDepth)
+                // In pieces: a checkpoint may hold a reference per page. A
+                // decoding error waits for the checksum, which a damaged
+                // payload fails first.
+                var decoder = ReferencesSection.Decoder(
+                    offset: entry.offset, length: try reader.plainLength(entry), dataEnd: header.dataEnd, depth: ParentSection.maxDepth)
+                var invalid: CheckpointError?
+                try reader.readPayload(entry) { piece, _ in
+                    guard invalid == nil else { return }
+                    do throws(CheckpointError) { try decoder.feed(piece) } catch { invalid = error }
+                }
+                if let invalid {
+                    throw invalid
+                }
+                ends.references = try decoder.finish()
             default:
                 try reader.skipPayload(entry)
             }
@@ -228,21 +240,54 @@ extension CheckpointScanner {
     ) throws -> PageHashes {
         let section = CheckpointSection.section(.pageHashes)
         let fixed = PageHashesSection.fixedLength
-        var prefix: [UInt8] = []
-        var prefixLength = UInt64(fixed)
+        var fixedBytes: [UInt8] = []
         var head: PageHashesSection.Head?
+        // The run table is decoded as it comes (a checkpoint may list a
+        // run for every other page); an error in it waits for the
+        // checksum, which a damaged payload fails first.
+        var runsDecoder: PageRunTable.Decoder?
+        var invalid: CheckpointError?
+        var padding: [UInt8] = []
+        // Plaintext bytes taken, up to the hashes.
+        var taken: UInt64 = 0
         // The payload's plaintext length (a sealed one is longer as stored).
         let length = try reader.plainLength(entry)
         /// Takes a piece of the plaintext, at `offsetInPayload`.
         func collect(_ piece: [UInt8], at offsetInPayload: UInt64) throws {
-            guard offsetInPayload < prefixLength else { return }
-            prefix += piece.prefix(Int(prefixLength - offsetInPayload))
-            if head == nil && prefix.count >= fixed {
-                head = try PageHashesSection.decodeHead(
-                    Array(prefix[..<fixed]), offset: entry.offset, length: length, storedBytes: storedBytes)
-                prefixLength = head!.hashesOffset
-                prefix += piece.dropFirst(fixed - Int(offsetInPayload)).prefix(Int(prefixLength) - prefix.count)
+            var rest = piece[...]
+            var at = offsetInPayload
+            if head == nil {
+                guard at < UInt64(fixed) else { return }
+                let n = min(rest.count, fixed - Int(at))
+                fixedBytes += rest.prefix(n)
+                rest = rest.dropFirst(n)
+                at += UInt64(n)
+                taken = at
+                guard fixedBytes.count == fixed else { return }
+                head = try PageHashesSection.decodeHead(fixedBytes, offset: entry.offset, length: length, storedBytes: storedBytes)
+                do throws(CheckpointError) {
+                    runsDecoder = try PageRunTable.Decoder(
+                        offset: entry.offset + UInt64(fixed), length: head!.runTableLength, runCount: head!.runCount,
+                        pageLimit: header.dataEnd / CheckpointFormat.pageSize, section: section)
+                } catch {
+                    invalid = error
+                }
             }
+            let tableEnd = UInt64(fixed) + head!.runTableLength
+            if at < tableEnd && !rest.isEmpty {
+                let n = Int(min(UInt64(rest.count), tableEnd - at))
+                if invalid == nil {
+                    do throws(CheckpointError) { try runsDecoder!.feed(Array(rest.prefix(n))) } catch { invalid = error }
+                }
+                rest = rest.dropFirst(n)
+                at += UInt64(n)
+            }
+            if at < head!.hashesOffset && !rest.isEmpty {
+                let n = Int(min(UInt64(rest.count), head!.hashesOffset - at))
+                padding += rest.prefix(n)
+                at += UInt64(n)
+            }
+            taken = max(taken, min(at, head!.hashesOffset))
         }
         if case .random(let file) = reader.source, !checkPageHashes, !whole, !entry.isSealed {
             security.payloadNotHashed(entry)
@@ -250,9 +295,9 @@ extension CheckpointScanner {
                 throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: entry.length)
             }
             try collect(file.read(at: entry.offset, count: fixed, section: section), at: 0)
-            if let head {
-                try collect(file.read(at: entry.offset + UInt64(fixed), count: Int(head.hashesOffset) - fixed, section: section),
-                            at: UInt64(fixed))
+            while let head, taken < head.hashesOffset {
+                let n = Int(min(head.hashesOffset - taken, UInt64(SectionReader.pieceLength)))
+                try collect(file.read(at: entry.offset + taken, count: n, section: section), at: taken)
             }
         } else {
             var plainOffset: UInt64 = 0
@@ -261,16 +306,17 @@ extension CheckpointScanner {
                 plainOffset += UInt64(piece.count)
             }
         }
-        guard let head, UInt64(prefix.count) == head.hashesOffset else {
+        if let invalid {
+            throw invalid
+        }
+        guard let head, taken == head.hashesOffset else {
             throw CheckpointError.field(section, entry.offset, "length", expected: "at least \(fixed)", found: length)
         }
         let tableEnd = fixed + Int(head.runTableLength)
-        if prefix[tableEnd...].contains(where: { $0 != 0 }) {
-            throw CheckpointError.field(section, entry.offset + UInt64(tableEnd), "padding", expected: "zero", found: hexBytes(prefix[tableEnd...]))
+        if padding.contains(where: { $0 != 0 }) {
+            throw CheckpointError.field(section, entry.offset + UInt64(tableEnd), "padding", expected: "zero", found: hexBytes(padding))
         }
-        let runs = try PageRunTable.decode(
-            Array(prefix[fixed..<tableEnd]), offset: entry.offset + UInt64(fixed), runCount: head.runCount,
-            pageLimit: header.dataEnd / CheckpointFormat.pageSize, section: section)
+        let runs = try runsDecoder!.finish()
         if runs.pageCount != head.pageCount {
             throw CheckpointError.field(
                 section, entry.offset + UInt64(PageHashesSection.pageCount.offset), "pageCount", expected: "\(runs.pageCount) (the runs' pages)",

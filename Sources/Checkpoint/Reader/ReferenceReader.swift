@@ -4,7 +4,7 @@ import PGAlloc
 enum ReferenceReader {
     /// Checks, before memory is created, that every reference to a parent
     /// names pages that parent stores (its page hashes list them).
-    static func check(_ references: [PageReference], against chain: CheckpointChain?) throws {
+    static func check(_ references: SpillArray<PageReference>, against chain: CheckpointChain?) throws {
         // Each link's runs taken once: a reference per run of pages.
         let stored = chain?.links.map { $0.metadata.pageHashes?.runs } ?? []
         var hints = [Int](repeating: 0, count: stored.count)
@@ -28,7 +28,7 @@ enum ReferenceReader {
     /// With `withinDone`, the copies of link 0 were already written (as
     /// the frames were restored) and only the parents' pages are.
     static func restore(
-        _ references: [PageReference], chain: CheckpointChain?, target: RestoreTarget, threads: Int, withinDone: Bool = false
+        _ references: SpillArray<PageReference>, chain: CheckpointChain?, target: RestoreTarget, threads: Int, withinDone: Bool = false
     ) throws {
         guard !references.isEmpty else { return }
         if !withinDone {
@@ -83,7 +83,7 @@ enum ReferenceReader {
 
     /// Copies pages stored once to the other addresses that hold them (the
     /// references of link 0 among `references`).
-    private static func copyWithin(_ references: [PageReference], target: RestoreTarget) throws {
+    private static func copyWithin(_ references: SpillArray<PageReference>, target: RestoreTarget) throws {
         guard references.contains(where: { $0.link == 0 }) else { return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }

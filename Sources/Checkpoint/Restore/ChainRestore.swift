@@ -80,11 +80,11 @@ private func markRestored<References: Sequence<PageReference>>(_ references: Ref
 final class OwnCopiesSink: FrameSink, @unchecked Sendable {
     let inner: RestoreSink
     // Set by `plan`, before the frames; only read by the workers after.
-    private var references: [PageReference] = []
+    private var references = SpillArray<PageReference>()
     private var index: [IndexEntry] = []
     /// The references of link 0, as positions in `references`, by source
     /// address: each is found from the frame holding its first page.
-    private var bySource: [UInt32] = []
+    private var bySource = SpillArray<UInt32>()
     /// (frame, position) for each frame after its first that a source
     /// reaches into, by frame.
     private var continued: [(frame: Int, reference: UInt32)] = []
@@ -102,14 +102,14 @@ final class OwnCopiesSink: FrameSink, @unchecked Sendable {
     /// Orders the references of link 0 by source, over the frames of
     /// `index`. Called once, before `begin`. Throws if a source is not
     /// inside the frames' spans end to end.
-    func plan(_ references: [PageReference], index: [IndexEntry]) throws {
+    func plan(_ references: SpillArray<PageReference>, index: [IndexEntry]) throws {
         precondition(!planned, "OwnCopiesSink.plan: called twice")
         // Positions are 32-bit: past that (16 TiB of single pages) the
         // copies are made at the end instead.
         guard references.count <= Int(UInt32.max) else { return }
         self.references = references
         self.index = index
-        var order: [UInt32] = []
+        var order = SpillArray<UInt32>()
         for (i, r) in references.enumerated() where r.link == 0 {
             order.append(UInt32(i))
             guard var f = index.frame(holding: r.source) else {

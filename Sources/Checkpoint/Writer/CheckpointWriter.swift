@@ -150,7 +150,10 @@ struct CheckpointWriter {
             try pageHashes(&frames),
         ]
         if !frames.references.isEmpty {
-            sections.append(OutgoingSection(.references, flags: .critical, bytes: frames.references.finish()))
+            let payload = frames.references.finish()
+            sections.append(try OutgoingSection(.references, flags: .critical, length: UInt64(payload.count)) { emit in
+                try payload.forEachPiece(emit)
+            })
         }
         let prefetch = prefetchOrder(source.accessOrder(), entries: frames.entries)
         if !prefetch.isEmpty {
@@ -163,10 +166,17 @@ struct CheckpointWriter {
     func pageHashes(_ frames: inout WrittenFrames) throws -> OutgoingSection {
         // The last run is counted once the table is finished.
         let table = frames.storedPages.finish()
-        let head = PageHashesSection.encodeHead(pageCount: frames.digests.count, runCount: frames.storedPages.runCount, runTable: table)
+        let head = PageHashesSection.encodeHead(
+            pageCount: frames.digests.count, runCount: frames.storedPages.runCount, runTableLength: UInt64(table.count))
+        let hashesOffset = PageHashesSection.hashesOffset(runTableLength: UInt64(table.count))
+        let padding = [UInt8](repeating: 0, count: Int(hashesOffset) - head.count - table.count)
         let spill = frames.digests
-        return try OutgoingSection(.pageHashes, flags: [], length: UInt64(head.count) + spill.count * UInt64(PageDigest.length)) { emit in
+        return try OutgoingSection(.pageHashes, flags: [], length: hashesOffset + spill.count * UInt64(PageDigest.length)) { emit in
             try emit(head)
+            try table.forEachPiece(emit)
+            if !padding.isEmpty {
+                try emit(padding)
+            }
             try spill.forEachPiece(emit)
         }
     }

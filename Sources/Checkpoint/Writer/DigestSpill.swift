@@ -1,9 +1,11 @@
 import PGAlloc
 import SystemPackage
 
-/// The hashes of the pages a save stores, in order, kept in a memfd until
-/// the tail (`PHSH`) is written: 8 MiB for each GiB stored, which the
-/// process's own heap does not hold.
+/// The hashes of the pages a save stores, in order, kept in an unnamed
+/// file of the temporary directory until the tail (`PHSH`) is written:
+/// 8 MiB for each GiB stored, held neither by the process's heap nor in
+/// memory the kernel cannot drop (the page cache writes them back), as for
+/// a `SpillArray`. Where no such file can be made, in a memfd.
 final class DigestSpill {
     private let file: OwnedFileDescriptor
     private var pending: [UInt8] = []
@@ -13,7 +15,8 @@ final class DigestSpill {
     private static let batch = 1 << 16
 
     init() throws {
-        file = try OwnedFileDescriptor.memfd(name: "pgsnap-page-hashes")
+        let unnamed = openSpillFile()
+        file = unnamed >= 0 ? OwnedFileDescriptor(owning: unnamed) : try OwnedFileDescriptor.memfd(name: "pgsnap-page-hashes")
         pending.reserveCapacity(Self.batch)
     }
 
@@ -31,7 +34,7 @@ final class DigestSpill {
         guard !pending.isEmpty else { return }
         let written = (count - UInt64(pending.count / PageDigest.length)) * UInt64(PageDigest.length)
         try pending.withUnsafeBytes {
-            try file.descriptor.writeAll($0, atAbsoluteOffset: written, call: "pwrite the page hashes to a memfd")
+            try file.descriptor.writeAll($0, atAbsoluteOffset: written, call: "pwrite the page hashes to a temporary file")
         }
         pending.removeAll(keepingCapacity: true)
     }
@@ -49,7 +52,7 @@ final class DigestSpill {
                 piece.removeLast(piece.count - n)
             }
             _ = try piece.withUnsafeMutableBytes {
-                try file.descriptor.readAll(into: $0, atAbsoluteOffset: at, call: "pread the page hashes from a memfd")
+                try file.descriptor.readAll(into: $0, atAbsoluteOffset: at, call: "pread the page hashes from a temporary file")
             }
             try body(piece)
             at += UInt64(n)

@@ -36,17 +36,15 @@ enum PageHashesSection {
         CheckpointFormat.padded(UInt64(fixedLength) + runTableLength)
     }
 
-    /// The fields, the run table and its padding: the payload up to the
-    /// hashes.
-    static func encodeHead(pageCount count: UInt64, runCount runs: UInt64, runTable: [UInt8]) -> [UInt8] {
-        var w = ByteWriter(capacity: fixedLength + runTable.count + 8)
+    /// The fixed fields, which the run table and zero padding up to
+    /// `hashesOffset` follow.
+    static func encodeHead(pageCount count: UInt64, runCount runs: UInt64, runTableLength: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: fixedLength)
         w.u32(sha256, algorithm)
         w.u32(UInt32(digestLength), hashLength)
         w.u64(count, pageCount)
         w.u64(runs, runCount)
-        w.u64(UInt64(runTable.count), runTableLength)
-        w.raw(runTable)
-        w.zeros(CheckpointFormat.padding(after: UInt64(w.bytes.count)))
+        w.u64(runTableLength, self.runTableLength)
         return w.bytes
     }
 

@@ -4,7 +4,10 @@ import PGAlloc
 /// previous run's end, or since address 0 for the first; pages in the run):
 /// how `PHSH` lists the pages it hashes.
 struct PageRunEncoder {
-    private(set) var writer = ByteWriter()
+    /// The runs encoded since the last move into `table`.
+    private var writer = ByteWriter()
+    /// The runs encoded before (a save may store a run every other page).
+    private var table = SpillArray<UInt8>()
     private(set) var runCount: UInt64 = 0
     private(set) var pageCount: UInt64 = 0
     /// The run being extended, in pages.
@@ -29,9 +32,15 @@ struct PageRunEncoder {
     }
 
     /// The encoded table, every run included.
-    mutating func finish() -> [UInt8] {
+    mutating func finish() -> SpillArray<UInt8> {
         flushRun()
-        return writer.bytes
+        moveEncoded()
+        return table
+    }
+
+    private mutating func moveEncoded() {
+        table.append(contentsOf: writer.bytes)
+        writer.bytes.removeAll(keepingCapacity: true)
     }
 
     private mutating func flushRun() {
@@ -41,6 +50,9 @@ struct PageRunEncoder {
         runCount += 1
         lastEnd = c.start + c.count
         current = nil
+        if writer.bytes.count >= 1 << 16 {
+            moveEncoded()
+        }
     }
 }
 
@@ -68,34 +80,84 @@ struct PageRunTable: Sendable {
     static func decode(
         _ bytes: [UInt8], offset: UInt64, runCount: UInt64, pageLimit: UInt64, section: CheckpointSection
     ) throws(CheckpointError) -> PageRunTable {
-        var r = ByteReader(bytes, base: offset, section: section)
-        var table = PageRunTable(pageLimit: pageLimit)
-        // At least two bytes a run: a huge count costs nothing up front.
-        guard runCount <= UInt64(bytes.count / 2) else {
-            throw .field(section, offset, "runCount", expected: "at most \(bytes.count / 2) runs in \(bytes.count) bytes", found: runCount)
-        }
-        table.starts.reserveCapacity(Int(runCount))
-        table.ordinals.reserveCapacity(Int(runCount) + 1)
-        var end: UInt64 = 0
-        for i in 0..<runCount {
-            let at = r.offset
-            let gap = try r.leb128(field: "run \(i) gap", limit: bytes.count)
-            let count = try r.leb128(field: "run \(i) length", limit: bytes.count)
-            let (start, o1) = end.addingReportingOverflow(gap)
-            let (runEnd, o2) = start.addingReportingOverflow(count)
-            if (i > 0 && gap == 0) || count == 0 || o1 || o2 || runEnd > pageLimit {
-                throw .field(
-                    section, at, "run \(i)", expected: "a run of at least one page after a gap of at least one, below page \(pageLimit)",
-                    found: "gap \(gap), length \(count)")
+        var decoder = try Decoder(offset: offset, length: UInt64(bytes.count), runCount: runCount, pageLimit: pageLimit, section: section)
+        try decoder.feed(bytes)
+        return try decoder.finish()
+    }
+
+    /// Decodes a run table piece by piece as it is read: what it holds is
+    /// the table and at most one piece and a run.
+    struct Decoder {
+        private let offset: UInt64
+        private let length: UInt64
+        private let runCount: UInt64
+        private let pageLimit: UInt64
+        private let section: CheckpointSection
+        private var table: PageRunTable
+        /// Bytes fed and not yet decoded: the start of a run onwards.
+        private var pending: [UInt8] = []
+        /// Table bytes before `pending`.
+        private var consumed: UInt64 = 0
+        /// The last run's end, in pages.
+        private var end: UInt64 = 0
+
+        /// Bytes a run takes at most: two LEB128 numbers of 64 bits.
+        private static let maxRunLength = 20
+
+        /// For a table of `length` bytes found at `offset`.
+        init(offset: UInt64, length: UInt64, runCount: UInt64, pageLimit: UInt64, section: CheckpointSection) throws(CheckpointError) {
+            // At least two bytes a run: a huge count costs nothing up front.
+            guard runCount <= length / 2 else {
+                throw .field(section, offset, "runCount", expected: "at most \(length / 2) runs in \(length) bytes", found: runCount)
             }
-            table.starts.append(start)
-            table.ordinals.append(table.ordinals[Int(i)] + count)
-            end = runEnd
+            self.offset = offset
+            self.length = length
+            self.runCount = runCount
+            self.pageLimit = pageLimit
+            self.section = section
+            table = PageRunTable(pageLimit: pageLimit)
         }
-        if r.position != bytes.count {
-            throw .field(section, r.offset, "run table", expected: "\(runCount) runs filling \(bytes.count) bytes", found: "\(r.position) bytes used")
+
+        /// Decodes the runs `piece` completes.
+        mutating func feed(_ piece: [UInt8]) throws(CheckpointError) {
+            pending += piece
+            try decode(final: false)
         }
-        return table
+
+        /// The table, once every piece was fed.
+        mutating func finish() throws(CheckpointError) -> PageRunTable {
+            try decode(final: true)
+            return table
+        }
+
+        /// Decodes whole runs; with `final`, everything fed must be exactly
+        /// the rest of the table.
+        private mutating func decode(final: Bool) throws(CheckpointError) {
+            var r = ByteReader(pending, base: offset + consumed, section: section)
+            let limit = pending.count
+            while UInt64(table.runCount) < runCount && (final || limit - r.position >= Self.maxRunLength) {
+                let i = table.runCount
+                let at = r.offset
+                let gap = try r.leb128(field: "run \(i) gap", limit: limit)
+                let count = try r.leb128(field: "run \(i) length", limit: limit)
+                let (start, o1) = end.addingReportingOverflow(gap)
+                let (runEnd, o2) = start.addingReportingOverflow(count)
+                if (i > 0 && gap == 0) || count == 0 || o1 || o2 || runEnd > pageLimit {
+                    throw .field(
+                        section, at, "run \(i)", expected: "a run of at least one page after a gap of at least one, below page \(pageLimit)",
+                        found: "gap \(gap), length \(count)")
+                }
+                table.starts.append(start)
+                table.ordinals.append(table.ordinals[i] + count)
+                end = runEnd
+            }
+            let used = consumed + UInt64(r.position)
+            if (UInt64(table.runCount) == runCount && r.position < limit) || (final && used != length) {
+                throw .field(section, r.offset, "run table", expected: "\(runCount) runs filling \(length) bytes", found: "\(used) bytes used")
+            }
+            consumed = used
+            pending.removeFirst(r.position)
+        }
     }
 
     /// The run holding `page`, if any.
@@ -212,8 +274,8 @@ extension PageRunTable {
 /// one is below 2^32 (a file under 16 TiB), in 64 otherwise: a checkpoint
 /// may list a run for every other page, and its reader holds the list.
 struct PageNumbers: Sendable {
-    private var narrow: [UInt32] = []
-    private var wide: [UInt64] = []
+    private var narrow = SpillArray<UInt32>()
+    private var wide = SpillArray<UInt64>()
     private let isWide: Bool
 
     /// Numbers up to `limit` will be appended.

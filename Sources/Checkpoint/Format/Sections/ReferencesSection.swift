@@ -87,7 +87,11 @@ enum ReferencesSection {
 
     /// Encodes entries sorted by destination, not overlapping.
     struct Encoder {
+        /// The entries encoded since the last move into `body`.
         private var entries = ByteWriter()
+        /// The entries encoded before (a save may reference every other
+        /// page).
+        private var body = SpillArray<UInt8>()
         private(set) var count: UInt64 = 0
         private(set) var pages: UInt64 = 0
         private var lastEnd: UInt64 = 0
@@ -124,81 +128,155 @@ enum ReferencesSection {
             count += 1
             pages += r.destination.length / page
             writtenEnd = r.destination.end
+            if entries.bytes.count >= 1 << 16 {
+                moveEncoded()
+            }
+        }
+
+        private mutating func moveEncoded() {
+            body.append(contentsOf: entries.bytes)
+            entries.bytes.removeAll(keepingCapacity: true)
         }
 
         var isEmpty: Bool { count == 0 && pending == nil }
 
         /// The payload.
-        mutating func finish() -> [UInt8] {
+        mutating func finish() -> SpillArray<UInt8> {
             if let p = pending {
                 flush(p)
                 pending = nil
             }
-            var w = ByteWriter(capacity: ReferencesSection.fixedLength + entries.bytes.count)
+            moveEncoded()
+            var w = ByteWriter(capacity: ReferencesSection.fixedLength)
             w.u64(count, entryCount)
             w.u64(pages, referencedPages)
-            w.raw(entries.bytes)
-            return w.bytes
+            var payload = SpillArray<UInt8>()
+            payload.reserveCapacity(w.bytes.count + body.count)
+            payload.append(contentsOf: w.bytes)
+            payload.append(contentsOf: body)
+            return payload
         }
     }
 
     /// Decodes the payload found at `offset` of a checkpoint whose pages lie
-    /// below `dataEnd`, at chain depth `depth`.
-    static func decode(_ bytes: [UInt8], offset: UInt64, dataEnd: UInt64, depth: Int) throws(CheckpointError) -> [PageReference] {
-        let section = CheckpointSection.section(.references)
-        var r = ByteReader(bytes, base: offset, section: section)
-        let count = try r.u64(entryCount)
-        let pages = try r.u64(referencedPages)
-        // At least four bytes an entry: a huge count costs nothing up front.
-        guard count <= UInt64(bytes.count / 4) else {
-            throw .field(r, entryCount, expected: "at most \(bytes.count / 4) entries in \(bytes.count) bytes", found: count)
+    /// below `dataEnd`, at chain depth `depth`, held whole.
+    static func decode(_ bytes: [UInt8], offset: UInt64, dataEnd: UInt64, depth: Int) throws(CheckpointError) -> SpillArray<PageReference> {
+        var decoder = Decoder(offset: offset, length: UInt64(bytes.count), dataEnd: dataEnd, depth: depth)
+        try decoder.feed(bytes)
+        return try decoder.finish()
+    }
+
+    /// Decodes the payload piece by piece as it is read: what it holds is
+    /// the references (a `SpillArray`) and at most one piece and an entry.
+    struct Decoder {
+        private let offset: UInt64
+        private let length: UInt64
+        private let pageLimit: UInt64
+        private let depth: Int
+        /// Bytes fed and not yet decoded: the start of an entry onwards.
+        private var pending: [UInt8] = []
+        /// Payload bytes before `pending`.
+        private var consumed: UInt64 = 0
+        private var count: UInt64?
+        private var pages: UInt64 = 0
+        private var decoded: UInt64 = 0
+        /// The last entry's end and the entries' pages, in pages.
+        private var end: UInt64 = 0
+        private var total: UInt64 = 0
+        private var references = SpillArray<PageReference>()
+
+        /// Bytes an entry takes at most: four LEB128 numbers of 64 bits.
+        private static let maxEntryLength = 40
+
+        /// For a payload of `length` bytes found at `offset`.
+        init(offset: UInt64, length: UInt64, dataEnd: UInt64, depth: Int) {
+            self.offset = offset
+            self.length = length
+            pageLimit = dataEnd / CheckpointFormat.pageSize
+            self.depth = depth
         }
-        let page = CheckpointFormat.pageSize
-        let pageLimit = dataEnd / page
-        var out: [PageReference] = []
-        out.reserveCapacity(Int(count))
-        var end: UInt64 = 0
-        var total: UInt64 = 0
-        for i in 0..<count {
-            let at = r.offset
-            let gap = try r.leb128(field: "entry \(i) gap", limit: bytes.count)
-            let length = try r.leb128(field: "entry \(i) length", limit: bytes.count)
-            let link = try r.leb128(field: "entry \(i) link", limit: bytes.count)
-            let delta = unzigzag(try r.leb128(field: "entry \(i) source", limit: bytes.count))
-            let (start, o1) = end.addingReportingOverflow(gap)
-            let (destEnd, o2) = start.addingReportingOverflow(length)
-            if length == 0 || o1 || o2 || destEnd > pageLimit {
-                throw .field(section, at, "entry \(i)", expected: "at least one page, below page \(pageLimit)", found: "gap \(gap), length \(length)")
-            }
-            if link > UInt64(depth) {
-                throw .field(section, at, "entry \(i) link", expected: "at most the chain depth \(depth)", found: link)
-            }
-            let (source, o3) = Int64(start).addingReportingOverflow(delta)
-            if o3 || source < 0 || UInt64(source) > CheckpointFormat.maxFileSize / page - length {
-                throw .field(section, at, "entry \(i) source", expected: "a page of the file", found: delta)
-            }
-            if link == 0 && UInt64(source) < destEnd && start < UInt64(source) + length {
-                throw .field(section, at, "entry \(i) source", expected: "pages other than the ones it gives", found: "page \(source)")
-            }
-            // An entry longer than one reference can give takes several.
-            var from = start
-            var sourcePage = UInt64(source)
-            while from < destEnd {
-                let n = min(destEnd - from, PageReference.maxPages)
-                out.append(PageReference(
-                    destination: FileRange(start: from * page, end: (from + n) * page), link: Int(link), source: sourcePage * page))
-                from += n
-                sourcePage += n
-            }
-            end = destEnd
-            total += length
+
+        /// Decodes the entries `piece` completes.
+        mutating func feed(_ piece: [UInt8]) throws(CheckpointError) {
+            pending += piece
+            try decode(final: false)
         }
-        if r.position != bytes.count {
-            throw .field(section, r.offset, "entries", expected: "\(count) entries filling \(bytes.count - fixedLength) bytes", found: "\(r.position - fixedLength) bytes used")
+
+        /// The references, once every piece was fed.
+        mutating func finish() throws(CheckpointError) -> SpillArray<PageReference> {
+            try decode(final: true)
+            if total != pages {
+                throw .field(
+                    section, offset + UInt64(referencedPages.offset), "referencedPages", expected: "\(total) (the entries' pages)",
+                    found: pages)
+            }
+            return references
         }
-        if total != pages {
-            throw .field(section, offset + UInt64(referencedPages.offset), "referencedPages", expected: "\(total) (the entries' pages)", found: pages)
+
+        private var section: CheckpointSection { .section(.references) }
+
+        /// Decodes whole entries; with `final`, everything fed must be
+        /// exactly the rest of the payload.
+        private mutating func decode(final: Bool) throws(CheckpointError) {
+            var r = ByteReader(pending, base: offset + consumed, section: section)
+            let limit = pending.count
+            if count == nil {
+                guard final || limit >= fixedLength else { return }
+                let count = try r.u64(entryCount)
+                pages = try r.u64(referencedPages)
+                // At least four bytes an entry: a huge count costs nothing up front.
+                guard count <= length / 4 else {
+                    throw .field(r, entryCount, expected: "at most \(length / 4) entries in \(length) bytes", found: count)
+                }
+                self.count = count
+            }
+            let count = self.count!
+            let page = CheckpointFormat.pageSize
+            while decoded < count && (final || limit - r.position >= Self.maxEntryLength) {
+                let i = decoded
+                let at = r.offset
+                let gap = try r.leb128(field: "entry \(i) gap", limit: limit)
+                let length = try r.leb128(field: "entry \(i) length", limit: limit)
+                let link = try r.leb128(field: "entry \(i) link", limit: limit)
+                let delta = unzigzag(try r.leb128(field: "entry \(i) source", limit: limit))
+                let (start, o1) = end.addingReportingOverflow(gap)
+                let (destEnd, o2) = start.addingReportingOverflow(length)
+                if length == 0 || o1 || o2 || destEnd > pageLimit {
+                    throw .field(section, at, "entry \(i)", expected: "at least one page, below page \(pageLimit)", found: "gap \(gap), length \(length)")
+                }
+                if link > UInt64(depth) {
+                    throw .field(section, at, "entry \(i) link", expected: "at most the chain depth \(depth)", found: link)
+                }
+                let (source, o3) = Int64(start).addingReportingOverflow(delta)
+                if o3 || source < 0 || UInt64(source) > CheckpointFormat.maxFileSize / page - length {
+                    throw .field(section, at, "entry \(i) source", expected: "a page of the file", found: delta)
+                }
+                if link == 0 && UInt64(source) < destEnd && start < UInt64(source) + length {
+                    throw .field(section, at, "entry \(i) source", expected: "pages other than the ones it gives", found: "page \(source)")
+                }
+                // An entry longer than one reference can give takes several.
+                var from = start
+                var sourcePage = UInt64(source)
+                while from < destEnd {
+                    let n = min(destEnd - from, PageReference.maxPages)
+                    references.append(PageReference(
+                        destination: FileRange(start: from * page, end: (from + n) * page), link: Int(link), source: sourcePage * page))
+                    from += n
+                    sourcePage += n
+                }
+                end = destEnd
+                total += length
+                decoded += 1
+            }
+            if (decoded == count && r.position < limit) || (final && consumed + UInt64(r.position) != length) {
+                throw .field(
+                    section, r.offset, "entries", expected: "\(count) entries filling \(length - UInt64(fixedLength)) bytes",
+                    found: "\(consumed + UInt64(r.position) - UInt64(fixedLength)) bytes used")
+            }
+            consumed += UInt64(r.position)
+            pending.removeFirst(r.position)
         }
-        return out
     }
 }
+
+extension PageReference: BitwiseCopyable {}
