@@ -16,7 +16,7 @@ SWIFT ?= swift
 # (BackgroundSyncTests) and restore writes from several threads with
 # UFFDIO_COPY (UffdCopyTargetTests). The segment set is single-threaded;
 # its long model tests gain nothing here.
-TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests|CheckpointTests.SecurityRoundTripTests|CheckpointTests.SecureChainTests|CheckpointTests.BackgroundSyncTests|CheckpointTests.UffdCopyTargetTests
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests|CheckpointTests.SecurityRoundTripTests|CheckpointTests.SecureChainTests|CheckpointTests.BackgroundSyncTests|CheckpointTests.UffdCopyTargetTests|CheckpointTests.SpillArrayTests
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 

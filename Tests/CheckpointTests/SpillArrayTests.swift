@@ -110,7 +110,9 @@ final class SpillArrayTests: XCTestCase {
 
     /// A save whose references and stored runs pass the (lowered) heap
     /// limit, restored eagerly from a file and from a pipe and lazily; an
-    /// incremental child of it whose references to its parent spill too.
+    /// incremental child of it whose references to its parent spill too
+    /// (and the plan of the parent's pages they make), restored eagerly and
+    /// lazily.
     func testSaveAndRestoreWithSpilledTables() throws {
         spillHeapLimit = 4096
         let dir = try ScratchDirectory(for: self)
@@ -166,6 +168,10 @@ final class SpillArrayTests: XCTestCase {
         let restoredChild = try MemoryFile.restore(from: .path(dir.path("child")))
         defer { restoredChild.destroy() }
         try childExpected.check(restoredChild, "restore of the child, seed \(seed)")
+        let lazyChild = try MemoryFile.restore(from: .path(dir.path("child")), options: lazyOptions)
+        defer { lazyChild.destroy() }
+        try lazyChild.waitUntilLoaded()
+        try childExpected.check(lazyChild, "lazy restore of the child, seed \(seed)")
     }
 
     private func run(_ tool: String, _ arguments: [String]) -> Int32 {

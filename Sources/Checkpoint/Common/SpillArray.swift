@@ -26,6 +26,13 @@ public struct SpillArray<Element: BitwiseCopyable>: RandomAccessCollection, Muta
         storage = SpillStorage()
     }
 
+    public init(repeating element: Element, count: Int) {
+        self.init()
+        storage.reserve(count)
+        storage.pointer.initialize(repeating: element, count: count)
+        storage.count = count
+    }
+
     public init(_ elements: some Sequence<Element>) {
         self.init()
         append(contentsOf: elements)

@@ -3,20 +3,30 @@ import PGAlloc
 /// A checkpoint's references grouped by the frame that stores their pages:
 /// for each frame of each link, which of its pages go where. A restore
 /// decompresses each such frame once.
+///
+/// The pieces are kept in `SpillArray`s (a checkpoint may hold a reference
+/// per page): the units are slices of one array.
 struct ReferencePlan: Sendable {
     /// Pages of a frame's memory (`source`) and where the first goes.
-    struct Piece: Sendable {
+    struct Piece: Sendable, BitwiseCopyable {
         var source: FileRange
         var destination: UInt64
 
         var destinationRange: FileRange { FileRange(start: destination, end: destination + source.length) }
     }
 
-    /// A frame of a link and the pieces taken from it, by source address.
+    /// A frame of a link and the pieces taken from it, in the references'
+    /// order (by destination).
     struct Unit: Sendable {
         var link: Int
         var frame: Int
-        var pieces: [Piece]
+        var pieces: Slice<SpillArray<Piece>>
+    }
+
+    /// A piece's destination and its unit.
+    struct Destination: Sendable, BitwiseCopyable {
+        var range: FileRange
+        var unit: Int
     }
 
     /// By link, then frame.
@@ -24,7 +34,7 @@ struct ReferencePlan: Sendable {
     /// Every piece's destination and its unit, by destination (the
     /// references' own order); kept only with a `window` (a lazy restore
     /// looks pieces up by destination, an eager one never does).
-    private(set) var destinations: [(range: FileRange, unit: Int)] = []
+    private(set) var destinations = SpillArray<Destination>()
 
     /// Groups `references` (by ascending destination, as `REFS` gives them)
     /// by the frames holding their sources: `index(l)` gives link `l`'s
@@ -44,11 +54,10 @@ struct ReferencePlan: Sendable {
         var unitOf: [[Int]] = []
         // The slots set in the current window, to clear when it ends.
         var used: [(link: Int, frame: Int)] = []
-        var found: [Unit] = []
-        var map: [(range: FileRange, unit: Int)] = []
-        if window != nil {
-            map.reserveCapacity(references.underestimatedCount)
-        }
+        var found: [(link: Int, frame: Int, pieces: Int)] = []
+        // Each piece with the unit (in the order found) it belongs to.
+        var met = SpillArray<Destination>()
+        var sources = SpillArray<FileRange>()
         var currentWindow: UInt64 = 0
         for r in references {
             if let window, r.destination.start / window != currentWindow {
@@ -81,26 +90,42 @@ struct ReferencePlan: Sendable {
                 if unitOf[r.link][f] < 0 {
                     unitOf[r.link][f] = found.count
                     used.append((r.link, f))
-                    found.append(Unit(link: r.link, frame: f, pieces: []))
+                    found.append((r.link, f, 0))
                 }
                 let unit = unitOf[r.link][f]
-                let piece = Piece(source: FileRange(start: source.start, end: end), destination: destination)
-                found[unit].pieces.append(piece)
-                if window != nil {
-                    map.append((piece.destinationRange, unit))
-                }
-                destination += piece.source.length
+                let part = FileRange(start: source.start, end: end)
+                met.append(Destination(range: FileRange(start: destination, end: destination + part.length), unit: unit))
+                sources.append(part)
+                found[unit].pieces += 1
+                destination += part.length
                 source.start = end
             }
         }
-        // Units by link, then frame; the map follows them.
+        // Units by link, then frame; their pieces laid out in that order
+        // (a counting sort, which keeps each unit's in the order met).
         let order = found.indices.sorted { (found[$0].link, found[$0].frame) < (found[$1].link, found[$1].frame) }
         var renumbered = [Int](repeating: 0, count: found.count)
+        var firstPiece = [Int](repeating: 0, count: found.count + 1)
         for (new, old) in order.enumerated() {
             renumbered[old] = new
+            firstPiece[new + 1] = firstPiece[new] + found[old].pieces
         }
-        units = order.map { found[$0] }
-        destinations = map.map { ($0.range, renumbered[$0.unit]) }
+        var next = firstPiece
+        var pieces = SpillArray<Piece>(repeating: Piece(source: FileRange(start: 0, end: 0), destination: 0), count: met.count)
+        for i in met.indices {
+            let unit = renumbered[met[i].unit]
+            pieces[next[unit]] = Piece(source: sources[i], destination: met[i].range.start)
+            next[unit] += 1
+            if window != nil {
+                met[i].unit = unit
+            }
+        }
+        units = order.enumerated().map { new, old in
+            Unit(link: found[old].link, frame: found[old].frame, pieces: pieces[firstPiece[new]..<firstPiece[new + 1]])
+        }
+        if window != nil {
+            destinations = met
+        }
     }
 }
 
@@ -108,13 +133,13 @@ struct ReferencePlan: Sendable {
 /// source page must be one of the frame's stored pages.
 final class PlacementSink: FrameSink, @unchecked Sendable {
     let target: LoadTarget
-    private let pieces: [Int: [ReferencePlan.Piece]]
+    private let pieces: [Int: Slice<SpillArray<ReferencePlan.Piece>>]
     /// Only the destination pages inside these ranges are written (a lazy
     /// restore's still-wanted pages); nil for all.
     private let wanted: [FileRange]?
     private let written = StateLock<UInt64>(0)
 
-    init(target: LoadTarget, pieces: [Int: [ReferencePlan.Piece]], wanted: [FileRange]? = nil) {
+    init(target: LoadTarget, pieces: [Int: Slice<SpillArray<ReferencePlan.Piece>>], wanted: [FileRange]? = nil) {
         self.target = target
         self.pieces = pieces
         self.wanted = wanted
@@ -125,8 +150,7 @@ final class PlacementSink: FrameSink, @unchecked Sendable {
     func begin(header: CheckpointHeader, segments: [SegmentRecord]) throws {}
 
     func consume(_ frame: FrameHeader, data: UnsafeRawBufferPointer) throws {
-        let pieces = pieces[Int(frame.sequence)] ?? []
-        guard !pieces.isEmpty else { return }
+        guard let pieces = pieces[Int(frame.sequence)], !pieces.isEmpty else { return }
         let stored = FrameData(frame, data)
         var total: UInt64 = 0
         for piece in pieces {

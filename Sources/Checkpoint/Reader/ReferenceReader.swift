@@ -53,7 +53,7 @@ enum ReferenceReader {
                 end += 1
             }
             let link = links(units[start].link)
-            var pieces: [Int: [ReferencePlan.Piece]] = [:]
+            var pieces: [Int: Slice<SpillArray<ReferencePlan.Piece>>] = [:]
             for u in units[start..<end] {
                 pieces[u.frame] = u.pieces
             }

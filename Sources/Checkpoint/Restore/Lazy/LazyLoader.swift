@@ -109,8 +109,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     /// The checkpoint's parents, for its references.
     private let chain: CheckpointChain?
     /// Units of references by destination: each piece's pages and its
-    /// unit, sorted by address.
-    private let referenceMap: [(range: FileRange, unit: Int)]
+    /// unit (counted from `firstReferenceUnit`), sorted by address.
+    private let referenceMap: SpillArray<ReferencePlan.Destination>
+    /// The first unit of references among `State.frames`.
+    private let firstReferenceUnit: Int
     /// Payloads kept from header reads, at most: a few frames' worth of
     /// memory.
     static let keptPayloadLimit = 4
@@ -169,8 +171,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             frame.references = unit
             frames.append(frame)
         }
-        let map = plan.destinations.map { (range: $0.range, unit: firstUnit + $0.unit) }
-        referenceMap = map
+        referenceMap = plan.destinations
+        firstReferenceUnit = firstUnit
         // The stored order first, then every other frame by address, then
         // the references.
         var order = metadata.prefetchOrder.map { Int($0) }
@@ -464,8 +466,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             if referenceMap[lo].range.start <= covered {
                 covered = max(covered, referenceMap[lo].range.end)
             }
-            if !units.contains(referenceMap[lo].unit) {
-                units.append(referenceMap[lo].unit)
+            let unit = firstReferenceUnit + referenceMap[lo].unit
+            if !units.contains(unit) {
+                units.append(unit)
             }
             lo += 1
         }
