@@ -34,6 +34,8 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
     private struct State {
         /// The chunks registered, by first file offset.
         var chunks: [UInt64: UffdMapping] = [:]
+        /// The file's chunk size, once a chunk is registered.
+        var chunkLength: UInt64 = 0
         /// The kernel refused to register a chunk: the writes use pwrite.
         var refused = false
         var finished = false
@@ -91,6 +93,20 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
     /// The chunk holding `offset`, mapped and registered first if it is
     /// not yet; nil once the kernel has refused a registration.
     private func registeredChunk(holding offset: UInt64) throws -> UffdMapping? {
+        // A chunk already registered, or a refusal, is known without
+        // asking the file (whose state lock the other writers and the
+        // usage updates take).
+        let known = state.withLock { s -> UffdMapping?? in
+            precondition(!s.finished, "UffdCopyTarget.write: called after finish()")
+            if s.refused {
+                return .some(nil)
+            }
+            guard s.chunkLength > 0, let chunk = s.chunks[offset & ~(s.chunkLength - 1)] else { return nil }
+            return chunk
+        }
+        if let known {
+            return known
+        }
         let (base, first, length) = try file.chunkMapping(holding: offset)
         return state.withLock { s -> UffdMapping? in
             precondition(!s.finished, "UffdCopyTarget.write: called after finish()")
@@ -106,6 +122,7 @@ final class UffdCopyTarget: RestoreTarget, @unchecked Sendable {
                 return nil
             }
             s.chunks[first] = chunk
+            s.chunkLength = UInt64(length)
             return chunk
         }
     }
