@@ -23,7 +23,7 @@ extension CheckpointWriter {
             try PageBuffer(capacity: payloadCapacity + (sealer?.overhead(plain: payloadCapacity) ?? 0))
         }
 
-        var written = try WrittenFrames()
+        var written = WrittenFrames()
         var cursor: UInt64 = 0
         var producing = true
         var kinds = KindCursor(segments: layout.segments)
@@ -67,7 +67,7 @@ extension CheckpointWriter {
                     for run in result.runs {
                         written.storedPages.add(run)
                     }
-                    try written.digests.append(result.digests)
+                    written.digests.append(result.digests)
                 }
                 for reference in result.references {
                     written.references.add(reference)

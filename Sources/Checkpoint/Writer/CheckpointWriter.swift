@@ -230,7 +230,7 @@ struct WrittenFrames {
     var referencedBytes: UInt64 = 0
     var duplicateBytes: UInt64 = 0
 
-    init() throws {
-        digests = try DigestSpill()
+    init() {
+        digests = DigestSpill()
     }
 }
