@@ -5,13 +5,14 @@ import CLinuxShim
 
 /// A growable array of plain values for the lists that grow with a
 /// checkpoint's size (its references, the runs of its stored pages, their
-/// order, their encodings while a save writes them): up to `heapLimit`
-/// bytes it lives in the heap; past that, in a shared mapping of an unnamed
-/// file of the temporary directory (`TMPDIR`, else `/tmp`). Those pages
-/// are the page cache's, which the kernel writes back and drops under
-/// memory pressure, rather than the process's anonymous memory, which it
-/// cannot drop without swap: what a save or a restore adds to the
-/// process's anonymous memory then no longer grows with the checkpoint.
+/// order, their encodings while a save writes them): up to 1 MiB
+/// (`spillHeapLimit`) it lives in the heap; past that, in a shared mapping
+/// of an unnamed file of the temporary directory (`TMPDIR`, else `/tmp`).
+/// Those pages are the page cache's, which the kernel writes back and
+/// drops under memory pressure, rather than the process's anonymous
+/// memory, which it cannot drop without swap: what a save or a restore
+/// adds to the process's anonymous memory then no longer grows with the
+/// checkpoint.
 ///
 /// The file's space is allocated (`fallocate`) before the mapping grows
 /// into it, so a full disk shows as a failed `fallocate`, never as a
