@@ -116,9 +116,9 @@ public struct SpillArray<Element: BitwiseCopyable>: RandomAccessCollection, Muta
     }
 }
 
-extension SpillArray where Element == UInt8 {
-    /// Calls `body` with the bytes in pieces of at most `pieceLength`, in
-    /// order (none when the array is empty).
+extension SpillArray {
+    /// Calls `body` with the elements' bytes in pieces of at most
+    /// `pieceLength`, in order (none when the array is empty).
     func forEachPiece(pieceLength: Int = 1 << 20, _ body: ([UInt8]) throws -> Void) rethrows {
         try withUnsafeBytes { bytes in
             var at = 0

@@ -27,11 +27,6 @@ struct PageDigest: Hashable, Sendable {
                  bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
     }
 
-    /// Appends the 32 bytes, as stored, to `out`.
-    func append(to out: inout [UInt8]) {
-        withUnsafeBytes(of: words) { out.append(contentsOf: $0) }
-    }
-
     /// The first eight bytes, as a table key.
     var prefix: UInt64 { words.0 }
 

@@ -67,7 +67,7 @@ extension CheckpointWriter {
                     for run in result.runs {
                         written.storedPages.add(run)
                     }
-                    written.digests.append(result.digests)
+                    written.digests.append(contentsOf: result.digests)
                 }
                 for reference in result.references {
                     written.references.add(reference)

@@ -167,11 +167,11 @@ struct CheckpointWriter {
         // The last run is counted once the table is finished.
         let table = frames.storedPages.finish()
         let head = PageHashesSection.encodeHead(
-            pageCount: frames.digests.count, runCount: frames.storedPages.runCount, runTableLength: UInt64(table.count))
+            pageCount: UInt64(frames.digests.count), runCount: frames.storedPages.runCount, runTableLength: UInt64(table.count))
         let hashesOffset = PageHashesSection.hashesOffset(runTableLength: UInt64(table.count))
         let padding = [UInt8](repeating: 0, count: Int(hashesOffset) - head.count - table.count)
         let spill = frames.digests
-        return try OutgoingSection(.pageHashes, flags: [], length: hashesOffset + spill.count * UInt64(PageDigest.length)) { emit in
+        return try OutgoingSection(.pageHashes, flags: [], length: hashesOffset + UInt64(spill.count * PageDigest.length)) { emit in
             try emit(head)
             try table.forEachPiece(emit)
             if !padding.isEmpty {
@@ -222,7 +222,7 @@ struct WrittenFrames {
     /// The stored pages, for `PHSH`.
     var storedPages = PageRunEncoder()
     /// Their hashes, in order.
-    let digests: DigestSpill
+    var digests = SpillArray<PageDigest>()
     /// Pages referenced rather than stored, for `REFS`.
     var references = ReferencesSection.Encoder()
     /// Bytes referenced from the parent chain, and from pages of this
@@ -230,7 +230,5 @@ struct WrittenFrames {
     var referencedBytes: UInt64 = 0
     var duplicateBytes: UInt64 = 0
 
-    init() {
-        digests = DigestSpill()
-    }
+    init() {}
 }
