@@ -33,6 +33,13 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        // libxxhash, from Debian's libxxhash-dev: XXH3, with which a save
+        // finds candidate duplicate pages before comparing their bytes.
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
         // libcurl, from Debian's libcurl4-openssl-dev: HTTP and AWS
         // Signature Version 4 (CURLOPT_AWS_SIGV4) for checkpoints in object
         // storage.
@@ -52,7 +59,7 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "PGAlloc", "CZstd", "CCurl", "CCRC32C", "CLinuxShim",
+                "PGAlloc", "CZstd", "CXXHash", "CCurl", "CCRC32C", "CLinuxShim",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

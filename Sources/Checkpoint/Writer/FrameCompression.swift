@@ -11,8 +11,15 @@ final class SaveWorkerContext {
     let gatherBuffer: PageBuffer
     /// Where sources that cannot lend their memory read it.
     let readBuffer: PageBuffer
-    /// The hash of each gathered page.
+    /// The table key of each gathered page (`PageDecisions.key`).
+    var keys: [UInt64] = []
+    /// The SHA-256 of each gathered page, when the save has a parent (to
+    /// compare with the parent's pages); else empty, and only the pages
+    /// stored are hashed, once they are known.
     var digests: [PageDigest] = []
+
+    /// Pages read back to compare with pages of the same key.
+    let compared: ComparedPages
 
     var gather: UnsafeMutableRawBufferPointer { gatherBuffer.bytes }
     var read: UnsafeMutableRawBufferPointer { readBuffer.bytes }
@@ -21,7 +28,8 @@ final class SaveWorkerContext {
         compressor = try ZstdCompressor(level: level)
         gatherBuffer = try PageBuffer(capacity: frameSize)
         readBuffer = try PageBuffer(capacity: 1 << 20)
-        digests.reserveCapacity(frameSize / Int(CheckpointFormat.pageSize))
+        compared = try ComparedPages()
+        keys.reserveCapacity(frameSize / Int(CheckpointFormat.pageSize))
     }
 }
 
@@ -51,10 +59,12 @@ private enum PageFate {
     case reference(link: Int, source: UInt64)
 }
 
-/// Finds the data pages of a unit's runs, gathers and hashes them, decides
-/// which are stored (`decisions`), compresses those as one frame into
-/// `buffer` (sealed and hashed by `sealer`, if any), and reports which
-/// pages were zero and which are referenced.
+/// Finds the data pages of a unit's runs, gathers them and keys them for
+/// the table of pages seen, decides which are stored (`decisions`), hashes
+/// those (SHA-256, for `PHSH`), compresses them as one frame into `buffer`
+/// (sealed and hashed by `sealer`, if any), and reports which pages were
+/// zero and which are referenced. A save with a parent hashes every page
+/// first, as it compares them with the parent's by hash.
 func compressUnit(
     _ unit: Int, runs: [FileRange], of source: SaveSource, decisions: PageDecisions, into buffer: PageBuffer,
     context: SaveWorkerContext, sealer: FrameSealer?
@@ -77,7 +87,9 @@ private func compressUnitInTurn(
     var unitBytes: UInt64 = 0
     var filled = 0
     let gather = context.gather.baseAddress!
+    context.keys.removeAll(keepingCapacity: true)
     context.digests.removeAll(keepingCapacity: true)
+    let hashAll = decisions.parent != nil
 
     for run in runs {
         unitBytes += run.length
@@ -107,7 +119,14 @@ private func compressUnitInTurn(
                     (gather + filled).copyMemory(from: base + off, byteCount: end - off)
                     var p = filled
                     while p < filled + end - off {
-                        context.digests.append(PageDigest(of: UnsafeRawBufferPointer(start: gather + p, count: page)))
+                        let bytes = UnsafeRawBufferPointer(start: gather + p, count: page)
+                        if hashAll {
+                            let digest = PageDigest(of: bytes)
+                            context.digests.append(digest)
+                            context.keys.append(digest.prefix)
+                        } else {
+                            context.keys.append(decisions.key(of: bytes))
+                        }
                         p += page
                     }
                     filled += end - off
@@ -135,9 +154,10 @@ private func compressUnitInTurn(
                 if kept != i {
                     (gather + kept * page).copyMemory(from: gather + i * page, byteCount: page)
                 }
+                let stored = UnsafeRawBufferPointer(start: gather + kept * page, count: page)
                 kept += 1
                 append(pageRange, to: &result.runs)
-                result.digests.append(context.digests[i])
+                result.digests.append(hashAll ? context.digests[i] : PageDigest(of: stored))
             case .reference(let link, let from):
                 let r = PageReference(destination: pageRange, link: link, source: from)
                 if let last = result.references.last, last.link == link, last.destination.end == address,
@@ -173,8 +193,9 @@ private func decide(
     _ unit: Int, data: [FileRange], source: SaveSource, decisions: PageDecisions, context: SaveWorkerContext
 ) throws -> [PageFate] {
     let page = CheckpointFormat.pageSize
+    let keys = context.keys
     let digests = context.digests
-    var fates = [PageFate](repeating: .store, count: digests.count)
+    var fates = [PageFate](repeating: .store, count: keys.count)
     // The parent's pages here that differ: candidates for pages that moved.
     var replaced: [ParentPage] = []
     if let parent = decisions.parent {
@@ -200,10 +221,9 @@ private func decide(
         }
     }
     let gather = UnsafeRawBufferPointer(context.gather)
-    let scratch = UnsafeMutableRawBufferPointer(rebasing: context.read[..<Int(page)])
     return try decisions.inTurn(unit) { seen in
         for old in replaced {
-            seen.insert(old.digest, link: old.link, source: old.source)
+            seen.insert(key: old.digest.prefix, link: old.link, source: old.source)
         }
         var i = 0
         for run in data {
@@ -214,27 +234,73 @@ private func decide(
                     i += 1
                 }
                 guard case .store = fates[i] else { continue }
-                let digest = digests[i]
                 let mine = UnsafeRawBufferPointer(rebasing: gather[i * Int(page)..<(i + 1) * Int(page)])
-                let found = try seen.find(digest) { link, from in
+                let found = try seen.find(key: keys[i]) { link, from in
                     if link == 0 {
-                        // The same bytes, not only the same hash.
-                        var equal = false
-                        try source.forEachSlice(of: FileRange(start: from, end: from + page), buffer: scratch) { theirs in
-                            equal = theirs.count == mine.count && memcmp(theirs.baseAddress!, mine.baseAddress!, mine.count) == 0
-                        }
-                        return equal
+                        // The same bytes, not only the same key.
+                        let theirs = try context.compared.page(at: from, of: source)
+                        return memcmp(theirs.baseAddress!, mine.baseAddress!, mine.count) == 0
                     }
-                    return try decisions.parent?.digest(link: link, source: from) == digest
+                    // Only a save with a parent records the parent's pages,
+                    // and it has every page's SHA-256.
+                    return try decisions.parent?.digest(link: link, source: from) == digests[i]
                 }
                 if let found {
                     fates[i] = .reference(link: found.link, source: found.source)
                 } else {
-                    seen.insert(digest, link: 0, source: address)
+                    seen.insert(key: keys[i], link: 0, source: address)
                 }
             }
         }
         return fates
+    }
+}
+
+/// The pages a worker read back from the source to compare with pages of
+/// the same key, kept by address: duplicates tend to be copies of a few
+/// common pages, which are then compared from here rather than read again
+/// (a `pread` each from a raw source). A source that changes during a save
+/// gives a checkpoint of no single moment whether its pages are read once
+/// or twice.
+final class ComparedPages {
+    /// Sets of two pages each: the page read last in a set replaces the one
+    /// compared longer ago, so two common pages that fall in one set do not
+    /// keep pushing each other out.
+    private static let sets = 64
+    private let buffer: PageBuffer
+    /// The address each slot holds, or `UInt64.max`.
+    private var addresses = [UInt64](repeating: .max, count: 2 * ComparedPages.sets)
+    /// Per set: the slot (0 or 1) compared longer ago.
+    private var older = [Int](repeating: 0, count: ComparedPages.sets)
+
+    init() throws {
+        buffer = try PageBuffer(capacity: 2 * Self.sets * Int(CheckpointFormat.pageSize))
+    }
+
+    /// The bytes of the page at `address` (page-aligned) in `source`.
+    func page(at address: UInt64, of source: SaveSource) throws -> UnsafeRawBufferPointer {
+        let page = Int(CheckpointFormat.pageSize)
+        // Fibonacci hashing of the page number: nearby pages spread out.
+        let set = Int(truncatingIfNeeded: (address / UInt64(page) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        var way = addresses[2 * set] == address ? 0 : addresses[2 * set + 1] == address ? 1 : -1
+        if way < 0 {
+            way = older[set]
+            let slot = 2 * set + way
+            addresses[slot] = .max
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[slot * page..<(slot + 1) * page])
+            var filled = 0
+            try source.forEachSlice(of: FileRange(start: address, end: address + UInt64(page)), buffer: bytes) { slice in
+                if slice.baseAddress != UnsafeRawPointer(bytes.baseAddress! + filled) {
+                    (bytes.baseAddress! + filled).copyMemory(from: slice.baseAddress!, byteCount: slice.count)
+                }
+                filled += slice.count
+            }
+            precondition(filled == page, "ComparedPages: \(filled) bytes read for one page")
+            addresses[slot] = address
+        }
+        older[set] = 1 - way
+        let slot = 2 * set + way
+        return UnsafeRawBufferPointer(rebasing: buffer.bytes[slot * page..<(slot + 1) * page])
     }
 }
 

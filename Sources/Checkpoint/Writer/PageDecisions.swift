@@ -1,3 +1,4 @@
+import CXXHash
 import PGAlloc
 
 /// Decides, page by page and in address order, whether a save stores a
@@ -24,10 +25,23 @@ final class PageDecisions: @unchecked Sendable {
     /// The failure of an earlier unit, seen by a unit waiting for its turn.
     struct EarlierUnitFailed: Error {}
 
+    /// The seed of this save's page keys: a new one each save, so that
+    /// which pages share a key cannot be arranged in advance.
+    private let seed = UInt64.random(in: .min ... .max)
+
     init(parent: ParentPages?, expectedPages: UInt64) throws {
         self.parent = parent
         seen = try DigestTable(expectedEntries: expectedPages)
         turnChanged = turn.makeCondition()
+    }
+
+    /// The table key of a page, in a save without a parent: its XXH3, which
+    /// costs a few percent of a SHA-256. Pages with the same key are
+    /// compared byte for byte before one references the other, so only
+    /// the pages stored need their SHA-256. (A save with a parent keys
+    /// pages by their SHA-256 instead, which the parent's pages have.)
+    func key(of page: UnsafeRawBufferPointer) -> UInt64 {
+        XXH3_64bits_withSeed(page.baseAddress, page.count, seed)
     }
 
     /// Runs `body` once every unit before `unit` has had its turn. A unit
@@ -51,16 +65,22 @@ final class PageDecisions: @unchecked Sendable {
     }
 }
 
-/// Pages seen so far, by the first eight bytes of their hash: where each is
-/// stored (link and address). An open-addressing table of fixed size,
-/// bounded so that a save's memory does not grow with the data: once three
-/// quarters full it takes no more pages, and later duplicates of pages it
-/// does not hold are stored again.
+/// Pages seen so far, by a 64-bit key (their XXH3, or the first eight
+/// bytes of their SHA-256): where each is stored (link and address). An
+/// open-addressing table of fixed size, bounded so that a save's memory
+/// does not grow with the data: once three quarters full it takes no more
+/// pages, and later duplicates of pages it does not hold are stored again.
+/// It also holds at most `maxPerKey` pages of one key, and a lookup
+/// compares at most that many: pages made to share a key cost a few
+/// comparisons each, and are stored rather than deduplicated, instead of
+/// each being compared with all the others.
 struct DigestTable {
     private let slots: PageBuffer
     private let mask: Int
     private(set) var count = 0
     private let limit: Int
+
+    static let maxPerKey = 8
 
     /// The most slots: 32 MiB of table, 1.5 Mi pages (6 GiB of distinct
     /// pages).
@@ -80,36 +100,45 @@ struct DigestTable {
         slots.bytes.baseAddress!.assumingMemoryBound(to: UInt64.self) + 2 * i
     }
 
-    /// Keys are never 0: 0 marks an empty slot.
-    private static func key(_ digest: PageDigest) -> UInt64 { digest.prefix | 1 }
+    /// Stored keys are never 0: 0 marks an empty slot.
+    private static func stored(_ key: UInt64) -> UInt64 { key | 1 }
 
     private static func pack(link: Int, source: UInt64) -> UInt64 {
         UInt64(link) << 52 | source / CheckpointFormat.pageSize
     }
 
-    /// The first page recorded with `digest`'s key for which `matches` (the
-    /// caller compares contents) says yes.
-    func find(_ digest: PageDigest, matches: (_ link: Int, _ source: UInt64) throws -> Bool) rethrows -> (link: Int, source: UInt64)? {
-        let key = Self.key(digest)
+    /// The first page recorded with `key` for which `matches` (the caller
+    /// compares contents) says yes.
+    func find(key: UInt64, matches: (_ link: Int, _ source: UInt64) throws -> Bool) rethrows -> (link: Int, source: UInt64)? {
+        let key = Self.stored(key)
         var i = Int(truncatingIfNeeded: key >> 12) & mask
-        while true {
+        var compared = 0
+        while compared < Self.maxPerKey {
             let s = slot(i)
             if s[0] == 0 { return nil }
             if s[0] == key {
                 let link = Int(s[1] >> 52)
                 let source = (s[1] & (1 << 52 - 1)) * CheckpointFormat.pageSize
                 if try matches(link, source) { return (link, source) }
+                compared += 1
             }
             i = (i + 1) & mask
         }
+        return nil
     }
 
-    /// Records a page, unless the table is full.
-    mutating func insert(_ digest: PageDigest, link: Int, source: UInt64) {
+    /// Records a page, unless the table is full or holds `maxPerKey` pages
+    /// of its key already.
+    mutating func insert(key: UInt64, link: Int, source: UInt64) {
         guard count < limit else { return }
-        let key = Self.key(digest)
+        let key = Self.stored(key)
         var i = Int(truncatingIfNeeded: key >> 12) & mask
+        var same = 0
         while slot(i)[0] != 0 {
+            if slot(i)[0] == key {
+                same += 1
+                if same == Self.maxPerKey { return }
+            }
             i = (i + 1) & mask
         }
         slot(i)[0] = key
