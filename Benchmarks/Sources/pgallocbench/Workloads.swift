@@ -136,6 +136,8 @@ struct SaveParameters {
     var level = SaveOptions().level
     var frameSize = SaveOptions().frameSize
     var cold = false
+    /// Restore lazily, and wait for the background load to finish.
+    var lazy = false
     var keep = false
     /// Signing and encryption of the checkpoint (restored with the keys
     /// that open and trust it).
@@ -253,6 +255,9 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     // Restore into a new MemoryFile.
     var restoreOptions = RestoreOptions()
     restoreOptions.threads = p.threads
+    if p.lazy {
+        restoreOptions.mode = .lazy(LazyRestoreOptions())
+    }
     try p.protection.apply(to: &restoreOptions)
     let rssBeforeRestore = procStatusKiB("RssAnon")
     r.set("rss_anon_before_restore_kib", rssBeforeRestore)
@@ -261,6 +266,10 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     let dst: MemoryFile
     do {
         dst = try MemoryFile.restore(from: .path(path), options: restoreOptions)
+        if p.lazy {
+            r.set("lazy_usable_s", nanoseconds: nowNanoseconds() - tr)
+            try dst.waitUntilLoaded()
+        }
     } catch {
         _ = sampler.end()
         throw error
@@ -290,6 +299,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     }
     r.set("restored_committed_after_verify", try dst.totalUsage())
     r.set("cold", p.cold)
+    r.set("lazy", p.lazy)
     r.set("peak_rss_anon_kib", max(saveRss.peakKiB, restoreRss.peakKiB))
     r.set("peak_rss_anon_save_kib", saveRss.peakKiB)
     r.set("peak_rss_anon_restore_kib", restoreRss.peakKiB)

@@ -9,7 +9,7 @@
 //   pgallocbench --workload frag  [--dir topdown|bottomup] [--frag-n N] [--frag-m M]
 //   pgallocbench --workload save -A 1GiB -T 1GiB [--ckpt-dir DIR] [--threads N]
 //                [--level L] [--frame-size SIZE] [--protect none|signed|encrypted|signed-encrypted]
-//                [--cold] [--keep]
+//                [--cold] [--lazy] [--keep]
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +31,8 @@ let usage = """
       --protect P              W-save: none (default), signed, encrypted or signed-encrypted (the test keys of
                                fixtures/keys; restored with the signer trusted and the recipient's key)
       --cold                   W-save: posix_fadvise(DONTNEED) the fsync'd checkpoint before restore
+      --lazy                   W-save: restore lazily (userfaultfd, two loader threads) and time it until every
+                               frame is loaded
       --keep                   W-save: keep the checkpoint file
       --selftest-pages N       selftest: pages hashed (default 65536)
     Flags may be written with one or two dashes, and as --flag=value.
@@ -99,6 +101,7 @@ struct Options {
                 guard let p = Protection(rawValue: value(arg)) else { die("bad --protect (none|signed|encrypted|signed-encrypted)") }
                 save.protection = p
             case "cold": save.cold = true
+            case "lazy": save.lazy = true
             case "keep": save.keep = true
             case "selftest-pages": selftestPages = UInt64(int(arg, value(arg)))
             case "h", "help":
