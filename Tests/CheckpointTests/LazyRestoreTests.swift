@@ -137,6 +137,34 @@ final class LazyRestoreTests: XCTestCase {
         XCTAssertEqual(try WSave.verify(fd: lazy.fileDescriptor, ranges: ranges, layout), 0)
     }
 
+    /// A loaded frame forgets its header and its runs of pages: what the
+    /// loader holds shrinks as frames load, and is nothing once all are.
+    func testLoadedFramesForgetTheirRuns() throws {
+        let dir = try ScratchDirectory(for: self)
+        let path = dir.path("c")
+        // Dense W-save memory: a frame's stored pages lie in hundreds of runs.
+        let (layout, ranges) = try makeWSaveCheckpoint(path, allocated: 64 << 20, touched: 64 << 20, frameSize: 256 << 10)
+        let lazy = try MemoryFile.restore(from: .path(path), options: lazyOptions { $0.backgroundLoading = false })
+        defer { lazy.destroy() }
+        let loader = try XCTUnwrap(lazy.core.pendingContents.current as? LazyLoader)
+        // Half the file through the API: its frames load, the rest wait.
+        let half = FileRange(start: ranges[0].start, end: ranges[0].start + 32 << 20)
+        try lazy.forEachMappedSlice(half) { _ in }
+        // Decommitting zero pages of the other half (every 64th such page)
+        // reads their frames' headers without loading them.
+        var zeros = 0
+        for p in UInt64(8192)..<16384 where WSave.pageClass(p) == 0 {
+            zeros += 1
+            if zeros % 64 == 0 {
+                try lazy.decommit(FileRange(start: ranges[0].start + p * 4096, end: ranges[0].start + (p + 1) * 4096))
+            }
+        }
+        XCTAssertGreaterThan(loader.heldRuns, 100, "frames read but not loaded hold their runs")
+        try lazy.waitUntilLoaded()
+        XCTAssertEqual(loader.heldRuns, 0)
+        XCTAssertEqual(try WSave.verify(fd: lazy.fileDescriptor, ranges: ranges, layout), 0)
+    }
+
     func testAPIAccessWaitsOnlyForItsFrames() throws {
         let dir = try ScratchDirectory(for: self)
         let path = dir.path("c")

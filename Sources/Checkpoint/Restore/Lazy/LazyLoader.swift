@@ -50,12 +50,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// For a unit of references: which frame of which link, and where
         /// its pages go.
         var references: ReferencePlan.Unit?
-        /// The frame's header, once read.
+        /// The frame's header, once read, until the frame is loaded.
         var header: FrameHeader?
         /// Pages dropped before the header was read.
         var dropped: [FileRange] = []
         /// The stored pages still to write: the runs less what was dropped
-        /// (once the header is read).
+        /// (once the header is read), until the frame is loaded.
         var wanted: [FileRange] = []
         var state = FrameState.pending
         /// Whether it is in the urgent queue already.
@@ -63,6 +63,23 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// File offsets of pages a thread faulted on, to wake once the
         /// frame is written.
         var faulted: [UInt64] = []
+
+        /// The frame is loaded: it forgets its header and runs, which
+        /// would otherwise grow a restore's memory with the checkpoint's
+        /// size (a few KB a frame of scattered pages). A fault in a loaded
+        /// frame is answered with a zero page, which the kernel refuses
+        /// (EEXIST, and the thread is woken) where the page was written.
+        mutating func markLoaded() {
+            state = .loaded
+            header = nil
+            wanted = []
+            dropped = []
+        }
+
+        var isLoaded: Bool {
+            if case .loaded = state { return true }
+            return false
+        }
     }
 
     struct State {
@@ -225,6 +242,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
 
     // MARK: PendingContents
 
+    /// Runs of pages the loader holds in its frames' headers and wanted
+    /// lists (for tests: loaded frames hold none).
+    var heldRuns: Int {
+        lock.withLock { s in s.frames.reduce(0) { $0 + ($1.header?.runs.count ?? 0) + $1.wanted.count } }
+    }
+
     var progress: ContentLoadProgress {
         lock.withLock { s in
             ContentLoadProgress(
@@ -314,6 +337,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var clearPoison = false
         lock.withLock { s in
             for f in frames {
+                if s.frames[f].isLoaded {
+                    continue
+                }
                 if s.frames[f].header == nil {
                     // Unreadable so far: remembered, applied if it is read.
                     s.frames[f].dropped.append(range)
@@ -335,7 +361,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     s.bytesTotal -= goneBytes
                     released += gone
                     if after.isEmpty {
-                        s.frames[f].state = .loaded
+                        s.frames[f].markLoaded()
                         s.done += 1
                         s.keptPayloads[f] = nil
                     }
@@ -378,10 +404,17 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     // MARK: Frame headers
 
     /// The header and the still-wanted runs of frame `f`, reading and
-    /// checking the header first if it was not read yet.
-    private func knownRuns(_ f: Int) throws -> (FrameHeader, [FileRange]) {
-        if let known = lock.withLock({ s in s.frames[f].header.map { ($0, s.frames[f].wanted) } }) {
-            return known
+    /// checking the header first if it was not read yet; no header and no
+    /// runs once the frame is loaded.
+    private func knownRuns(_ f: Int) throws -> (FrameHeader?, [FileRange]) {
+        let already = lock.withLock { s -> (FrameHeader?, [FileRange])? in
+            if s.frames[f].isLoaded {
+                return (nil, [])
+            }
+            return s.frames[f].header.map { ($0, s.frames[f].wanted) }
+        }
+        if let already {
+            return already
         }
         let header: FrameHeader
         var payload: [UInt8] = []
@@ -406,6 +439,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         return lock.withLock { s in
             if let unit {
                 s.sourceHeaders[Self.sourceKey(unit)] = header
+            }
+            if s.frames[f].isLoaded {
+                // Loaded meanwhile (dropped whole by another thread).
+                return (nil, [])
             }
             if s.frames[f].header == nil {
                 s.frames[f].header = header
@@ -540,7 +577,9 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             case .failed where wanted:
                 return .poison
             case .loaded:
-                return wanted ? .wake : .zero
+                // Its pages were written (a zero page is refused there and
+                // the thread woken), or dropped since.
+                return .zero
             default:
                 // Not a stored page (a hole inside the frame's span), or
                 // one dropped: it holds no saved data.
@@ -585,7 +624,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         var scratchHolds: (link: Int, frame: Int)?
         while let f = nextFrame() {
             do {
-                let (header, _) = try knownRuns(f)
+                guard let header = try knownRuns(f).0 else { continue }
                 // The wanted runs as they are once the frame is taken: a
                 // drop from now on waits for the write.
                 let wanted = lock.withLock { s -> [FileRange]? in
@@ -680,9 +719,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         lock.broadcast(frameFinished)
         _ = hooks.markLoaded {
             lock.withLock { s in
-                s.frames[f].state = .loaded
+                let wanted = s.frames[f].wanted
+                s.frames[f].markLoaded()
                 s.done += 1
-                return s.frames[f].wanted
+                return wanted
             }
         }
         let faulted = lock.withLock { s in
