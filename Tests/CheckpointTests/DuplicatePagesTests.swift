@@ -2,21 +2,12 @@ import Foundation
 import XCTest
 @testable import Checkpoint
 @testable import PGAlloc
+import TestSupport
 import Workloads
 
 /// How a save finds pages it has seen: by a key (XXH3 without a parent),
 /// then byte for byte; only the pages stored are hashed with SHA-256.
 final class DuplicatePagesTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory("duplicates")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
     /// Pages made to share a key: the table records only a few of them and
     /// a lookup compares only a few, whatever the number of such pages.
     func testPagesSharingAKeyCostAFewComparisonsEach() throws {
@@ -51,6 +42,7 @@ final class DuplicatePagesTests: XCTestCase {
     /// from a raw image (read with pread).
     func testCopiesOfManyDistinctPagesAreReferencedAndRestoreExactly() throws {
         let seed = testSeed(UInt64.random(in: 0..<UInt64.max), "DuplicatePagesTests")
+        let dir = try ScratchDirectory(for: self)
         var rng = SplitMix64(seed: seed)
         let page = 4096
         let distinct = 600
@@ -67,7 +59,7 @@ final class DuplicatePagesTests: XCTestCase {
         }
         var options = SaveOptions()
         options.frameSize = 64 * page
-        let path = directory + "/copies.ckpt"
+        let path = dir.path("copies.ckpt")
         let report = try source.save(to: .path(path), options: options)
         XCTAssertEqual(report.storedBytes, UInt64(distinct * page), "seed \(seed)")
         XCTAssertEqual(report.duplicateBytes, UInt64(copies * page), "seed \(seed)")
@@ -76,14 +68,14 @@ final class DuplicatePagesTests: XCTestCase {
         XCTAssertNoThrow(try CheckpointReader.verify(.path(path)), "seed \(seed)")
 
         // The same memory as a raw image.
-        let image = directory + "/image.raw"
+        let image = dir.path("image.raw")
         let bytes = try readBytes(source.fileDescriptor, fr)
         try Data(bytes).write(to: URL(fileURLWithPath: image))
-        let imagePath = directory + "/image.ckpt"
+        let imagePath = dir.path("image.ckpt")
         let imageReport = try RawImage.save(source: image, kind: .anonymous, to: .path(imagePath), options: options)
         XCTAssertEqual(imageReport.storedBytes, UInt64(distinct * page), "seed \(seed)")
         XCTAssertEqual(imageReport.duplicateBytes, UInt64(copies * page), "seed \(seed)")
-        let restoredImage = directory + "/restored.raw"
+        let restoredImage = dir.path("restored.raw")
         _ = try RawImage.restore(from: .path(imagePath), toImage: restoredImage)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: restoredImage)), Data(bytes), "seed \(seed)")
     }
