@@ -137,8 +137,10 @@ final class LazyRestoreTests: XCTestCase {
         XCTAssertEqual(try WSave.verify(fd: lazy.fileDescriptor, ranges: ranges, layout), 0)
     }
 
-    /// A loaded frame forgets its header and its runs of pages: what the
-    /// loader holds shrinks as frames load, and is nothing once all are.
+    /// A loaded frame forgets its header and its runs of pages, and the
+    /// header of a frame its own copies come from goes once the last unit
+    /// of them is loaded: what the loader holds shrinks as frames load, and
+    /// is nothing once all are.
     func testLoadedFramesForgetTheirRuns() throws {
         let dir = try ScratchDirectory(for: self)
         let path = dir.path("c")

@@ -63,6 +63,8 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// File offsets of pages a thread faulted on, to wake once the
         /// frame is written.
         var faulted: [UInt64] = []
+        /// A unit of references that was loaded or failed, counted so.
+        var ended = false
 
         /// The frame is loaded: it forgets its header and runs, which
         /// would otherwise grow a restore's memory with the checkpoint's
@@ -110,10 +112,33 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         /// Payloads read with their frame's header, not yet loaded.
         var keptPayloads: [Int: [UInt8]] = [:]
         /// Headers of the frames units take pages from, read so far (by
-        /// `sourceKey`).
+        /// `sourceKey`), while a unit that takes pages from them is left.
         var sourceHeaders: [Int: FrameHeader] = [:]
+        /// Units not yet loaded or failed, by their source frame's key.
+        var unitsLeft: [Int: Int] = [:]
 
         var isComplete: Bool { done + failed == frames.count }
+
+        /// Frame `f` is loaded: it forgets its runs, and a unit of
+        /// references its source frame's header once no other unit needs it.
+        mutating func markLoaded(_ f: Int) {
+            frames[f].markLoaded()
+            unitEnded(f)
+        }
+
+        /// Frame `f`, if a unit of references, is loaded or failed.
+        mutating func unitEnded(_ f: Int) {
+            guard let unit = frames[f].references, !frames[f].ended else { return }
+            frames[f].ended = true
+            let key = LazyLoader.sourceKey(unit)
+            let left = unitsLeft[key, default: 1] - 1
+            if left > 0 {
+                unitsLeft[key] = left
+            } else {
+                unitsLeft[key] = nil
+                sourceHeaders[key] = nil
+            }
+        }
     }
 
     private let input: RandomAccessInput
@@ -183,10 +208,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         }
         // Reference units follow the checkpoint's frames.
         let firstUnit = frames.count
+        var unitsLeft: [Int: Int] = [:]
         for unit in plan.units {
             var frame = Frame()
             frame.references = unit
             frames.append(frame)
+            unitsLeft[Self.sourceKey(unit), default: 0] += 1
         }
         referenceMap = plan.destinations
         firstReferenceUnit = firstUnit
@@ -198,10 +225,12 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         // Units by link and frame: a loader decompresses a frame once for
         // the units that follow each other.
         order += firstUnit..<frames.count
-        lock = StateLock(State(
+        var state = State(
             frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
             loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
-            background: options.backgroundLoading))
+            background: options.backgroundLoading)
+        state.unitsLeft = unitsLeft
+        lock = StateLock(state)
         workAvailable = lock.makeCondition()
         frameFinished = lock.makeCondition()
         let recording = options.recordAccessOrder ?? AccessRecording(seconds: 0, frameShare: 0)
@@ -243,9 +272,13 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
     // MARK: PendingContents
 
     /// Runs of pages the loader holds in its frames' headers and wanted
-    /// lists (for tests: loaded frames hold none).
+    /// lists and in the headers of units' source frames (for tests: loaded
+    /// frames hold none).
     var heldRuns: Int {
-        lock.withLock { s in s.frames.reduce(0) { $0 + ($1.header?.runs.count ?? 0) + $1.wanted.count } }
+        lock.withLock { s in
+            s.frames.reduce(0) { $0 + ($1.header?.runs.count ?? 0) + $1.wanted.count }
+                + s.sourceHeaders.values.reduce(0) { $0 + $1.runs.count }
+        }
     }
 
     var progress: ContentLoadProgress {
@@ -361,7 +394,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                     s.bytesTotal -= goneBytes
                     released += gone
                     if after.isEmpty {
-                        s.frames[f].markLoaded()
+                        s.markLoaded(f)
                         s.done += 1
                         s.keptPayloads[f] = nil
                     }
@@ -437,7 +470,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
             throw error
         }
         return lock.withLock { s in
-            if let unit {
+            if let unit, s.unitsLeft[Self.sourceKey(unit)] != nil {
                 s.sourceHeaders[Self.sourceKey(unit)] = header
             }
             if s.frames[f].isLoaded {
@@ -720,7 +753,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         _ = hooks.markLoaded {
             lock.withLock { s in
                 let wanted = s.frames[f].wanted
-                s.frames[f].markLoaded()
+                s.markLoaded(f)
                 s.done += 1
                 return wanted
             }
@@ -746,6 +779,7 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
                 return nil
             default:
                 s.frames[f].state = .failed(error)
+                s.unitEnded(f)
                 s.failed += 1
                 s.keptPayloads[f] = nil
                 s.frames[f].faulted = []
