@@ -49,10 +49,13 @@ let package = Package(
             dependencies: [.product(name: "Checkpoint", package: "PGAlloc")],
             path: "Sources/BenchProtection"
         ),
+        // Peak RssAnon of a phase, sampled on a thread (pgallocbench, incbench).
+        .target(name: "BenchMemory", path: "Sources/BenchMemory"),
         .executableTarget(
             name: "pgallocbench",
             dependencies: [
                 "BenchProtection",
+                "BenchMemory",
                 .product(name: "PGAlloc", package: "PGAlloc"),
                 .product(name: "Checkpoint", package: "PGAlloc"),
                 .product(name: "Workloads", package: "PGAlloc"),
@@ -77,6 +80,7 @@ let package = Package(
         .executableTarget(
             name: "incbench",
             dependencies: [
+                "BenchMemory",
                 .product(name: "PGAlloc", package: "PGAlloc"),
                 .product(name: "Checkpoint", package: "PGAlloc"),
                 .product(name: "Workloads", package: "PGAlloc"),

@@ -17,12 +17,14 @@
 //   incbench ... --keep                 keeps the last rep's checkpoints
 //   incbench --restore-only PATH|s3://BUCKET/KEY
 //       restores one checkpoint eagerly, then lazily (usable, a first
-//       touch of a middle page, loaded); with INCBENCH_LAZY_OPENS=N, only
-//       opens it lazily N times and prints the median time to usable
+//       touch of a middle page, loaded, and the RssAnon the lazy restore
+//       adds until loaded, its usage set apart); with INCBENCH_LAZY_OPENS=N,
+//       only opens it lazily N times and prints the median time to usable
 
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchMemory
 import Checkpoint
 import Crypto
 import PGAlloc
@@ -265,6 +267,11 @@ func restoreOnly(_ path: String) throws {
     restored.destroy()
     var options = RestoreOptions()
     options.mode = .lazy(LazyRestoreOptions())
+    // What the lazy restore adds to anonymous memory until loaded, the
+    // restored file's usage set apart.
+    let sampler = RssSampler()
+    let rssBefore = procStatusKiB("RssAnon")
+    sampler.begin()
     t = now()
     let lazy = try MemoryFile.restore(from: location, options: options)
     let usable = seconds(t)
@@ -273,9 +280,13 @@ func restoreOnly(_ path: String) throws {
     let firstTouch = seconds(touchStart)
     try lazy.waitUntilLoaded()
     let loaded = seconds(t)
+    let peak = sampler.end().peakKiB
+    sampler.stop()
+    let usageSet = lazy.usageSetFootprint
     lazy.destroy()
     emit([("what", "restore-only"), ("restore_s", f6(eager)), ("lazy_usable_s", f6(usable)), ("lazy_first_touch_s", f6(firstTouch)),
-          ("lazy_loaded_s", f6(loaded))])
+          ("lazy_loaded_s", f6(loaded)), ("lazy_added_rss_anon_kib", "\(peak - rssBefore - usageSet.bytes / 1024)"),
+          ("lazy_usage_set_bytes", "\(usageSet.bytes)")])
 }
 
 do {

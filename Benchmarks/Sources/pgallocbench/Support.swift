@@ -74,56 +74,6 @@ func die(_ message: String) -> Never {
     exit(1)
 }
 
-/// A "NNN kB" field of /proc/self/status (VmHWM, RssAnon, ...) in KiB, or
-/// -1. Reads with plain syscalls into a stack buffer: the sampler thread
-/// calls it every few milliseconds and must not itself allocate much.
-func procStatusKiB(_ field: String) -> Int {
-    let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-    if fd < 0 {
-        return -1
-    }
-    defer { close(fd) }
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buf -> Int in
-        var len = 0
-        while len < buf.count {
-            let n = read(fd, buf.baseAddress! + len, buf.count - len)
-            if n <= 0 {
-                break
-            }
-            len += n
-        }
-        let key = Array(field.utf8) + [UInt8(ascii: ":")]
-        var i = 0
-        while i < len {
-            // i is at the start of a line.
-            var match = i + key.count <= len
-            if match {
-                for k in 0..<key.count where buf[i + k] != key[k] {
-                    match = false
-                    break
-                }
-            }
-            if match {
-                var j = i + key.count
-                while j < len && (buf[j] == 0x20 || buf[j] == 0x09) {
-                    j += 1
-                }
-                var v = 0
-                while j < len && buf[j] >= 0x30 && buf[j] <= 0x39 {
-                    v = v * 10 + Int(buf[j] - 0x30)
-                    j += 1
-                }
-                return v
-            }
-            while i < len && buf[i] != 0x0A {
-                i += 1
-            }
-            i += 1
-        }
-        return -1
-    }
-}
-
 /// st_blocks * 512 of a file.
 func committedBytes(fd: Int32) -> UInt64 {
     var st = stat()

@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchMemory
 import BenchProtection
 import Checkpoint
 import PGAlloc

@@ -14,6 +14,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchMemory
 import BenchProtection
 import PGAlloc
 import Workloads
