@@ -132,6 +132,24 @@ func nonZeroPages(_ fd: Int32, _ usage: UsageSet) throws -> (ranges: [FileRange]
     return (out, perKind)
 }
 
+/// The committed pages of the referenced segments of `usage` in `fd`
+/// (zero ones included), as joined ranges, and their bytes per kind.
+func committedPages(_ fd: Int32, _ usage: UsageSet) throws -> (ranges: [FileRange], perKind: MemoryStats) {
+    var out: [FileRange] = []
+    var perKind = MemoryStats()
+    for (range, info) in usage.segments where info.refs > 0 {
+        for extent in try dataExtents(fd, in: range) {
+            if let last = out.last, last.end == extent.start {
+                out[out.count - 1].end = extent.end
+            } else {
+                out.append(extent)
+            }
+            perKind[info.kind] += extent.length
+        }
+    }
+    return (out, perKind)
+}
+
 /// Writes `bytes` at `offset` of a MemoryFile through its mappings.
 func writeThroughMapping(_ file: MemoryFile, at offset: UInt64, _ bytes: [UInt8]) throws {
     var done = 0

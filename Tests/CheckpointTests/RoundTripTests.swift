@@ -44,10 +44,20 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(try restored.totalUsage(), nonZeroBytes, "restored committed bytes", file: file, line: line)
         XCTAssertEqual(knownCommittedRanges(restoredUsage), nonZero, "restored known-committed ranges", file: file, line: line)
         XCTAssertEqual(restored.accounting.snapshot(), perKind, "restored accounting", file: file, line: line)
-        // The source, after save, holds and accounts the same.
-        XCTAssertEqual(knownCommittedRanges(sourceUsage), nonZero, "source known-committed ranges after save", file: file, line: line)
-        XCTAssertEqual(source.accounting.snapshot(), perKind, "source accounting after save", file: file, line: line)
-        XCTAssertEqual(try source.totalUsage(), nonZeroBytes, "source committed after save (zero pages decommitted)", file: file, line: line)
+        // The source, after save, holds and accounts the same, if its
+        // zero pages were decommitted (SaveOptions.decommitZeroPages);
+        // otherwise it keeps them, committed and known.
+        if report.zeroBytesDecommitted == report.zeroBytesDropped {
+            XCTAssertEqual(knownCommittedRanges(sourceUsage), nonZero, "source known-committed ranges after save", file: file, line: line)
+            XCTAssertEqual(source.accounting.snapshot(), perKind, "source accounting after save", file: file, line: line)
+            XCTAssertEqual(try source.totalUsage(), nonZeroBytes, "source committed after save (zero pages decommitted)", file: file, line: line)
+        } else {
+            XCTAssertEqual(report.zeroBytesDecommitted, 0, "zero bytes decommitted: all or none", file: file, line: line)
+            let (committed, committedPerKind) = try committedPages(source.fileDescriptor, sourceUsage)
+            XCTAssertEqual(knownCommittedRanges(sourceUsage), committed, "source known-committed ranges after save", file: file, line: line)
+            XCTAssertEqual(source.accounting.snapshot(), committedPerKind, "source accounting after save", file: file, line: line)
+            XCTAssertEqual(try source.totalUsage(), nonZeroBytes + report.zeroBytesDropped, "source committed after save (zero pages kept)", file: file, line: line)
+        }
     }
 
     func testEmptyMemoryFile() throws {
@@ -118,16 +128,19 @@ final class RoundTripTests: XCTestCase {
     }
 
     func testThousandsOfSegmentsOfMixedKindsAndReferences() throws {
-        for updateUsage in [true, false] {
-            let seed = testSeed(0x5EED_0001, "mixed segments (updateUsage \(updateUsage))")
+        for (updateUsage, decommit) in [(true, false), (true, true), (false, false), (false, true)] {
+            let seed = testSeed(0x5EED_0001, "mixed segments (updateUsage \(updateUsage), decommitZeroPages \(decommit))")
             let source = try MemoryFile()
             try populate(source, count: 2500, seed: seed, updateUsage: updateUsage)
             XCTAssertGreaterThan(source.usageSnapshot.segmentCount, 1000)
             let path = directory + "/mixed.ckpt"
             var options = SaveOptions()
             options.frameSize = 256 << 10  // many frames
+            options.decommitZeroPages = decommit
             let report = try source.save(to: .path(path), options: options)
             XCTAssertGreaterThan(report.frames, 1)
+            XCTAssertGreaterThan(report.zeroBytesDropped, 0)
+            XCTAssertEqual(report.zeroBytesDecommitted, decommit ? report.zeroBytesDropped : 0)
             let restored = try MemoryFile.restore(from: .path(path))
             try assertRestored(restored, from: source, report: report)
             let meta = try CheckpointReader.verify(.path(path))
@@ -146,8 +159,10 @@ final class RoundTripTests: XCTestCase {
         var options = SaveOptions()
         options.frameSize = 64 << 10
         options.zeroPageBatchLimit = 1
+        options.decommitZeroPages = true
         let report = try source.save(to: .path(path), options: options)
         XCTAssertGreaterThan(report.zeroBytesDropped, 0)
+        XCTAssertEqual(report.zeroBytesDecommitted, report.zeroBytesDropped)
         XCTAssertGreaterThan(report.frames, 10)
         let restored = try MemoryFile.restore(from: .path(path))
         try assertRestored(restored, from: source, report: report)

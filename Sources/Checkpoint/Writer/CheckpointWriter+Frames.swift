@@ -3,7 +3,7 @@ import PGAlloc
 extension CheckpointWriter {
     /// Phase 2: units of at most `frameSize` committed bytes, compressed by
     /// the workers, written in order as frames; committed pages found all
-    /// zero go back to the source in batches.
+    /// zero go back to the source in batches if the options ask.
     func writeFrames(layout: SaveLayout, to output: CheckpointOutput) throws -> WrittenFrames {
         let frameSize = options.frameSize
         let level = options.level
@@ -28,7 +28,7 @@ extension CheckpointWriter {
         var producing = true
         var kinds = KindCursor(segments: layout.segments)
         var done: UInt64 = 0
-        var zeroPages = ZeroPageBatch(limit: options.zeroPageBatchLimit)
+        var zeroPages = ZeroPageBatch(enabled: options.decommitZeroPages, limit: options.zeroPageBatchLimit)
         do {
             while true {
                 while producing && !queue.isFull {
@@ -94,6 +94,7 @@ extension CheckpointWriter {
         queue.shutDown()
         try output.startDurability()
         try zeroPages.flush(source)
+        written.zeroBytesDecommitted = zeroPages.decommittedBytes
         return written
     }
 }

@@ -40,7 +40,7 @@ struct CheckpointWriter {
         try writeTrailer(header: header, frames: frames, indexOffset: indexOffset, indexLength: indexLength, to: output)
         return SaveReport(
             fileSize: layout.fileSize, dataSize: layout.dataSize, segments: layout.segments.count, storedBytes: frames.storedBytes,
-            zeroBytesDropped: frames.zeroBytes, frames: UInt64(frames.entries.count), checkpointBytes: output.bytesWritten,
+            zeroBytesDropped: frames.zeroBytes, zeroBytesDecommitted: frames.zeroBytesDecommitted, frames: UInt64(frames.entries.count), checkpointBytes: output.bytesWritten,
             scan: layout.scan, identity: security.identity!, referencedBytes: frames.referencedBytes,
             duplicateBytes: frames.duplicateBytes, parent: parent?.record)
     }
@@ -219,6 +219,7 @@ struct WrittenFrames {
     var storedBytes: UInt64 = 0
     var storedPerKind = MemoryStats()
     var zeroBytes: UInt64 = 0
+    var zeroBytesDecommitted: UInt64 = 0
     /// The stored pages, for `PHSH`.
     var storedPages = PageRunEncoder()
     /// Their hashes, in order.

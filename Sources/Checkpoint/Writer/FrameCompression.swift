@@ -312,11 +312,15 @@ final class ComparedPages {
 /// the workers are done, the same pages cost about a third of that (see
 /// BENCHMARKS.md). The batch is bounded so that memory stays small for any
 /// file size.
+/// Without `SaveOptions.decommitZeroPages`, the batch keeps nothing.
 struct ZeroPageBatch {
+    let enabled: Bool
     let limit: Int
     var runs: [FileRange] = []
+    var decommittedBytes: UInt64 = 0
 
     mutating func add(_ found: [FileRange], source: SaveSource) throws {
+        guard enabled else { return }
         runs += found
         if runs.count >= limit {
             try flush(source)
@@ -325,7 +329,7 @@ struct ZeroPageBatch {
 
     mutating func flush(_ source: SaveSource) throws {
         guard !runs.isEmpty else { return }
-        try source.dropZeroPages(runs)
+        decommittedBytes += try source.decommitZeroPages(runs)
         runs.removeAll(keepingCapacity: true)
     }
 }

@@ -8,8 +8,10 @@ extension MemoryFile {
     ///
     /// The caller must keep other threads from changing the file while it
     /// is saved (as gVisor pauses the sandbox): save waits until reclaim is
-    /// idle, refuses pending evictions, and decommits committed pages it
-    /// finds all zero.
+    /// idle, refuses pending evictions, and learns which pages are committed
+    /// (as `updateUsage` does). It commits and frees nothing, unless
+    /// `SaveOptions.decommitZeroPages` asks it to give the committed pages
+    /// it finds all zero back to the host.
     ///
     /// - Throws: `MemoryFileError.evictionsPending` (call
     ///   `startEvictions()` and `waitForEvictions()` first);

@@ -30,8 +30,9 @@ final class MemoryFileSource: SaveSource, @unchecked Sendable {
 
     /// Committed pages with nothing in them go back to the host, as gVisor's
     /// save does.
-    func dropZeroPages(_ runs: [FileRange]) throws {
+    func decommitZeroPages(_ runs: [FileRange]) throws -> UInt64 {
         try file.decommit(runs)
+        return runs.reduce(0) { $0 + $1.length }
     }
 
     func accountingSnapshot() -> MemoryStats {

@@ -88,7 +88,7 @@ final class RawMemorySource: SaveSource, @unchecked Sendable {
     }
 
     /// The source is never modified.
-    func dropZeroPages(_ runs: [FileRange]) throws {}
+    func decommitZeroPages(_ runs: [FileRange]) throws -> UInt64 { 0 }
 
     /// An image has no record of how it was used.
     func accessOrder() -> [UInt64] { [] }

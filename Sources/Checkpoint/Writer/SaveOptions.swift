@@ -32,6 +32,15 @@ public struct SaveOptions: Sendable {
     /// Where the random bytes of an encrypted save come from (tests fix
     /// them, to make fixtures again byte for byte).
     var entropy = Entropy.system
+    /// Gives the committed pages a save finds all zero back to the host
+    /// (as gVisor's save does), for a caller that keeps running on the
+    /// saved file and wants the memory back. Off by default: a save leaves
+    /// the file's memory as it found it, and a caller that exits or stops
+    /// after the save would pay for it for nothing (one hole punch, about
+    /// 3-4 µs, per run of zero pages: a quarter of a dense 4 GiB save's
+    /// time, BENCHMARKS.md). Only a `MemoryFile` is decommitted; a raw
+    /// image or another process's memory never is.
+    public var decommitZeroPages = false
     /// Runs of zero pages a save collects before it punches them, bounding
     /// its memory (16 bytes a run); tests lower it to exercise punching
     /// during the save.
@@ -63,9 +72,11 @@ public struct SaveReport: Sendable, Hashable {
     public var segments: Int
     /// Bytes of page data stored.
     public var storedBytes: UInt64
-    /// Bytes of committed pages found all zero: not stored, and
-    /// decommitted in the saved file.
+    /// Bytes of committed pages found all zero: not stored.
     public var zeroBytesDropped: UInt64
+    /// Bytes of those zero pages given back to the host
+    /// (`SaveOptions.decommitZeroPages`); 0 otherwise.
+    public var zeroBytesDecommitted: UInt64 = 0
     /// Frames written.
     public var frames: UInt64
     /// Bytes of the checkpoint.

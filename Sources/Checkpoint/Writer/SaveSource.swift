@@ -11,8 +11,10 @@ protocol SaveSource: AnyObject, Sendable {
     /// Calls `body` on the bytes of `run`, in order, in one or more slices;
     /// `buffer` is the caller's scratch space, for sources that must copy.
     func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
-    /// Pages of `runs` were found all zero and were not stored.
-    func dropZeroPages(_ runs: [FileRange]) throws
+    /// Pages of `runs` were found all zero and were not stored: give them
+    /// back to the host if the source can (`SaveOptions.decommitZeroPages`).
+    /// Returns the bytes given back.
+    func decommitZeroPages(_ runs: [FileRange]) throws -> UInt64
     /// The memory's accounting at the end of the save.
     func accountingSnapshot() -> MemoryStats
     /// Addresses in the order they were first needed after a lazy restore
