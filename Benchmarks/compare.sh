@@ -43,6 +43,9 @@
 #   GV_SAVE_VARIANTS  gvbench W-save variants (default "statefile raw"; empty: none)
 #   WSAVE             wsave binary (default /tmp/wsave-bin/wsave, built with gcc)
 #   OURS_SAVE_ARGS    extra pgallocbench save flags, e.g. "--threads 2 --level 1"
+#   OURS_DECOMMIT     1 (default): also run ours with --decommit (the save gives
+#                     the committed zero pages back, as gVisor's does; variant
+#                     pgsnap-decommit); 0: only ours as the library's defaults
 #   BASELINE_CP       1 (default): run the cp --sparse + zstd baseline too;
 #                     0: only zstd straight from the memfd (at 16 GiB the
 #                     image copy alone takes minutes)
@@ -65,6 +68,7 @@ CKPT_DIR="${CKPT_DIR:-/tmp}"
 WORK_DIR="${WORK_DIR:-/tmp/pgallocbench-compare}"
 GV_SAVE_VARIANTS="${GV_SAVE_VARIANTS-statefile raw}"
 OURS_SAVE_ARGS="${OURS_SAVE_ARGS:-}"
+OURS_DECOMMIT="${OURS_DECOMMIT:-1}"
 DROP_CACHES="${DROP_CACHES:-1}"
 mkdir -p "$WORK_DIR" "$CKPT_DIR"
 OUT="${OUT:-$WORK_DIR/results-$(date +%Y%m%d-%H%M%S).tsv}"
@@ -262,6 +266,12 @@ run_save_case() {
 	# shellcheck disable=SC2086
 	run_tool ours "$c" "$rep" "$PGALLOCBENCH" --workload save -A "${A}iB" -T "${T}iB" --ckpt-dir "$SCRATCH" $ours_cold $OURS_SAVE_ARGS
 	rm -rf "${SCRATCH:?}"/*
+	if [ "$OURS_DECOMMIT" = 1 ]; then
+		drop_caches
+		# shellcheck disable=SC2086
+		run_tool ours "$c" "$rep" "$PGALLOCBENCH" --workload save -A "${A}iB" -T "${T}iB" --ckpt-dir "$SCRATCH" --decommit $ours_cold $OURS_SAVE_ARGS
+		rm -rf "${SCRATCH:?}"/*
+	fi
 	local v
 	for v in $GV_SAVE_VARIANTS; do
 		drop_caches

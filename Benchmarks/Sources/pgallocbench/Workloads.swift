@@ -136,6 +136,8 @@ struct SaveParameters {
     var threads = defaultThreadCount()
     var level = SaveOptions().level
     var frameSize = SaveOptions().frameSize
+    /// Decommit the committed zero pages the save finds.
+    var decommit = false
     var cold = false
     /// Restore lazily, and wait for the background load to finish.
     var lazy = false
@@ -180,6 +182,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     options.level = p.level
     options.threads = p.threads
     options.frameSize = p.frameSize
+    options.decommitZeroPages = p.decommit
     try p.protection.apply(to: &options)
     r.set("protection", p.protection.rawValue)
     let first = FirstProgress()
@@ -227,9 +230,10 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     r.set("save_frames", report.frames)
     r.set("save_stored_bytes", report.storedBytes)
     r.set("save_zero_bytes_dropped", report.zeroBytesDropped)
+    r.set("save_zero_bytes_decommitted", report.zeroBytesDecommitted)
     r.set("save_scan", report.scan)
-    // The usage set grows during save where zero pages are decommitted:
-    // that is the file's own bookkeeping, reported apart.
+    // The usage set grows during save where zero pages are decommitted
+    // (--decommit): that is the file's own bookkeeping, reported apart.
     let usageAfterSave = src!.usageSetFootprint
     r.set("usage_set_segments_after_save", usageAfterSave.segments)
     r.set("usage_set_bytes_after_save", usageAfterSave.bytes)
@@ -301,6 +305,7 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     r.set("restored_committed_after_verify", try dst.totalUsage())
     r.set("cold", p.cold)
     r.set("lazy", p.lazy)
+    r.set("decommit", p.decommit)
     r.set("peak_rss_anon_kib", max(saveRss.peakKiB, restoreRss.peakKiB))
     r.set("peak_rss_anon_save_kib", saveRss.peakKiB)
     r.set("peak_rss_anon_restore_kib", restoreRss.peakKiB)
