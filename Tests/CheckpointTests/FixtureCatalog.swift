@@ -95,9 +95,6 @@ func fixtureSaveOptions(frameSize: Int = 4 << 20, level: Int32 = 1) -> SaveOptio
     o.threads = 2
     o.frameSize = frameSize
     o.level = level
-    // The committed fixtures were made when a save always decommitted the
-    // zero pages it found (the chain's child differs otherwise).
-    o.decommitZeroPages = true
     return o
 }
 

@@ -45,8 +45,8 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(knownCommittedRanges(restoredUsage), nonZero, "restored known-committed ranges", file: file, line: line)
         XCTAssertEqual(restored.accounting.snapshot(), perKind, "restored accounting", file: file, line: line)
         // The source, after save, holds and accounts the same, if its
-        // zero pages were decommitted (SaveOptions.decommitZeroPages);
-        // otherwise it keeps them, committed and known.
+        // zero pages were decommitted (SaveOptions.decommitZeroPages, the
+        // default); otherwise it keeps them, committed and known.
         if report.zeroBytesDecommitted == report.zeroBytesDropped {
             XCTAssertEqual(knownCommittedRanges(sourceUsage), nonZero, "source known-committed ranges after save", file: file, line: line)
             XCTAssertEqual(source.accounting.snapshot(), perKind, "source accounting after save", file: file, line: line)

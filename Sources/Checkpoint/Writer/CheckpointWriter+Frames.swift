@@ -3,7 +3,7 @@ import PGAlloc
 extension CheckpointWriter {
     /// Phase 2: units of at most `frameSize` committed bytes, compressed by
     /// the workers, written in order as frames; committed pages found all
-    /// zero go back to the source in batches if the options ask.
+    /// zero go back to the source in batches unless the options say not to.
     func writeFrames(layout: SaveLayout, to output: CheckpointOutput) throws -> WrittenFrames {
         let frameSize = options.frameSize
         let level = options.level

@@ -312,7 +312,7 @@ final class ComparedPages {
 /// the workers are done, the same pages cost about a third of that (see
 /// BENCHMARKS.md). The batch is bounded so that memory stays small for any
 /// file size.
-/// Without `SaveOptions.decommitZeroPages`, the batch keeps nothing.
+/// With `SaveOptions.decommitZeroPages` off, the batch keeps nothing.
 struct ZeroPageBatch {
     let enabled: Bool
     let limit: Int

@@ -9,9 +9,9 @@ extension MemoryFile {
     /// The caller must keep other threads from changing the file while it
     /// is saved (as gVisor pauses the sandbox): save waits until reclaim is
     /// idle, refuses pending evictions, and learns which pages are committed
-    /// (as `updateUsage` does). It commits and frees nothing, unless
-    /// `SaveOptions.decommitZeroPages` asks it to give the committed pages
-    /// it finds all zero back to the host.
+    /// (as `updateUsage` does). It commits nothing, and gives the committed
+    /// pages it finds all zero back to the host unless
+    /// `SaveOptions.decommitZeroPages` is off.
     ///
     /// - Throws: `MemoryFileError.evictionsPending` (call
     ///   `startEvictions()` and `waitForEvictions()` first);

@@ -32,15 +32,15 @@ public struct SaveOptions: Sendable {
     /// Where the random bytes of an encrypted save come from (tests fix
     /// them, to make fixtures again byte for byte).
     var entropy = Entropy.system
-    /// Gives the committed pages a save finds all zero back to the host
-    /// (as gVisor's save does), for a caller that keeps running on the
-    /// saved file and wants the memory back. Off by default: a save leaves
-    /// the file's memory as it found it, and a caller that exits or stops
-    /// after the save would pay for it for nothing (one hole punch, about
-    /// 3-4 µs, per run of zero pages: a quarter of a dense 4 GiB save's
-    /// time, BENCHMARKS.md). Only a `MemoryFile` is decommitted; a raw
+    /// Gives the committed pages a save finds all zero back to the host, as
+    /// gVisor's save does: the file keeps running on less memory. A caller
+    /// that stops or exits after the save (suspend, migration) gains
+    /// nothing from it and may turn it off: it costs a hole punch, 3-4 µs
+    /// in the kernel, per run of zero pages (a quarter of a dense 4 GiB
+    /// save's time, BENCHMARKS.md), and an isolated zero page splits a
+    /// segment of the usage set. Only a `MemoryFile` is decommitted; a raw
     /// image or another process's memory never is.
-    public var decommitZeroPages = false
+    public var decommitZeroPages = true
     /// Runs of zero pages a save collects before it punches them, bounding
     /// its memory (16 bytes a run); tests lower it to exercise punching
     /// during the save.
