@@ -43,9 +43,10 @@
 #   GV_SAVE_VARIANTS  gvbench W-save variants (default "statefile raw"; empty: none)
 #   WSAVE             wsave binary (default /tmp/wsave-bin/wsave, built with gcc)
 #   OURS_SAVE_ARGS    extra pgallocbench save flags, e.g. "--threads 2 --level 1"
-#   OURS_DECOMMIT     1 (default): also run ours with --decommit (the save gives
-#                     the committed zero pages back, as gVisor's does; variant
-#                     pgsnap-decommit); 0: only ours as the library's defaults
+#   OURS_KEEP_ZERO    1 (default): also run ours with --keep-zero-pages (the
+#                     save leaves the committed zero pages committed rather
+#                     than decommit them as gVisor's does; variant
+#                     pgsnap-keep-zero); 0: only ours with the library's defaults
 #   BASELINE_CP       1 (default): run the cp --sparse + zstd baseline too;
 #                     0: only zstd straight from the memfd (at 16 GiB the
 #                     image copy alone takes minutes)
@@ -68,7 +69,7 @@ CKPT_DIR="${CKPT_DIR:-/tmp}"
 WORK_DIR="${WORK_DIR:-/tmp/pgallocbench-compare}"
 GV_SAVE_VARIANTS="${GV_SAVE_VARIANTS-statefile raw}"
 OURS_SAVE_ARGS="${OURS_SAVE_ARGS:-}"
-OURS_DECOMMIT="${OURS_DECOMMIT:-1}"
+OURS_KEEP_ZERO="${OURS_KEEP_ZERO:-1}"
 DROP_CACHES="${DROP_CACHES:-1}"
 mkdir -p "$WORK_DIR" "$CKPT_DIR"
 OUT="${OUT:-$WORK_DIR/results-$(date +%Y%m%d-%H%M%S).tsv}"
@@ -264,7 +265,7 @@ run_save_case() {
 	# for host faults on the pages it takes again (see BENCHMARKS.md), so
 	# no tool may always come first.
 	local steps=(ours)
-	[ "$OURS_DECOMMIT" = 1 ] && steps+=(ours-decommit)
+	[ "$OURS_KEEP_ZERO" = 1 ] && steps+=(ours-keep-zero)
 	local v
 	for v in $GV_SAVE_VARIANTS; do steps+=("gvisor:$v"); done
 	steps+=(baseline)
@@ -279,12 +280,12 @@ run_save_case() {
 	local step
 	for step in "${steps[@]}"; do
 		case "$step" in
-		ours | ours-decommit)
-			local decommit=""
-			[ "$step" = ours-decommit ] && decommit=--decommit
+		ours | ours-keep-zero)
+			local keep=""
+			[ "$step" = ours-keep-zero ] && keep=--keep-zero-pages
 			drop_caches
 			# shellcheck disable=SC2086
-			run_tool ours "$c" "$rep" "$PGALLOCBENCH" --workload save -A "${A}iB" -T "${T}iB" --ckpt-dir "$SCRATCH" $decommit $ours_cold $OURS_SAVE_ARGS
+			run_tool ours "$c" "$rep" "$PGALLOCBENCH" --workload save -A "${A}iB" -T "${T}iB" --ckpt-dir "$SCRATCH" $keep $ours_cold $OURS_SAVE_ARGS
 			;;
 		gvisor:*)
 			drop_caches

@@ -137,7 +137,7 @@ struct SaveParameters {
     var level = SaveOptions().level
     var frameSize = SaveOptions().frameSize
     /// Decommit the committed zero pages the save finds.
-    var decommit = false
+    var decommit = SaveOptions().decommitZeroPages
     var cold = false
     /// Restore lazily, and wait for the background load to finish.
     var lazy = false
@@ -233,7 +233,8 @@ func runSave(_ r: inout ResultLine, _ p: SaveParameters, sampler: RssSampler) th
     r.set("save_zero_bytes_decommitted", report.zeroBytesDecommitted)
     r.set("save_scan", report.scan)
     // The usage set grows during save where zero pages are decommitted
-    // (--decommit): that is the file's own bookkeeping, reported apart.
+    // (not with --keep-zero-pages): that is the file's own bookkeeping,
+    // reported apart.
     let usageAfterSave = src!.usageSetFootprint
     r.set("usage_set_segments_after_save", usageAfterSave.segments)
     r.set("usage_set_bytes_after_save", usageAfterSave.bytes)

@@ -9,7 +9,7 @@
 //   pgallocbench --workload frag  [--dir topdown|bottomup] [--frag-n N] [--frag-m M]
 //   pgallocbench --workload save -A 1GiB -T 1GiB [--ckpt-dir DIR] [--threads N]
 //                [--level L] [--frame-size SIZE] [--protect none|signed|encrypted|signed-encrypted]
-//                [--decommit] [--cold] [--lazy] [--keep]
+//                [--keep-zero-pages] [--cold] [--lazy] [--keep]
 
 #if canImport(Glibc)
 import Glibc
@@ -31,8 +31,9 @@ let usage = """
       --frame-size SIZE        W-save frame size (default: the library's, 8MiB)
       --protect P              W-save: none (default), signed, encrypted or signed-encrypted (the test keys of
                                fixtures/keys; restored with the signer trusted and the recipient's key)
-      --decommit               W-save: the save gives the committed zero pages it finds back to the host
-                               (SaveOptions.decommitZeroPages, as gVisor's save does)
+      --keep-zero-pages        W-save: the save leaves the committed zero pages it finds committed
+                               (SaveOptions.decommitZeroPages = false; by default they are decommitted,
+                               as gVisor's save does)
       --cold                   W-save: posix_fadvise(DONTNEED) the fsync'd checkpoint before restore
       --lazy                   W-save: restore lazily (userfaultfd, two loader threads) and time it until every
                                frame is loaded
@@ -103,7 +104,7 @@ struct Options {
             case "protect":
                 guard let p = Protection(rawValue: value(arg)) else { die("bad --protect (none|signed|encrypted|signed-encrypted)") }
                 save.protection = p
-            case "decommit": save.decommit = true
+            case "keep-zero-pages": save.decommit = false
             case "cold": save.cold = true
             case "lazy": save.lazy = true
             case "keep": save.keep = true
@@ -143,7 +144,7 @@ func runMain() {
                 die("W-save allocates top-down (WSave.populate); --dir bottomup is not supported")
             }
             r.set("workload", "W-save")
-            r.set("variant", o.save.decommit ? "pgsnap-decommit" : "pgsnap")
+            r.set("variant", o.save.decommit ? "pgsnap" : "pgsnap-keep-zero")
             let sampler = RssSampler()
             defer { sampler.stop() }
             try runSave(&r, o.save, sampler: sampler)
