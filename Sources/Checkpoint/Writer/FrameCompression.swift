@@ -311,8 +311,7 @@ final class ComparedPages {
 /// doubled the time of a dense 1 GiB save; punched by one thread after
 /// the workers are done, the same pages cost about a third of that (see
 /// BENCHMARKS.md). The batch is bounded so that memory stays small for any
-/// file size.
-/// With `SaveOptions.decommitZeroPages` off, the batch keeps nothing.
+/// file size. With `SaveOptions.decommitZeroPages` off it keeps nothing.
 struct ZeroPageBatch {
     let enabled: Bool
     let limit: Int

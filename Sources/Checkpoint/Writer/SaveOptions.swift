@@ -74,8 +74,9 @@ public struct SaveReport: Sendable, Hashable {
     public var storedBytes: UInt64
     /// Bytes of committed pages found all zero: not stored.
     public var zeroBytesDropped: UInt64
-    /// Bytes of those zero pages given back to the host
-    /// (`SaveOptions.decommitZeroPages`); 0 otherwise.
+    /// Bytes of those zero pages given back to the host: all of them when
+    /// saving a `MemoryFile` with `SaveOptions.decommitZeroPages` (the
+    /// default), none otherwise.
     public var zeroBytesDecommitted: UInt64 = 0
     /// Frames written.
     public var frames: UInt64
