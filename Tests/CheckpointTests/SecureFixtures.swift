@@ -189,7 +189,6 @@ enum SecureFixtures {
 
     static var broken: [Broken] {
         func E(_ reason: String, _ section: String, _ field: String? = nil) -> ExpectedFailure { ExpectedFailure(reason, section, field) }
-        let headTable = "head section table"
         let tailTable = "tail section table"
         func everywhere(_ name: String, _ summary: String, keys: [String], _ o: Outcome, stream: Outcome? = nil, make: @escaping () throws -> [UInt8]) -> Broken {
             Broken(name: name, summary: summary, keys: keys, make: make, readMetadata: o, restore: o, stream: stream ?? o)
