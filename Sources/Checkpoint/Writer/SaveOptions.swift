@@ -35,7 +35,7 @@ public struct SaveOptions: Sendable {
     /// Gives the committed pages a save finds all zero back to the host, as
     /// gVisor's save does: the file keeps running on less memory. A caller
     /// that stops or exits after the save (suspend, migration) gains
-    /// nothing from it and may turn it off: it costs a hole punch, 3-4 µs
+    /// nothing from it and may turn it off: it costs a hole punch, about 4 µs
     /// in the kernel, per run of zero pages (a quarter of a dense 4 GiB
     /// save's time, BENCHMARKS.md), and an isolated zero page splits a
     /// segment of the usage set. Only a `MemoryFile` is decommitted; a raw

@@ -225,12 +225,10 @@ final class LazyLoader: PendingContents, @unchecked Sendable {
         // Units by link and frame: a loader decompresses a frame once for
         // the units that follow each other.
         order += firstUnit..<frames.count
-        var state = State(
+        lock = StateLock(State(
             frames: frames, order: order, bytesTotal: metadata.totals.storedBytes + metadata.referencedBytes,
             loadersRunning: max(1, options.loaderThreads), recording: options.recordAccessOrder != nil,
-            background: options.backgroundLoading)
-        state.unitsLeft = unitsLeft
-        lock = StateLock(state)
+            background: options.backgroundLoading, unitsLeft: unitsLeft))
         workAvailable = lock.makeCondition()
         frameFinished = lock.makeCondition()
         let recording = options.recordAccessOrder ?? AccessRecording(seconds: 0, frameShare: 0)
