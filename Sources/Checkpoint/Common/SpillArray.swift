@@ -72,7 +72,7 @@ public struct SpillArray<Element: BitwiseCopyable>: RandomAccessCollection, Muta
 
     public mutating func append(contentsOf elements: some Sequence<Element>) {
         makeUnique()
-        let done = elements.withContiguousStorageIfAvailable { buffer in
+        let done: Void? = elements.withContiguousStorageIfAvailable { buffer in
             storage.reserve(storage.count + buffer.count)
             if let b = buffer.baseAddress {
                 (storage.pointer + storage.count).update(from: b, count: buffer.count)
