@@ -7,13 +7,15 @@ import PGAlloc
 /// A worker's own compression context and buffers.
 final class SaveWorkerContext {
     var compressor: ZstdCompressor
-    /// The data pages of a unit, gathered.
-    let gatherBuffer: PageBuffer
-    /// Where sources that cannot lend their memory read it.
-    let readBuffer: PageBuffer
-    /// The table key of each gathered page (`PageDecisions.key`).
+    /// A unit's pages: read into it by a source that must copy them, the
+    /// stored pages then moved to its front, in order, and compressed.
+    let unitBuffer: PageBuffer
+    /// Where each data page of the unit is: in the source's own memory
+    /// (a MemoryFile's mappings) or in `unitBuffer`.
+    var pages: [UnsafeRawPointer] = []
+    /// The table key of each data page (`PageDecisions.key`).
     var keys: [UInt64] = []
-    /// The SHA-256 of each gathered page, when the save has a parent (to
+    /// The SHA-256 of each data page, when the save has a parent (to
     /// compare with the parent's pages); else empty, and only the pages
     /// stored are hashed, once they are known.
     var digests: [PageDigest] = []
@@ -21,15 +23,15 @@ final class SaveWorkerContext {
     /// Pages read back to compare with pages of the same key.
     let compared: ComparedPages
 
-    var gather: UnsafeMutableRawBufferPointer { gatherBuffer.bytes }
-    var read: UnsafeMutableRawBufferPointer { readBuffer.bytes }
+    var unit: UnsafeMutableRawBufferPointer { unitBuffer.bytes }
 
     init(level: Int32, frameSize: Int) throws {
         compressor = try ZstdCompressor(level: level)
-        gatherBuffer = try PageBuffer(capacity: frameSize)
-        readBuffer = try PageBuffer(capacity: 1 << 20)
+        unitBuffer = try PageBuffer(capacity: frameSize)
         compared = try ComparedPages()
-        keys.reserveCapacity(frameSize / Int(CheckpointFormat.pageSize))
+        let pages = frameSize / Int(CheckpointFormat.pageSize)
+        keys.reserveCapacity(pages)
+        self.pages.reserveCapacity(pages)
     }
 }
 
@@ -59,8 +61,8 @@ private enum PageFate {
     case reference(link: Int, source: UInt64)
 }
 
-/// Finds the data pages of a unit's runs, gathers them and keys them for
-/// the table of pages seen, decides which are stored (`decisions`), hashes
+/// Finds the data pages of a unit's runs and keys them for the table of
+/// pages seen, decides which are stored (`decisions`), gathers and hashes
 /// those (SHA-256, for `PHSH`), compresses them as one frame into `buffer`
 /// (sealed and hashed by `sealer`, if any), and reports which pages were
 /// zero and which are referenced. A save with a parent hashes every page
@@ -85,17 +87,32 @@ private func compressUnitInTurn(
     var data: [FileRange] = []
     var zeros: [FileRange] = []
     var unitBytes: UInt64 = 0
-    var filled = 0
-    let gather = context.gather.baseAddress!
+    let unitBuffer = context.unit
+    context.pages.removeAll(keepingCapacity: true)
     context.keys.removeAll(keepingCapacity: true)
     context.digests.removeAll(keepingCapacity: true)
     let hashAll = decisions.parent != nil
 
     for run in runs {
+        // A source that must copy reads each run after the ones before it,
+        // so that every page stays where it was read until the frame is
+        // made; the unit's runs fit, as a unit holds at most a frame.
+        let room = UnsafeMutableRawBufferPointer(rebasing: unitBuffer[Int(unitBytes)...])
+        precondition(run.length <= UInt64(room.count), "compressUnit: a unit's runs hold more than a frame")
         unitBytes += run.length
         var address = run.start
-        try source.forEachSlice(of: run, buffer: context.read) { slice in
+        // Bytes of the run before the slice: where a lent slice's pages go
+        // in `room` when they are copied at once.
+        var sliceStart = 0
+        try source.forEachSlice(of: run, buffer: room) { slice in
             guard let base = slice.baseAddress, slice.count > 0 else { return }
+            defer { sliceStart += slice.count }
+            // A save with a parent keeps the SHA-256 it computes here for
+            // the page it stores, so it copies a lent page before hashing
+            // it: the page stored is then the page hashed even if a writer
+            // the caller failed to stop changes it meanwhile.
+            let lent = UnsafeRawPointer(base) != UnsafeRawPointer(room.baseAddress! + sliceStart)
+            let snapshot = hashAll && lent
             var off = 0
             // Each page is looked at once: the page that ends a stretch
             // starts the next one with what was found.
@@ -116,10 +133,15 @@ private func compressUnitInTurn(
                     append(range, to: &zeros)
                 } else {
                     append(range, to: &data)
-                    (gather + filled).copyMemory(from: base + off, byteCount: end - off)
-                    var p = filled
-                    while p < filled + end - off {
-                        let bytes = UnsafeRawBufferPointer(start: gather + p, count: page)
+                    var pages = base
+                    if snapshot {
+                        pages = UnsafeRawPointer(room.baseAddress! + sliceStart)
+                        UnsafeMutableRawPointer(mutating: pages + off).copyMemory(from: base + off, byteCount: end - off)
+                    }
+                    var p = off
+                    while p < end {
+                        let bytes = UnsafeRawBufferPointer(start: pages + p, count: page)
+                        context.pages.append(bytes.baseAddress!)
                         if hashAll {
                             let digest = PageDigest(of: bytes)
                             context.digests.append(digest)
@@ -129,7 +151,6 @@ private func compressUnitInTurn(
                         }
                         p += page
                     }
-                    filled += end - off
                 }
                 address += UInt64(end - off)
                 off = end
@@ -142,22 +163,26 @@ private func compressUnitInTurn(
     var result = SaveUnitResult(
         runs: [], digests: [], references: [], uncompressedLength: 0, compressedLength: 0, payloadCRC: 0, payload: buffer,
         unitBytes: unitBytes, zeros: zeros, zeroBytes: zeros.reduce(0) { $0 + $1.length })
-    // Keeps the stored pages at the front of the gather buffer, in order.
+    // Gathers the stored pages at the front of the unit buffer, in order.
+    // A page read into the buffer lies at or after its place there (pages
+    // before it were read before it), so moving them in order overwrites
+    // only pages already moved or not stored.
     var kept = 0
     var i = 0
+    let front = unitBuffer.baseAddress!
     for run in data {
         var address = run.start
         while address < run.end {
             let pageRange = FileRange(start: address, end: address + UInt64(page))
             switch fates[i] {
             case .store:
-                if kept != i {
-                    (gather + kept * page).copyMemory(from: gather + i * page, byteCount: page)
+                let place = front + kept * page
+                if UnsafeRawPointer(place) != context.pages[i] {
+                    place.copyMemory(from: context.pages[i], byteCount: page)
                 }
-                let stored = UnsafeRawBufferPointer(start: gather + kept * page, count: page)
                 kept += 1
                 append(pageRange, to: &result.runs)
-                result.digests.append(hashAll ? context.digests[i] : PageDigest(of: stored))
+                result.digests.append(hashAll ? context.digests[i] : PageDigest(of: UnsafeRawBufferPointer(start: place, count: page)))
             case .reference(let link, let from):
                 let r = PageReference(destination: pageRange, link: link, source: from)
                 if let last = result.references.last, last.link == link, last.destination.end == address,
@@ -172,11 +197,10 @@ private func compressUnitInTurn(
             i += 1
         }
     }
-    filled = kept * page
+    let filled = kept * page
     result.uncompressedLength = filled
     if filled > 0 {
-        let compressed = try context.compressor.compress(
-            UnsafeRawBufferPointer(rebasing: context.gather[..<filled]), into: buffer.bytes)
+        let compressed = try context.compressor.compress(UnsafeRawBufferPointer(rebasing: unitBuffer[..<filled]), into: buffer.bytes)
         let stored = try sealer?.seal(buffer.bytes, plainLength: compressed, runs: result.runs, uncompressedLength: filled) ?? compressed
         let payload = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<stored])
         result.compressedLength = stored
@@ -186,7 +210,7 @@ private func compressUnitInTurn(
     return result
 }
 
-/// The fate of each gathered page: first against the parent's page at the
+/// The fate of each data page: first against the parent's page at the
 /// same address (on this worker), then, in the unit's turn, against the
 /// pages seen before.
 private func decide(
@@ -220,7 +244,7 @@ private func decide(
             }
         }
     }
-    let gather = UnsafeRawBufferPointer(context.gather)
+    let pages = context.pages
     return try decisions.inTurn(unit) { seen in
         for old in replaced {
             seen.insert(key: old.digest.prefix, link: old.link, source: old.source)
@@ -234,7 +258,7 @@ private func decide(
                     i += 1
                 }
                 guard case .store = fates[i] else { continue }
-                let mine = UnsafeRawBufferPointer(rebasing: gather[i * Int(page)..<(i + 1) * Int(page)])
+                let mine = UnsafeRawBufferPointer(start: pages[i], count: Int(page))
                 let found = try seen.find(key: keys[i]) { link, from in
                     if link == 0 {
                         // The same bytes, not only the same key.

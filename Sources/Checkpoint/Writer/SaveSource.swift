@@ -8,8 +8,11 @@ protocol SaveSource: AnyObject, Sendable {
     /// Runs of pages that may hold data, at or after `cursor`, in order,
     /// totalling at most `maxBytes`.
     func committedRuns(from cursor: UInt64, maxBytes: UInt64) throws -> [FileRange]
-    /// Calls `body` on the bytes of `run`, in order, in one or more slices;
-    /// `buffer` is the caller's scratch space, for sources that must copy.
+    /// Calls `body` on the bytes of `run`, in order, in one or more slices.
+    /// A source that lends its memory passes slices of it, valid as long as
+    /// the source; one that must copy reads into `buffer`, the caller's,
+    /// and reads a run that `buffer` can hold whole in one slice at its
+    /// start, where it stays until the caller reuses `buffer`.
     func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Pages of `runs` were found all zero and were not stored: give them
     /// back to the host if the source can (`SaveOptions.decommitZeroPages`).
