@@ -225,6 +225,28 @@ final class IncrementalTests: XCTestCase {
         }
     }
 
+    /// A save with a parent hashes a page when it first looks at it and
+    /// stores that hash: it must store those same bytes even if a writer
+    /// the caller failed to stop changes the page before the frame is
+    /// made, or `verify` would find the page unlike its hash.
+    func testAChildStoresThePagesItHashedWhenAWriterChangesThemLater() throws {
+        let dir = try ScratchDirectory(for: self)
+        var rng = SplitMix64(seed: testSeed(43, "child of changing pages"))
+        let (file, ranges) = try makeFile(pages: 512, rng: &rng)
+        defer { file.destroy() }
+        _ = try file.save(to: .path(dir.path("full")))
+        for range in ranges {
+            try writeThroughMapping(file, at: range.start, rng.bytes(Int(range.length)))
+        }
+        let source = ChangingAfterLook(file)
+        let parent = try IncrementalParent.open(
+            .path(dir.path("full")), for: .path(dir.path("child")), searchPaths: [], keys: CheckpointKeys())
+        let report = try CheckpointWriter.save(source, to: .path(dir.path("child")), parent: parent, options: SaveOptions())
+        XCTAssertGreaterThan(source.changedPages, 0, "the source changed the pages it lent")
+        XCTAssertEqual(report.storedBytes, 512 * 4096, "every page differs from the parent's")
+        XCTAssertNoThrow(try CheckpointReader.verify(.path(dir.path("child"))), "the stored pages match their hashes")
+    }
+
     func testChangedMovedMissingAndCyclicParents() throws {
         let dir = try ScratchDirectory(for: self)
         var rng = SplitMix64(seed: 9)
@@ -269,5 +291,37 @@ final class IncrementalTests: XCTestCase {
         XCTAssertEqual(chainError(dir.path("p"))?.reason, .cycle)
         // Saving a child over a link of its chain is refused.
         XCTAssertThrowsError(try file.save(to: .path(dir.path("elsewhere/p")), parent: .path(dir.path("c")), parentSearchPaths: [dir.path("elsewhere")]))
+    }
+}
+
+/// A MemoryFile as a save reads it, with a writer that changes the first
+/// byte of every page of a slice once the save has looked at the slice.
+final class ChangingAfterLook: SaveSource, @unchecked Sendable {
+    private let inner: MemoryFileSource
+    private let counted = StateLock(0)
+    var changedPages: Int { counted.withLock { $0 } }
+
+    init(_ file: MemoryFile) {
+        inner = MemoryFileSource(file)
+    }
+
+    func prepare() throws -> SaveLayout { try inner.prepare() }
+    func committedRuns(from cursor: UInt64, maxBytes: UInt64) throws -> [FileRange] {
+        inner.committedRuns(from: cursor, maxBytes: maxBytes)
+    }
+    func decommitZeroPages(_ runs: [FileRange]) throws -> UInt64 { try inner.decommitZeroPages(runs) }
+    func accountingSnapshot() -> MemoryStats { inner.accountingSnapshot() }
+    func accessOrder() -> [UInt64] { inner.accessOrder() }
+
+    func forEachSlice(of run: FileRange, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try inner.forEachSlice(of: run, buffer: buffer) { slice in
+            try body(slice)
+            let page = Int(CheckpointFormat.pageSize)
+            let bytes = UnsafeMutableRawPointer(mutating: slice.baseAddress!)
+            for offset in stride(from: 0, to: slice.count, by: page) {
+                bytes.storeBytes(of: bytes.load(fromByteOffset: offset, as: UInt8.self) &+ 1, toByteOffset: offset, as: UInt8.self)
+            }
+            counted.withLock { $0 += slice.count / page }
+        }
     }
 }
