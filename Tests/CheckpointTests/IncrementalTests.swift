@@ -245,6 +245,10 @@ final class IncrementalTests: XCTestCase {
         XCTAssertGreaterThan(source.changedPages, 0, "the source changed the pages it lent")
         XCTAssertEqual(report.storedBytes, 512 * 4096, "every page differs from the parent's")
         XCTAssertNoThrow(try CheckpointReader.verify(.path(dir.path("child"))), "the stored pages match their hashes")
+        // A save without a parent hashes only the pages it stores, from
+        // its own copy of them.
+        _ = try CheckpointWriter.save(ChangingAfterLook(file), to: .path(dir.path("full2")), options: SaveOptions())
+        XCTAssertNoThrow(try CheckpointReader.verify(.path(dir.path("full2"))), "a full save's pages match their hashes")
     }
 
     func testChangedMovedMissingAndCyclicParents() throws {
