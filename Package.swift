@@ -27,6 +27,9 @@ let package = Package(
         .target(name: "CLinuxShim"),
         // CRC-32C with the SSE 4.2 instruction when the CPU has it.
         .target(name: "CCRC32C"),
+        // SHA-256 of many pages at once with Intel's multi-buffer crypto
+        // library, from Debian's libipsec-mb-dev (a static library).
+        .target(name: "CPageHash", linkerSettings: [.linkedLibrary("IPSec_MB")]),
         // libzstd, from Debian's libzstd-dev.
         .systemLibrary(
             name: "CZstd",
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "PGAlloc", "CZstd", "CXXHash", "CCurl", "CCRC32C", "CLinuxShim",
+                "PGAlloc", "CZstd", "CXXHash", "CCurl", "CCRC32C", "CLinuxShim", "CPageHash",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,4 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPageHash
 import Crypto
+import PGAlloc
 
 /// The SHA-256 of one page, as `PHSH` stores it: a value cheap to compare
 /// and to keep in tables.
@@ -37,5 +42,54 @@ struct PageDigest: Hashable, Sendable {
     func hash(into hasher: inout Hasher) {
         hasher.combine(words.0)
         hasher.combine(words.1)
+    }
+}
+
+/// Computes the SHA-256 of many pages at once, with Intel's multi-buffer
+/// library (CPageHash): the digests `PageDigest(of:)` gives, about twice as
+/// fast where the CPU has the SHA extensions, as two pages are in flight.
+/// Not thread-safe: one per thread (a save worker's context, or a
+/// `PageHasherPool`).
+final class PageHasher {
+    private let hasher: OpaquePointer
+
+    init() {
+        precondition(MemoryLayout<PageDigest>.stride == PageDigest.length, "PageHasher: PageDigest is not 32 bytes")
+        guard let hasher = pg_page_hasher_new() else {
+            fatalError("pg_page_hasher_new: \(String(cString: strerror(errno)))")
+        }
+        self.hasher = hasher
+    }
+
+    deinit {
+        pg_page_hasher_free(hasher)
+    }
+
+    /// The code the library chose on this machine, for reports.
+    var kind: String { String(cString: pg_page_hasher_kind(hasher)) }
+
+    /// Appends the SHA-256 of each of the `count` pages laid end to end at
+    /// `pages` to `digests`.
+    func appendDigests(of pages: UnsafeRawPointer, count: Int, to digests: inout [PageDigest]) {
+        guard count > 0 else { return }
+        let first = digests.count
+        digests.append(contentsOf: repeatElement(PageDigest(words: (0, 0, 0, 0)), count: count))
+        digests.withUnsafeMutableBytes { bytes in
+            let out = (bytes.baseAddress! + first * PageDigest.length).assumingMemoryBound(to: UInt8.self)
+            let error = pg_page_hasher_sha256(hasher, pages, count, Int(CheckpointFormat.pageSize), out)
+            precondition(error == 0, "pg_page_hasher_sha256: \(String(cString: pg_page_hasher_error(error)))")
+        }
+    }
+}
+
+/// Hashers lent to whichever thread needs one, for code that runs on
+/// threads it does not own (a frame sink's `consume`).
+final class PageHasherPool: Sendable {
+    private let idle = StateLock<[PageHasher]>([])
+
+    func withHasher<R>(_ body: (PageHasher) throws -> R) rethrows -> R {
+        let hasher = idle.withLock { $0.popLast() } ?? PageHasher()
+        defer { idle.withLock { $0.append(hasher) } }
+        return try body(hasher)
     }
 }

@@ -7,6 +7,7 @@ import PGAlloc
 final class PageHashCheckSink: FrameSink, @unchecked Sendable {
     let input: RandomAccessInput
     let hashes: PageHashes
+    private let hashers = PageHasherPool()
 
     init(input: RandomAccessInput, hashes: PageHashes) {
         self.input = input
@@ -28,12 +29,15 @@ final class PageHashCheckSink: FrameSink, @unchecked Sendable {
             try stored.withUnsafeMutableBytes {
                 try hashes.readDigests(from: input, ordinal: first, into: $0)
             }
+            precondition(off + Int(run.length) <= data.count, "PageHashCheckSink: frame \(frame.sequence) holds fewer bytes than its runs")
+            var computed: [PageDigest] = []
+            computed.reserveCapacity(count)
+            hashers.withHasher { $0.appendDigests(of: data.baseAddress! + off, count: count, to: &computed) }
             for i in 0..<count {
-                let computed = PageDigest(of: UnsafeRawBufferPointer(rebasing: data[off + i * page..<off + (i + 1) * page]))
                 let expected = stored.withUnsafeBytes {
                     PageDigest(bytes: UnsafeRawBufferPointer(rebasing: $0[i * PageDigest.length..<(i + 1) * PageDigest.length]))
                 }
-                if computed != expected {
+                if computed[i] != expected {
                     throw CheckpointError(
                         .checksumMismatch, .frame(frame.sequence), offset: 0,
                         "page \(hex(run.start + UInt64(i * page))) does not have the SHA-256 PHSH stores for it")

@@ -19,6 +19,8 @@ final class SaveWorkerContext {
     /// compare with the parent's pages); else empty, and only the pages
     /// stored are hashed, once they are known.
     var digests: [PageDigest] = []
+    /// Hashes pages for `digests` and for the stored pages' `PHSH` entries.
+    let hasher = PageHasher()
 
     /// Pages read back to compare with pages of the same key.
     let compared: ComparedPages
@@ -138,16 +140,18 @@ private func compressUnitInTurn(
                         pages = UnsafeRawPointer(room.baseAddress! + sliceStart)
                         UnsafeMutableRawPointer(mutating: pages + off).copyMemory(from: base + off, byteCount: end - off)
                     }
+                    if hashAll {
+                        let first = context.digests.count
+                        context.hasher.appendDigests(of: pages + off, count: (end - off) / page, to: &context.digests)
+                        for digest in context.digests[first...] {
+                            context.keys.append(digest.prefix)
+                        }
+                    }
                     var p = off
                     while p < end {
-                        let bytes = UnsafeRawBufferPointer(start: pages + p, count: page)
-                        context.pages.append(bytes.baseAddress!)
-                        if hashAll {
-                            let digest = PageDigest(of: bytes)
-                            context.digests.append(digest)
-                            context.keys.append(digest.prefix)
-                        } else {
-                            context.keys.append(decisions.key(of: bytes))
+                        context.pages.append(pages + p)
+                        if !hashAll {
+                            context.keys.append(decisions.key(of: UnsafeRawBufferPointer(start: pages + p, count: page)))
                         }
                         p += page
                     }
@@ -182,7 +186,9 @@ private func compressUnitInTurn(
                 }
                 kept += 1
                 append(pageRange, to: &result.runs)
-                result.digests.append(hashAll ? context.digests[i] : PageDigest(of: UnsafeRawBufferPointer(start: place, count: page)))
+                if hashAll {
+                    result.digests.append(context.digests[i])
+                }
             case .reference(let link, let from):
                 let r = PageReference(destination: pageRange, link: link, source: from)
                 if let last = result.references.last, last.link == link, last.destination.end == address,
@@ -196,6 +202,9 @@ private func compressUnitInTurn(
             address += UInt64(page)
             i += 1
         }
+    }
+    if !hashAll {
+        context.hasher.appendDigests(of: front, count: kept, to: &result.digests)
     }
     let filled = kept * page
     result.uncompressedLength = filled
