@@ -13,10 +13,11 @@ SWIFT ?= swift
 # encrypted round trips (frames opened and their digests recorded by the
 # workers and loaders), signed encrypted chains (a lazy loader opening a
 # parent's frames), the thread that syncs a checkpoint as it is written
-# (BackgroundSyncTests) and restore writes from several threads with
-# UFFDIO_COPY (UffdCopyTargetTests). The segment set is single-threaded;
-# its long model tests gain nothing here.
-TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests|CheckpointTests.SecurityRoundTripTests|CheckpointTests.SecureChainTests|CheckpointTests.BackgroundSyncTests|CheckpointTests.UffdCopyTargetTests|CheckpointTests.SpillArrayTests
+# (BackgroundSyncTests), restore writes from several threads with
+# UFFDIO_COPY (UffdCopyTargetTests) and the page hashers a pool lends to
+# the threads that verify frames (PageHasherTests). The segment set is
+# single-threaded; its long model tests gain nothing here.
+TSAN_FILTER ?= PGAllocTests.MemoryFile|CheckpointTests.RoundTripTests|CheckpointTests.LazyRestore|CheckpointTests.ReadAheadTests|CheckpointTests.SecurityRoundTripTests|CheckpointTests.SecureChainTests|CheckpointTests.BackgroundSyncTests|CheckpointTests.UffdCopyTargetTests|CheckpointTests.SpillArrayTests|CheckpointTests.PageHasherTests
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter '$(TSAN_FILTER)'
 
