@@ -68,15 +68,18 @@ final class PageHasher {
     /// The code the library chose on this machine, for reports.
     var kind: String { String(cString: pg_page_hasher_kind(hasher)) }
 
-    /// Appends the SHA-256 of each of the `count` pages laid end to end at
-    /// `pages` to `digests`.
-    func appendDigests(of pages: UnsafeRawPointer, count: Int, to digests: inout [PageDigest]) {
-        guard count > 0 else { return }
+    /// Appends the SHA-256 of each page of `pages` (whole pages, end to
+    /// end) to `digests`.
+    func appendDigests(of pages: UnsafeRawBufferPointer, to digests: inout [PageDigest]) {
+        let page = Int(CheckpointFormat.pageSize)
+        precondition(pages.count % page == 0, "PageHasher: \(pages.count) bytes are not whole pages")
+        guard let base = pages.baseAddress, pages.count > 0 else { return }
+        let count = pages.count / page
         let first = digests.count
         digests.append(contentsOf: repeatElement(PageDigest(words: (0, 0, 0, 0)), count: count))
         digests.withUnsafeMutableBytes { bytes in
             let out = (bytes.baseAddress! + first * PageDigest.length).assumingMemoryBound(to: UInt8.self)
-            let error = pg_page_hasher_sha256(hasher, pages, count, Int(CheckpointFormat.pageSize), out)
+            let error = pg_page_hasher_sha256(hasher, base, count, page, out)
             precondition(error == 0, "pg_page_hasher_sha256: \(String(cString: pg_page_hasher_error(error)))")
         }
     }

@@ -29,10 +29,9 @@ final class PageHashCheckSink: FrameSink, @unchecked Sendable {
             try stored.withUnsafeMutableBytes {
                 try hashes.readDigests(from: input, ordinal: first, into: $0)
             }
-            precondition(off + Int(run.length) <= data.count, "PageHashCheckSink: frame \(frame.sequence) holds fewer bytes than its runs")
             var computed: [PageDigest] = []
             computed.reserveCapacity(count)
-            hashers.withHasher { $0.appendDigests(of: data.baseAddress! + off, count: count, to: &computed) }
+            hashers.withHasher { $0.appendDigests(of: UnsafeRawBufferPointer(rebasing: data[off..<off + Int(run.length)]), to: &computed) }
             for i in 0..<count {
                 let expected = stored.withUnsafeBytes {
                     PageDigest(bytes: UnsafeRawBufferPointer(rebasing: $0[i * PageDigest.length..<(i + 1) * PageDigest.length]))

@@ -142,7 +142,7 @@ private func compressUnitInTurn(
                     }
                     if hashAll {
                         let first = context.digests.count
-                        context.hasher.appendDigests(of: pages + off, count: (end - off) / page, to: &context.digests)
+                        context.hasher.appendDigests(of: UnsafeRawBufferPointer(start: pages + off, count: end - off), to: &context.digests)
                         for digest in context.digests[first...] {
                             context.keys.append(digest.prefix)
                         }
@@ -204,7 +204,7 @@ private func compressUnitInTurn(
         }
     }
     if !hashAll {
-        context.hasher.appendDigests(of: front, count: kept, to: &result.digests)
+        context.hasher.appendDigests(of: UnsafeRawBufferPointer(start: front, count: kept * page), to: &result.digests)
     }
     let filled = kept * page
     result.uncompressedLength = filled
