@@ -28,9 +28,10 @@ let package = Package(
         // CRC-32C with the SSE 4.2 instruction when the CPU has it.
         .target(name: "CCRC32C"),
         // SHA-256 of many pages at once with Intel's multi-buffer crypto
-        // library, from Debian's libipsec-mb-dev (which has no pkg-config
-        // file: the library is named here).
-        .target(name: "CPageHash", linkerSettings: [.linkedLibrary("IPSec_MB")]),
+        // library: its header from Debian's libipsec-mb-dev (amd64), the
+        // library opened at run time (Checkpoint hashes with swift-crypto
+        // where it is missing).
+        .target(name: "CPageHash"),
         // libzstd, from Debian's libzstd-dev.
         .systemLibrary(
             name: "CZstd",

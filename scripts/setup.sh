@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building this package needs and a fresh Debian machine with
 # Swift may lack: libzstd-dev, libxxhash-dev and libcurl4-openssl-dev (headers and
-# libraries, through pkg-config), libipsec-mb-dev (Intel's multi-buffer
-# crypto library, for page hashes), and make (test.sh runs the TSan and fuzz
+# libraries, through pkg-config), libipsec-mb-dev on amd64 (Intel's
+# multi-buffer crypto library, for page hashes), and make (test.sh runs the TSan and fuzz
 # targets with it); pgsnap_install_moto, which test.sh calls, installs the
 # S3 server the object-store tests use. Does nothing when everything is there. Sourced by demo.sh
 # and test.sh; needs root (or sudo) only when something must be installed.
@@ -34,7 +34,12 @@ pgsnap_install() {
         || { $sudo apt-get update -qq && $sudo apt-get install -y --no-install-recommends $missing; }
 }
 
-pgsnap_install libzstd-dev libxxhash-dev libcurl4-openssl-dev libipsec-mb-dev pkg-config make
+pgsnap_install libzstd-dev libxxhash-dev libcurl4-openssl-dev pkg-config make
+# Debian packages Intel's library for amd64 only; elsewhere page hashes are
+# computed with swift-crypto, one page at a time.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+    pgsnap_install libipsec-mb-dev
+fi
 
 # The object-store tests run moto's S3 server (scripts/s3test/server.py):
 # `pip install 'moto[server]'` when it is missing, with pip itself from

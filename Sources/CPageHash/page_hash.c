@@ -4,10 +4,45 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#if defined(__x86_64__) && __has_include(<intel-ipsec-mb.h>)
+#include <dlfcn.h>
+#include <pthread.h>
+
 // The header's compatibility names (SHA1, SHA256, ...) clash with OpenSSL's
 // and are not needed.
 #define NO_COMPAT_IMB_API_053
 #include <intel-ipsec-mb.h>
+
+// The library is opened at run time rather than linked, so that a build
+// runs where it is missing (PageHasher then hashes with swift-crypto) and
+// the package builds where Debian does not ship it (its only architecture
+// is amd64). Everything else is called through the manager's own function
+// pointers.
+static struct {
+    IMB_MGR *(*alloc)(uint64_t);
+    void (*free)(IMB_MGR *);
+    void (*init_sse)(IMB_MGR *);
+    void (*init_auto)(IMB_MGR *, IMB_ARCH *);
+    int (*get_errno)(IMB_MGR *);
+    const char *(*strerror)(int);
+} library;
+static int library_loaded;
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+
+static void load_library(void) {
+    void *handle = dlopen("libIPSec_MB.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        return;
+    }
+    library.alloc = (IMB_MGR * (*)(uint64_t)) dlsym(handle, "alloc_mb_mgr");
+    library.free = (void (*)(IMB_MGR *))dlsym(handle, "free_mb_mgr");
+    library.init_sse = (void (*)(IMB_MGR *))dlsym(handle, "init_mb_mgr_sse");
+    library.init_auto = (void (*)(IMB_MGR *, IMB_ARCH *))dlsym(handle, "init_mb_mgr_auto");
+    library.get_errno = (int (*)(IMB_MGR *))dlsym(handle, "imb_get_errno");
+    library.strerror = (const char *(*)(int))dlsym(handle, "imb_get_strerror");
+    library_loaded = library.alloc && library.free && library.init_sse && library.init_auto && library.get_errno &&
+                     library.strerror;
+}
 
 struct pg_page_hasher {
     IMB_MGR *manager;
@@ -15,11 +50,16 @@ struct pg_page_hasher {
 };
 
 pg_page_hasher *pg_page_hasher_new(void) {
+    pthread_once(&library_once, load_library);
+    if (!library_loaded) {
+        errno = ENOENT;
+        return NULL;
+    }
     pg_page_hasher *hasher = calloc(1, sizeof *hasher);
     if (hasher == NULL) {
         return NULL;
     }
-    hasher->manager = alloc_mb_mgr(0);
+    hasher->manager = library.alloc(0);
     if (hasher->manager == NULL) {
         free(hasher);
         errno = ENOMEM;
@@ -30,11 +70,11 @@ pg_page_hasher *pg_page_hasher_new(void) {
     // SHA extensions; where they exist, the SSE code's two interleaved
     // SHA-NI streams are about 1.8 times as fast (BENCHMARKS.md).
     if (hasher->manager->features & IMB_FEATURE_SHANI) {
-        init_mb_mgr_sse(hasher->manager);
+        library.init_sse(hasher->manager);
         hasher->kind = "sse, SHA extensions";
     } else {
         IMB_ARCH arch = IMB_ARCH_NONE;
-        init_mb_mgr_auto(hasher->manager, &arch);
+        library.init_auto(hasher->manager, &arch);
         hasher->kind = arch == IMB_ARCH_AVX512 ? "avx512"
                        : arch == IMB_ARCH_AVX2 ? "avx2"
                        : arch == IMB_ARCH_AVX  ? "avx"
@@ -48,7 +88,7 @@ void pg_page_hasher_free(pg_page_hasher *hasher) {
     if (hasher == NULL) {
         return;
     }
-    free_mb_mgr(hasher->manager);
+    library.free(hasher->manager);
     free(hasher);
 }
 
@@ -56,7 +96,7 @@ void pg_page_hasher_free(pg_page_hasher *hasher) {
 static int collect(IMB_MGR *manager, IMB_JOB *job, int error) {
     while (job != NULL) {
         if (job->status != IMB_STATUS_COMPLETED && error == 0) {
-            error = imb_get_errno(manager);
+            error = library.get_errno(manager);
             if (error == 0) {
                 error = IMB_ERR_JOB_NULL_SRC;
             }
@@ -102,6 +142,35 @@ int pg_page_hasher_sha256(pg_page_hasher *hasher, const void *base, size_t count
     return finish(hasher->manager, error);
 }
 
-const char *pg_page_hasher_error(int error) { return imb_get_strerror(error); }
+const char *pg_page_hasher_error(int error) { return library_loaded ? library.strerror(error) : "no library"; }
 
 const char *pg_page_hasher_kind(const pg_page_hasher *hasher) { return hasher->kind; }
+
+#else
+
+// Built without the library's header (or not for x86-64): no hasher, and
+// PageHasher hashes with swift-crypto.
+pg_page_hasher *pg_page_hasher_new(void) {
+    errno = ENOSYS;
+    return NULL;
+}
+
+void pg_page_hasher_free(pg_page_hasher *hasher) { (void)hasher; }
+
+int pg_page_hasher_sha256(pg_page_hasher *hasher, const void *base, size_t count, size_t length,
+                          unsigned char *digests) {
+    (void)hasher, (void)base, (void)count, (void)length, (void)digests;
+    return -1;
+}
+
+const char *pg_page_hasher_error(int error) {
+    (void)error;
+    return "built without Intel's multi-buffer library";
+}
+
+const char *pg_page_hasher_kind(const pg_page_hasher *hasher) {
+    (void)hasher;
+    return "none";
+}
+
+#endif

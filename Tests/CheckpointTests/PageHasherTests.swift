@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 import Workloads
 import XCTest
@@ -15,7 +16,7 @@ final class PageHasherTests: XCTestCase {
         var random = SplitMix64(seed: seed)
         let page = Int(CheckpointFormat.pageSize)
         let hasher = PageHasher()
-        print("PageHasherTests: the library's \(hasher.kind) code")
+        print("PageHasherTests: hashing with \(hasher.kind)")
         var counts = Array(0...19)
         counts += [63, 64, 65, 257]
         for _ in 0..<8 {
@@ -44,6 +45,31 @@ final class PageHasherTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Where Debian's library is installed, the hasher uses it rather than
+    /// falling back to swift-crypto (which the test above would not notice),
+    /// and the fallback gives the same digests.
+    func testTheLibraryIsUsedWhereInstalledAndTheFallbackAgrees() {
+        let page = Int(CheckpointFormat.pageSize)
+        let native = PageHasher()
+        let portable = PageHasher(portable: true)
+        XCTAssertEqual(portable.kind, PageHasher.portableKind)
+        #if arch(x86_64)
+        if FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/libIPSec_MB.so.1") {
+            XCTAssertNotEqual(native.kind, PageHasher.portableKind, "libIPSec_MB.so.1 is installed but not used")
+        }
+        #endif
+        var random = SplitMix64(seed: 0x5A25_6000_0000_0003)
+        let bytes = random.bytes(37 * page)
+        var a: [PageDigest] = []
+        var b: [PageDigest] = []
+        bytes.withUnsafeBytes {
+            native.appendDigests(of: $0, to: &a)
+            portable.appendDigests(of: $0, to: &b)
+        }
+        XCTAssertEqual(a.count, 37)
+        XCTAssertEqual(a, b)
     }
 
     /// The SHA-256 of a zero page, from Python's hashlib.

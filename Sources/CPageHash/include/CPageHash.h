@@ -1,8 +1,10 @@
 // SHA-256 of many equal-length buffers at once, through Intel's
-// multi-buffer crypto library (Debian's libipsec-mb-dev): with the SHA
-// extensions it keeps two buffers in flight on each core, twice the rate of
-// hashing them one after the other; without them, its AVX2 or SSE code
-// hashes up to eight at a time. The digests are standard SHA-256.
+// multi-buffer crypto library (Debian's libipsec-mb-dev for the header,
+// libIPSec_MB.so.1 opened at run time): with the SHA extensions it keeps
+// two buffers in flight on each core, twice the rate of hashing them one
+// after the other; without them, its AVX2 or SSE code hashes up to eight
+// at a time. The digests are standard SHA-256. Where the library is
+// missing, or the build is not for x86-64, there is no hasher.
 #ifndef PGALLOC_CPAGEHASH_H
 #define PGALLOC_CPAGEHASH_H
 
@@ -16,7 +18,8 @@ extern "C" {
 // thread hashes with its own.
 typedef struct pg_page_hasher pg_page_hasher;
 
-// A new hasher, or NULL with errno set if it cannot be allocated.
+// A new hasher, or NULL with errno set: ENOENT if the library cannot be
+// opened, ENOSYS if this build has no use of it, ENOMEM.
 pg_page_hasher *pg_page_hasher_new(void);
 
 void pg_page_hasher_free(pg_page_hasher *hasher);

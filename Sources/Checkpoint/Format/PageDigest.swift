@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CPageHash
 import Crypto
 import PGAlloc
@@ -48,25 +45,33 @@ struct PageDigest: Hashable, Sendable {
 /// Computes the SHA-256 of many pages at once, with Intel's multi-buffer
 /// library (CPageHash): the digests `PageDigest(of:)` gives, about twice as
 /// fast where the CPU has the SHA extensions, as two pages are in flight.
+/// Where the library is missing (not installed, or not built for this
+/// architecture) it hashes one page after another with swift-crypto.
 /// Not thread-safe: one per thread (a save worker's context, or a
 /// `PageHasherPool`).
 final class PageHasher {
-    private let hasher: OpaquePointer
+    /// nil: swift-crypto, a page at a time.
+    private let hasher: OpaquePointer?
 
-    init() {
+    /// `portable`: use swift-crypto even where the library is there (for
+    /// tests).
+    init(portable: Bool = false) {
         precondition(MemoryLayout<PageDigest>.stride == PageDigest.length, "PageHasher: PageDigest is not 32 bytes")
-        guard let hasher = pg_page_hasher_new() else {
-            fatalError("pg_page_hasher_new: \(String(cString: strerror(errno)))")
-        }
-        self.hasher = hasher
+        hasher = portable ? nil : pg_page_hasher_new()
     }
 
     deinit {
-        pg_page_hasher_free(hasher)
+        if let hasher {
+            pg_page_hasher_free(hasher)
+        }
     }
 
-    /// The code the library chose on this machine, for reports.
-    var kind: String { String(cString: pg_page_hasher_kind(hasher)) }
+    /// The code that hashes on this machine, for reports.
+    var kind: String {
+        hasher.map { String(cString: pg_page_hasher_kind($0)) } ?? Self.portableKind
+    }
+
+    static let portableKind = "swift-crypto, a page at a time"
 
     /// Appends the SHA-256 of each page of `pages` (whole pages, end to
     /// end) to `digests`.
@@ -75,6 +80,12 @@ final class PageHasher {
         precondition(pages.count % page == 0, "PageHasher: \(pages.count) bytes are not whole pages")
         guard let base = pages.baseAddress, pages.count > 0 else { return }
         let count = pages.count / page
+        guard let hasher else {
+            for i in 0..<count {
+                digests.append(PageDigest(of: UnsafeRawBufferPointer(start: base + i * page, count: page)))
+            }
+            return
+        }
         let first = digests.count
         digests.append(contentsOf: repeatElement(PageDigest(words: (0, 0, 0, 0)), count: count))
         digests.withUnsafeMutableBytes { bytes in
