@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building this package needs and a fresh Debian machine with
-# Swift may lack: libzstd-dev, libxxhash-dev and libcurl4-openssl-dev (headers and
-# libraries, through pkg-config), libipsec-mb-dev on amd64 (Intel's
-# multi-buffer crypto library, for page hashes), and make (test.sh runs the TSan and fuzz
-# targets with it); pgsnap_install_moto, which test.sh calls, installs the
-# S3 server the object-store tests use. Does nothing when everything is there. Sourced by demo.sh
-# and test.sh; needs root (or sudo) only when something must be installed.
+# Swift may lack: libzstd-dev, libxxhash-dev and libcurl4-openssl-dev
+# (headers and libraries, through pkg-config), libipsec-mb-dev on amd64
+# (Intel's multi-buffer crypto library, for page hashes), and make (test.sh
+# runs the TSan and fuzz targets with it); pgsnap_install_moto, which
+# test.sh calls, installs the S3 server the object-store tests use. Does
+# nothing when everything is there. Sourced by demo.sh and test.sh; needs
+# root (or sudo) only when something must be installed.
 set -euo pipefail
 
 pgsnap_missing_packages() {

@@ -25,7 +25,8 @@ final class PageHashCheckSink: FrameSink, @unchecked Sendable {
                     .section(.pageHashes), hashes.sealed?.entry.offset ?? hashes.hashesOffset, "runs", expected: "the pages frame \(frame.sequence) stores", found: "not \(run)")
             }
             let count = Int(run.length) / page
-            var stored = [UInt8](repeating: 0, count: count * PageDigest.length)
+            // Read straight into digests: a PageDigest is its 32 bytes.
+            var stored = [PageDigest](repeating: PageDigest(words: (0, 0, 0, 0)), count: count)
             try stored.withUnsafeMutableBytes {
                 try hashes.readDigests(from: input, ordinal: first, into: $0)
             }
@@ -33,10 +34,7 @@ final class PageHashCheckSink: FrameSink, @unchecked Sendable {
             computed.reserveCapacity(count)
             hashers.withHasher { $0.appendDigests(of: UnsafeRawBufferPointer(rebasing: data[off..<off + Int(run.length)]), to: &computed) }
             for i in 0..<count {
-                let expected = stored.withUnsafeBytes {
-                    PageDigest(bytes: UnsafeRawBufferPointer(rebasing: $0[i * PageDigest.length..<(i + 1) * PageDigest.length]))
-                }
-                if computed[i] != expected {
+                if computed[i] != stored[i] {
                     throw CheckpointError(
                         .checksumMismatch, .frame(frame.sequence), offset: 0,
                         "page \(hex(run.start + UInt64(i * page))) does not have the SHA-256 PHSH stores for it")
